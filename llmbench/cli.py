@@ -1,0 +1,105 @@
+"""The `llmbench` command: run, validate, plan, schema.
+
+A user's mistake (a bad scenario, a device that is not there) prints what is wrong and where, and
+exits 2 without a traceback. Heavy modules (torch, pandas) are imported inside the commands that use
+them, so `llmbench --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
+
+import typer
+
+from llmbench.console import err, out, print_plan, print_problems
+from llmbench.sourcemap import ScenarioError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0],
+                  pretty_exceptions_enable=False)
+
+
+def default_scenario() -> Path:
+    """scenarios/quickstart.yaml: inside the wheel, or beside the package in a source checkout."""
+    packaged = resources.files("llmbench") / "_default" / "quickstart.yaml"
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"
+
+
+def _load(path: Path):  # noqa: ANN202 - returns a Scenario; imported lazily
+    from llmbench.scenario import load_scenario
+
+    try:
+        return load_scenario(path)
+    except ScenarioError as exc:
+        print_problems(exc.problems)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="Scenario YAML files.")) -> None:
+    """Check scenario files; report every mistake with file, line and field. Exit 2 if any."""
+    failed = False
+    for f in files:
+        try:
+            _load(f)
+            out.print(f"[green]ok[/] {f}")
+        except typer.Exit:
+            failed = True
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def plan(file: Path = typer.Argument(..., help="Scenario YAML file."),
+         as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
+    """List the points with their stable ids, grouped by model load, and the number of loads."""
+    from llmbench.sweep import expand_sweep, group_points
+
+    scenario = _load(file)
+    groups = group_points(expand_sweep(scenario))
+    if as_json:
+        data = {"scenario": scenario.name, "loads": len(groups),
+                "groups": [{"id": g.id, "points": [p.to_dict() for p in g.points]} for g in groups]}
+        print(json.dumps(data, indent=2))
+    else:
+        print_plan(scenario.name, groups)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editor completion)."""
+    from llmbench.scenario import Scenario
+
+    print(json.dumps(Scenario.model_json_schema(), indent=2))
+
+
+@app.command()
+def run(
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]",  # noqa: UP045
+                                                   help="Scenario YAML; default: scenarios/quickstart.yaml."),
+    out_root: Path = typer.Option(Path("reports"), "--out", help="Where run directories are created."),
+    device: Optional[str] = typer.Option(None, help="Override the scenario's device: auto, cpu, cuda, cuda:N."),  # noqa: UP045
+) -> None:
+    """Run a scenario: measure every point and write a run directory under --out."""
+    from llmbench.execution import execute_run
+
+    path = scenario_file or default_scenario()
+    scenario = _load(path)
+    if device is not None:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+", device):
+            err.print(f"[red]--device {device!r}[/]: expected auto, cpu, cuda or cuda:N")
+            raise typer.Exit(2)
+        scenario = scenario.model_copy(update={"device": device})
+    code = execute_run(scenario, path, out_root)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()
+

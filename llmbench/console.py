@@ -1,0 +1,95 @@
+"""What llmbench prints: scenario problems, the plan, the progress bar and the end-of-run summary table.
+
+Rendering only (rich); it reads plain records and points, never torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from llmbench.sourcemap import Problem
+from llmbench.sweep import Group
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def print_problems(problems: Iterable[Problem]) -> None:
+    problems = list(problems)
+    for p in problems:
+        where = f"{p.file}:{p.line}" if p.line else p.file
+        field = f" [bold]{escape(p.path)}[/]:" if p.path else ""
+        err.print(f"[red]{escape(where)}[/]:{field} {escape(p.message)}", soft_wrap=True)
+        if p.hint:
+            err.print(f"    [dim]hint:[/] {escape(p.hint)}", soft_wrap=True)
+    err.print(f"[red]{len(problems)} problem{'s' if len(problems) != 1 else ''}[/]")
+
+
+def print_plan(name: str, groups: list[Group]) -> None:
+    points = [p for g in groups for p in g.points]
+    first = points[0]
+    out.print(f"[bold]{escape(name)}[/]: {len(points)} points in {len(groups)} model loads; each point: "
+              f"{first.warmup} warm-up calls, then ≥{first.iterations} measured calls and "
+              f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); device {first.device}")
+    for gi, g in enumerate(groups, start=1):
+        out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({len(g.points)} points)")
+        for p in g.points:
+            out.print(f"  {escape(p.id)}", soft_wrap=True)
+
+
+def make_progress() -> Progress:
+    # auto_refresh off: no render thread competes with the measured calls; we refresh between calls
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
+        console=err, auto_refresh=False, transient=False,
+    )
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _median(record: dict[str, Any], metric: str) -> float | None:
+    s = (record.get("summary") or {}).get(metric)
+    return s.get("median") if s else None
+
+
+def peak_memory(record: dict[str, Any]) -> tuple[float | None, str]:
+    mem = record.get("memory") or {}
+    for key, label in (("torch_peak_allocated_mib", "torch"), ("device_used_peak_mib", "nvml"),
+                       ("host_rss_peak_mib", "rss")):
+        if mem.get(key) is not None:
+            return mem[key], label
+    return None, ""
+
+
+def print_summary(records: list[dict[str, Any]]) -> None:
+    table = Table(title="Summary (medians over measured calls)", title_justify="left")
+    for col in ("point", "status", "TTFT ms", "TPOT ms", "decode tok/s", "e2e ms", "peak MiB"):
+        table.add_column(col, justify="left" if col in ("point", "status") else "right",
+                         overflow="fold" if col == "point" else "ellipsis")
+    group = None
+    for r in records:
+        if r.get("group_id") != group:  # a heading row per model load keeps the ids short
+            group = r.get("group_id")
+            table.add_row(f"[bold]{escape(str(group))}[/]")
+        status = r["status"]
+        style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
+        mem, source = peak_memory(r)
+        short = r["point_id"].removeprefix(f"{group}/")
+        table.add_row(f"  {escape(short)}", f"[{style}]{status}[/]", _fmt(_median(r, "ttft_ms")),
+                      _fmt(_median(r, "tpot_ms")), _fmt(_median(r, "decode_tokens_per_s"), 1),
+                      _fmt(_median(r, "e2e_ms")), f"{_fmt(mem, 0)} {source}".strip())
+    out.print(table)
+    for r in records:
+        if r["status"] != "ok":
+            e = r.get("error") or {}
+            text = f"{e.get('type')}: {e.get('message')}" if e else r.get("reason")
+            err.print(f"[red]{escape(r['point_id'])}[/]: {escape(str(text))}")

@@ -1,0 +1,195 @@
+"""The Engine seam: load a model once per group and run one bounded generate() call at a time.
+
+Everything torch and transformers lives here (and in timing/sampler). What leaves this module is plain
+data: dicts of numbers and lists. Device, dtype and clock come from the device chosen once in
+`resolve_device`; nothing else here branches on CUDA.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmbench.metrics import MiB, derive_call_metrics
+from llmbench.precision import get_precision
+from llmbench.scenario import ModelSpec
+from llmbench.sweep import RunPoint
+
+
+class DeviceError(RuntimeError):
+    """The requested device does not exist on this machine."""
+
+
+def resolve_device(requested: str) -> Any:
+    import torch
+
+    if requested == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {requested!r} asked for, but torch sees no CUDA device "
+                              f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})")
+        index = int(requested.split(":")[1]) if ":" in requested else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"device {requested!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any | None
+    device: Any
+    precision: str
+    load_s: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def load_model(spec: ModelSpec, precision: str, device: Any) -> LoadedModel:
+    """from_pretrained on the model's folder (built-in names are materialized first), timed."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llmbench import tinymodels
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    source = str(tinymodels.materialize(spec.id)) if tinymodels.is_builtin(spec.id) else spec.id
+    dtype = getattr(torch, get_precision(precision).dtype)
+    opts = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    _sync(device)
+    start = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, device_map=str(device), **opts)
+    model.eval()
+    _sync(device)
+    load_s = time.perf_counter() - start
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **opts)
+    except (OSError, ValueError):  # a config-only folder has no tokenizer: synthetic prompts still work
+        tokenizer = None
+    return LoadedModel(model, tokenizer, device, precision, load_s, describe_model(model, source))
+
+
+def describe_model(model: Any, source: str) -> dict[str, Any]:
+    """Plain facts about a loaded model: sizes counted from the real tensors, and its KV-cache shape."""
+    tensors = [*model.parameters(), *model.buffers()]
+    cfg = model.config.get_text_config()
+    heads = getattr(cfg, "num_attention_heads", None)
+    head_dim = getattr(cfg, "head_dim", None) or (cfg.hidden_size // heads if heads else None)
+    return {
+        "source": source,
+        "architecture": (model.config.architectures or [type(model).__name__])[0],
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "weights_mib": sum(t.numel() * t.element_size() for t in tensors) / MiB,
+        "layers": getattr(cfg, "num_hidden_layers", None),
+        "kv_heads": getattr(cfg, "num_key_value_heads", None) or heads,
+        "head_dim": head_dim,
+        "kv_bytes_per_element": model.dtype.itemsize,
+        "vocab_size": getattr(cfg, "vocab_size", None),
+    }
+
+
+def build_inputs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:
+    """input_ids/attention_mask of shape (B, S): seeded random ids, or prompt-file text left-padded."""
+    import torch
+
+    if point.prompt.kind == "file":
+        from llmbench.checks import read_prompt_file
+
+        if loaded.tokenizer is None:
+            raise ValueError(f"{point.model.id} has no tokenizer, so it cannot read prompt files")
+        texts = read_prompt_file(point.prompt.path, point.prompt.field)  # type: ignore[arg-type]
+        tok = loaded.tokenizer
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        batch = tok([texts[i % len(texts)] for i in range(point.batch_size)], return_tensors="pt",
+                    padding=True, padding_side="left")
+        return {k: v.to(loaded.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+    vocab = loaded.info["vocab_size"]
+    special = set(_special_ids(loaded))
+    allowed = torch.tensor([i for i in range(vocab) if i not in special])
+    gen = torch.Generator().manual_seed(point.seed)
+    pick = torch.randint(0, len(allowed), (point.batch_size, point.input_tokens or 1), generator=gen)
+    ids = allowed[pick].to(loaded.device)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def _special_ids(loaded: LoadedModel) -> list[int]:
+    gc = loaded.model.generation_config
+    ids: list[int] = []
+    for value in (gc.eos_token_id, gc.pad_token_id, gc.bos_token_id):
+        ids += value if isinstance(value, list) else ([value] if value is not None else [])
+    if loaded.tokenizer is not None:
+        ids += list(loaded.tokenizer.all_special_ids)
+    return ids
+
+
+def make_generation_config(loaded: LoadedModel, point: RunPoint) -> Any:
+    from transformers import GenerationConfig
+
+    base = loaded.model.generation_config
+    eos = base.eos_token_id
+    pad = base.pad_token_id if base.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
+    n = point.max_new_tokens
+    return GenerationConfig(
+        max_new_tokens=n,  # every call is bounded
+        min_new_tokens=n if point.fixed_length else None,
+        eos_token_id=eos, pad_token_id=pad, bos_token_id=base.bos_token_id,
+        use_cache=True, num_return_sequences=1,
+        **point.decoding.generate_kwargs(),
+    )
+
+
+def generate_once(loaded: LoadedModel, inputs: dict[str, Any], gen_config: Any, clock: Any, hook: Any,
+                  seed: int) -> dict[str, Any]:
+    """One timed generate() call → the metrics of docs/metrics.md, plus the host-clock e2e."""
+    import torch
+
+    torch.manual_seed(seed)  # outside the timed region: reproducible sampling per call
+    host_start = time.perf_counter()
+    clock.start()
+    with torch.inference_mode():
+        out = loaded.model.generate(**inputs, generation_config=gen_config, stopping_criteria=[hook])
+    clock.mark()  # tE
+    marks = clock.resolve()
+    host_e2e_ms = (time.perf_counter() - host_start) * 1e3
+    new_tokens = count_new_tokens(out, inputs["input_ids"].shape[1], gen_config.eos_token_id)
+    prompt_tokens = int(inputs["attention_mask"].sum())
+    call = derive_call_metrics(marks, prompt_tokens, new_tokens)
+    call["host_e2e_ms"] = host_e2e_ms
+    return call
+
+
+def count_new_tokens(output: Any, prompt_len: int, eos: int | list[int] | None) -> list[int]:
+    """Tokens generated per sequence: up to and including the first EOS, else the whole tail."""
+    import torch
+
+    new = output[:, prompt_len:]
+    if eos is None or new.shape[1] == 0:
+        return [int(new.shape[1])] * new.shape[0]
+    is_eos = torch.isin(new, torch.tensor(eos if isinstance(eos, list) else [eos], device=new.device))
+    first = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, new.shape[1])
+    return [int(n) for n in first.tolist()]
+
+
+def release(loaded: LoadedModel) -> None:
+    import gc
+
+    import torch
+
+    device = loaded.device
+    loaded.model = None
+    gc.collect()
+    if getattr(device, "type", "cpu") == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _sync(device: Any) -> None:
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)

@@ -1,0 +1,37 @@
+"""The precision table: every name a scenario's `precision:` list may use.
+
+Adding a precision is one entry here. Each entry says which torch dtype the weights load in, which
+devices it runs on and which packages it needs, so `plan` can refuse an impossible point up front.
+Plain data only: nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str
+    dtype: str  # torch dtype name the weights are loaded in ("float32", "bfloat16", ...)
+    bytes_per_param: float  # stored size per weight, for the analytic memory figures
+    devices: tuple[str, ...] = ("cpu", "cuda")  # device types it runs on
+    packages: tuple[str, ...] = ()  # import names it needs beyond torch/transformers
+    description: str = ""
+
+
+PRECISIONS: dict[str, Precision] = {
+    p.name: p
+    for p in (
+        Precision("fp32", "float32", 4, description="IEEE float32 weights and compute"),
+        Precision("bf16", "bfloat16", 2, description="bfloat16 weights and compute"),
+        Precision("fp16", "float16", 2, description="float16 weights and compute"),
+    )
+}
+
+
+def get_precision(name: str) -> Precision:
+    try:
+        return PRECISIONS[name]
+    except KeyError:
+        raise KeyError(f"unknown precision {name!r}; known: {', '.join(PRECISIONS)}") from None

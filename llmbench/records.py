@@ -1,0 +1,108 @@
+"""RunRecord: one point's result as plain JSON-ready data, with its raw samples and their summaries.
+
+A record is written for every planned point, whatever happened: status ok, error (with the error text
+and whatever calls were measured before it) or skipped (with the reason). `summarize_calls` derives
+the per-metric statistics from the raw calls, so a reader can always recompute them.
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import datetime, timezone
+from typing import Any
+
+from llmbench import SCHEMA_VERSION
+from llmbench.metrics import CALL_METRICS, kv_cache_mib
+from llmbench.stats import summarize
+from llmbench.sweep import RunPoint
+
+STATUSES = ("ok", "error", "skipped")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def summarize_calls(calls: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    out: dict[str, dict[str, Any] | None] = {}
+    for metric in CALL_METRICS:
+        s = summarize([c[metric] for c in calls if c.get(metric) is not None])
+        out[metric] = s.to_dict() if s else None
+    itl = summarize([v for c in calls for v in c.get("itl_ms", [])])
+    out["itl_ms"] = itl.to_dict() if itl else None
+    return out
+
+
+def error_info(exc: BaseException) -> dict[str, str]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-8000:],
+    }
+
+
+def make_record(point: RunPoint, *, status: str, started_at: str, device: str | None = None,
+                timer: str | None = None, model: dict[str, Any] | None = None, load_s: float | None = None,
+                warmup_calls: list[dict[str, Any]] | None = None, calls: list[dict[str, Any]] | None = None,
+                memory: dict[str, Any] | None = None, memory_sources: list[str] | None = None,
+                prompt_tokens_per_sequence: list[int] | None = None, error: dict[str, str] | None = None,
+                reason: str | None = None, cold_start: bool = False,
+                torch_threads: int | None = None) -> dict[str, Any]:
+    assert status in STATUSES, status
+    calls, warmup_calls = calls or [], warmup_calls or []
+    first = (warmup_calls or calls or [{}])[0].get("e2e_ms")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "point_id": point.id,
+        "group_id": point.group_id,
+        "status": status,
+        "error": error,
+        "reason": reason,
+        "point": point.to_dict(),
+        "device": device,
+        "timer": timer,
+        "torch_threads": torch_threads,
+        "started_at": started_at,
+        "finished_at": utc_now(),
+        "model": model,
+        "load_s": load_s,
+        "cold_start": cold_start,
+        "first_call_ms": first,
+        "prompt_tokens_per_sequence": prompt_tokens_per_sequence,
+        "fixed_length_ok": _fixed_length_ok(point, calls + warmup_calls),
+        "kv_cache_mib": _kv_mib(point, model, prompt_tokens_per_sequence),
+        "memory": memory or {},
+        "memory_sources": memory_sources or [],
+        "n_warmup": len(warmup_calls),
+        "n_calls": len(calls),
+        "measured_s": sum(c["e2e_ms"] for c in calls) / 1e3,
+        "summary": summarize_calls(calls),
+        "warmup_calls": warmup_calls,
+        "calls": calls,
+    }
+
+
+def fixed_length_violation(point: RunPoint, calls: list[dict[str, Any]]) -> str | None:
+    """Why the fixed-length promise failed, or None when every sequence got exactly max_new_tokens."""
+    if not point.fixed_length:
+        return None
+    for i, c in enumerate(calls):
+        wrong = [n for n in c["new_tokens"] if n != point.max_new_tokens]
+        if wrong:
+            return (f"fixed_length: call {i} generated {sorted(set(c['new_tokens']))} tokens per sequence, "
+                    f"expected exactly {point.max_new_tokens}")
+    return None
+
+
+def _fixed_length_ok(point: RunPoint, calls: list[dict[str, Any]]) -> bool | None:
+    if not point.fixed_length or not calls:
+        return None
+    return fixed_length_violation(point, calls) is None
+
+
+def _kv_mib(point: RunPoint, model: dict[str, Any] | None, prompt_tokens: list[int] | None) -> float | None:
+    if not model or not prompt_tokens or model.get("layers") is None:
+        return None
+    s = max(prompt_tokens)  # the cache holds the padded length for every sequence
+    return kv_cache_mib(model["layers"], model["kv_heads"], model["head_dim"], model["kv_bytes_per_element"],
+                        point.batch_size, point.decoding.beams, s + point.max_new_tokens)

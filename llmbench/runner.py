@@ -1,0 +1,118 @@
+"""The runner: loads each group's model once and measures its points, yielding one record per point.
+
+Per point: warm-up calls (recorded apart), then measured calls until both `iterations` and
+`min_duration_s` are met (capped by `max_iterations`). A point that raises becomes an error record
+that keeps the calls measured before the error; a model that fails to load makes every point of its
+group an error record. Records are plain dicts; the caller writes them as they come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from llmbench.records import error_info, fixed_length_violation, make_record, utc_now
+from llmbench.sweep import Group, RunPoint, group_points
+
+# on_event(kind, point, detail): kind is "point_start", "call" (detail = calls done) or "point_end"
+EventHook = Callable[[str, RunPoint, Any], None]
+
+
+def run_points(points: list[RunPoint], device: Any, on_event: EventHook | None = None) -> Iterator[dict[str, Any]]:
+    """Measure `points` on `device` (a torch.device from engine.resolve_device), group by group."""
+    emit = on_event or (lambda *_: None)
+    for group in group_points(points):
+        yield from run_group(group, device, emit)
+
+
+def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, Any]]:
+    from llmbench import engine
+    from llmbench.sampler import make_samplers
+    from llmbench.timing import make_clock, make_step_hook
+
+    _set_threads(group.points[0].cpu_threads)
+    started = utc_now()
+    try:
+        loaded = engine.load_model(group.model, group.precision, device)
+    except Exception as exc:  # noqa: BLE001 - a failed load is data for every point of the group
+        for point in group.points:
+            emit("point_start", point, None)
+            yield make_record(point, status="error", started_at=started, device=str(device), error=error_info(exc))
+            emit("point_end", point, "error")
+        return
+    clock = make_clock(device)
+    tools = (clock, make_step_hook(clock), make_samplers(device))
+    try:
+        for i, point in enumerate(group.points):
+            emit("point_start", point, None)
+            record = run_point(loaded, point, tools, emit, cold_start=(i == 0))
+            yield record
+            emit("point_end", point, record["status"])
+    finally:
+        engine.release(loaded)
+
+
+def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
+              cold_start: bool = False) -> dict[str, Any]:
+    from llmbench import engine
+
+    clock, hook, samplers = tools
+    started = utc_now()
+    warmup: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    common = {"started_at": started, "device": str(loaded.device), "timer": clock.name, "model": loaded.info,
+              "torch_threads": _threads(),
+              "load_s": loaded.load_s, "cold_start": cold_start, "warmup_calls": warmup, "calls": calls}
+    try:
+        inputs = engine.build_inputs(loaded, point)
+        gen_config = engine.make_generation_config(loaded, point)
+        prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
+        if hasattr(clock, "reserve"):
+            clock.reserve(point.max_new_tokens + 2)
+        for s in samplers:
+            s.start()
+        for i in range(point.warmup):
+            warmup.append(engine.generate_once(loaded, inputs, gen_config, clock, hook, point.seed + i))
+        measured_s = 0.0
+        while (len(calls) < point.iterations or measured_s < point.min_duration_s) and len(
+            calls
+        ) < point.max_iterations:
+            call = engine.generate_once(loaded, inputs, gen_config, clock, hook, point.seed + point.warmup + len(calls))
+            calls.append(call)
+            measured_s += call["e2e_ms"] / 1e3
+            emit("call", point, len(calls))
+        memory, sources = _stop_samplers(samplers)
+    except Exception as exc:  # noqa: BLE001 - the point fails, the sweep goes on
+        memory, sources = _stop_samplers(samplers, quiet=True)
+        return make_record(point, status="error", error=error_info(exc), memory=memory, memory_sources=sources,
+                           **common)
+    violation = fixed_length_violation(point, warmup + calls)
+    status, error = ("error", {"type": "FixedLengthViolation", "message": violation}) if violation else ("ok", None)
+    return make_record(point, status=status, error=error, memory=memory, memory_sources=sources,
+                       prompt_tokens_per_sequence=prompt_tokens, **common)
+
+
+def _stop_samplers(samplers: list[Any], quiet: bool = False) -> tuple[dict[str, Any], list[str]]:
+    memory: dict[str, Any] = {}
+    sources: list[str] = []
+    for s in samplers:
+        try:
+            memory.update(s.stop())
+            sources += s.sources
+        except Exception:  # noqa: BLE001 - after an error (quiet), a sampler that never started is fine
+            if not quiet:
+                raise
+    return memory, sources
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _set_threads(n: int | None) -> None:
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(n)

@@ -1,0 +1,228 @@
+"""Scenario files: the pydantic schema of a sweep and `load_scenario`, which reports every mistake at once.
+
+A Scenario is inert configuration: loading one touches no GPU, no network and no environment
+variable. Sweep axes accept a scalar or a list (`batch_size: 4` means `[4]`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from llmbench.decoding import DecodingPreset, Greedy
+from llmbench.precision import PRECISIONS
+from llmbench.sourcemap import Problem, ScenarioError, YamlSource, close_match, format_path
+
+
+def _as_list(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
+
+
+def _as_model(value: Any) -> Any:
+    return {"id": value} if isinstance(value, str) else value
+
+
+def _as_preset(value: Any) -> Any:
+    return {"strategy": value} if isinstance(value, str) else value
+
+
+def _known_precision(name: str) -> str:
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {name!r}")
+    return name
+
+
+PrecisionName = Annotated[str, AfterValidator(_known_precision)]
+PositiveInt = Annotated[int, Field(gt=0)]
+MaxNewTokens = Annotated[int, Field(gt=0, le=1_000_000)]
+Axis = Annotated[list[PositiveInt], BeforeValidator(_as_list), Field(min_length=1)]
+_Frozen = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(BaseModel):
+    model_config = _Frozen
+
+    id: str = Field(min_length=1, description="Hub id, local folder, or built-in name (tiny-llama, ...).")
+    name: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.+-]+$", description="Label in point ids; default: last part of id."
+    )
+    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(default=False, description="Allow the model repo's own Python code.")
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id.rstrip("/").split("/")[-1]
+
+
+class Prompt(BaseModel):
+    model_config = _Frozen
+
+    kind: Literal["synthetic", "file"] = Field(
+        default="synthetic", description="synthetic: seeded random token ids; file: prompts from a file."
+    )
+    input_tokens: Axis = Field(default=[32], description="Prompt length(s) in tokens (synthetic prompts).")
+    path: str | None = Field(
+        default=None, description="Prompt file (kind: file), relative to the scenario: .txt (a prompt per "
+        "line) or .jsonl (an object per line)."
+    )
+    field: str = Field(default="prompt", description="JSONL key that holds the prompt text.")
+
+
+class Rule(BaseModel):
+    """A partial point: matches (exclude) or adds (include) every point with these axis values."""
+
+    model_config = _Frozen
+
+    model: Annotated[list[str], BeforeValidator(_as_list)] | None = None
+    precision: Annotated[list[str], BeforeValidator(_as_list)] | None = None
+    batch_size: Axis | None = None
+    input_tokens: Axis | None = None
+    max_new_tokens: Annotated[list[MaxNewTokens], BeforeValidator(_as_list)] | None = None
+    decoding: Annotated[list[str], BeforeValidator(_as_list)] | None = None
+
+    def axes(self) -> dict[str, list[Any]]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class Scenario(BaseModel):
+    model_config = _Frozen
+
+    schema_version: Literal[1] = Field(default=1, description="Scenario file format version.")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$", description="Names the run directory.")
+    description: str = ""
+    models: Annotated[
+        list[Annotated[ModelSpec, BeforeValidator(_as_model)]], BeforeValidator(_as_list), Field(min_length=1)
+    ] = Field(description="Models: a hub id, a local folder or a built-in name, or a mapping with id, name, ...")
+    precision: Annotated[list[PrecisionName], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        default=["fp32"], description=f"Precisions to sweep: {', '.join(PRECISIONS)}."
+    )
+    batch_size: Axis = Field(default=[1], description="Batch sizes to sweep: sequences per generate() call (>= 1).")
+    prompt: Prompt = Field(default_factory=Prompt, description="Where prompts come from.")
+    max_new_tokens: Annotated[list[MaxNewTokens], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        default=[32], description="New tokens per sequence to sweep (>= 1); bounds every call."
+    )
+    fixed_length: bool = Field(
+        default=True, description="min_new_tokens = max_new_tokens; the record checks every sequence got N."
+    )
+    decoding: Annotated[
+        list[Annotated[DecodingPreset, BeforeValidator(_as_preset)]], BeforeValidator(_as_list), Field(min_length=1)
+    ] = Field(default_factory=lambda: [Greedy()], description="Decoding presets: greedy, sampling, beam.")
+    warmup: int = Field(default=2, ge=0, description="Warm-up calls per point, recorded apart.")
+    iterations: int = Field(default=10, gt=0, description="Minimum measured calls per point.")
+    min_duration_s: float = Field(default=1.0, ge=0, description="Minimum measured seconds per point.")
+    max_iterations: int = Field(default=1000, gt=0, description="Hard cap on measured calls per point.")
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto, cpu, cuda, cuda:N")
+    seed: int = Field(default=0, description="Seeds prompts, weights of built-in models and sampling.")
+    cpu_threads: int | None = Field(default=None, gt=0, description="torch.set_num_threads; default: torch's.")
+    exclude: list[Rule] = Field(default=[], description="Drop every point matching one of these.")
+    include: list[Rule] = Field(default=[], description="Add the points these describe (axes left out expand).")
+
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and cross-check a scenario file; raise ScenarioError listing every problem."""
+    source = YamlSource.from_file(path)
+    return parse_scenario(source, base_dir=Path(path).parent)
+
+
+def parse_scenario(source: YamlSource, base_dir: Path) -> Scenario:
+    problems = source.duplicate_keys()
+    problems.sort(key=lambda p: p.line or 0)
+    if not isinstance(source.data, dict):
+        problems.append(Problem(source.file, 1, "", "a scenario is a YAML mapping (name: ..., models: ...)"))
+        raise ScenarioError(problems)
+    try:
+        scenario = Scenario.model_validate(source.data)
+    except ValidationError as exc:
+        problems += [_problem(source, err) for err in exc.errors()]
+        raise ScenarioError(sorted(problems, key=lambda p: p.line or 0)) from None
+    from llmbench.checks import check_scenario  # cross-field rules, kept apart for size
+
+    problems += [
+        Problem(source.file, source.line_of(loc), format_path(loc), msg, hint)
+        for loc, msg, hint in check_scenario(scenario, base_dir)
+    ]
+    if problems:
+        raise ScenarioError(problems)
+    if scenario.prompt.path is not None:  # resolve once, so the run does not depend on the cwd
+        prompt = scenario.prompt.model_copy(update={"path": str((base_dir / scenario.prompt.path).resolve())})
+        scenario = scenario.model_copy(update={"prompt": prompt})
+    return scenario
+
+
+def _problem(source: YamlSource, err: Any) -> Problem:
+    from llmbench.decoding import STRATEGIES
+
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    message, hint = _explain(err, loc)
+    shown = tuple(p for i, p in enumerate(loc) if not (p in STRATEGIES and i and isinstance(loc[i - 1], int)))
+    return Problem(source.file, source.line_of(loc), format_path(shown), message, hint)
+
+
+def _explain(err: Any, loc: tuple[Any, ...]) -> tuple[str, str]:
+    kind, field = err["type"], (loc[-1] if loc else "")
+    given = err.get("input")
+    if kind == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        guess = close_match(str(field), allowed)
+        hint = f"did you mean {guess!r}?" if guess else f"allowed here: {', '.join(allowed)}"
+        return f"unknown field {field!r}", hint
+    if kind == "missing":
+        return "required field is missing", _describe(loc)
+    if kind == "union_tag_invalid":
+        tags = ", ".join(("greedy", "sampling", "beam"))
+        guess = close_match(str(err.get("ctx", {}).get("tag", "")), tags.split(", "))
+        return f"unknown decoding strategy {err.get('ctx', {}).get('tag')!r}", (
+            f"did you mean {guess!r}?" if guess else f"known strategies: {tags}"
+        )
+    message = err["msg"].removeprefix("Value error, ")
+    if kind == "value_error" and len(loc) > 1 and loc[-2] == "precision":
+        guess = close_match(str(given), list(PRECISIONS)) if isinstance(given, str) else None
+        return message, (f"did you mean {guess!r}?" if guess else f"known precisions: {', '.join(PRECISIONS)}")
+    return f"{message} (got {given!r})" if not isinstance(given, dict | list) else message, _describe(loc)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at `loc` (None when it is not a model)."""
+    from llmbench.decoding import STRATEGIES
+
+    model: type[BaseModel] | None = Scenario
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        if part in STRATEGIES:
+            model = STRATEGIES[part]
+            continue
+        info = model.model_fields.get(part)
+        model = _submodel(info.annotation) if info else None
+    return model
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _submodel(arg)
+        if found is not None:
+            return found
+    for meta in getattr(annotation, "__metadata__", ()) or ():
+        found = _submodel(meta)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    model = _model_at(loc)
+    return list(model.model_fields) if model else []
+
+
+def _describe(loc: tuple[Any, ...]) -> str:
+    parent, field = _model_at(loc[:-1]) if loc else None, loc[-1] if loc else None
+    while isinstance(field, int) and loc:  # an item of a list: describe the list
+        loc = loc[:-1]
+        parent, field = _model_at(loc[:-1]), loc[-1] if loc else None
+    info = parent.model_fields.get(field) if parent and isinstance(field, str) else None
+    return (info.description or "") if info else ""

@@ -1,0 +1,124 @@
+"""YAML text with a map from field paths to line numbers, and the Problem type for user mistakes.
+
+Scenario validation reports every mistake at once as `file:line: field.path: message (hint)`; this
+module owns turning a pydantic error location like ("decoding", 1, "top_k") back into a line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None  # 1-based
+    path: str  # dotted field path, e.g. "decoding[1].top_k"
+    message: str
+    hint: str = ""
+
+    def format(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.path}:" if self.path else ""
+        hint = f"\n    hint: {self.hint}" if self.hint else ""
+        return f"{where}:{field} {self.message}{hint}"
+
+
+class ScenarioError(Exception):
+    """A scenario file with one or more user mistakes; `problems` lists every one of them."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(p.format() for p in self.problems))
+
+
+def format_path(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def close_match(word: str, options: Sequence[str]) -> str | None:
+    found = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+class YamlSource:
+    """Parsed YAML plus its node tree, so any field path can be traced back to a line."""
+
+    def __init__(self, text: str, file: str):
+        self.text = text
+        self.file = file
+        try:
+            self.root = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ScenarioError(
+                [Problem(file, line, "", f"YAML syntax error: {problem}", "check indentation and quoting")]
+            ) from None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> YamlSource:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError([Problem(str(p), None, "", f"cannot read file: {exc.strerror}")]) from None
+        return cls(text, str(p))
+
+    def line_of(self, loc: Sequence[Any]) -> int | None:
+        """Line of the deepest node along `loc` that exists (a missing key points at its parent)."""
+        node = self.root
+        if node is None:
+            return 1
+        line = node.start_mark.line + 1
+        for part in loc:
+            child = self._child(node, part)
+            if child is None:
+                continue  # e.g. a discriminator tag pydantic adds to the path: skip it
+            key_node, node = child
+            line = (key_node or node).start_mark.line + 1
+        return line
+
+    @staticmethod
+    def _child(node: yaml.Node, part: Any) -> tuple[yaml.Node | None, yaml.Node] | None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    return key, value
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            return None, node.value[part]
+        return None
+
+    def duplicate_keys(self) -> list[Problem]:
+        """PyYAML keeps the last of two equal keys silently; a scenario must not."""
+        problems: list[Problem] = []
+
+        def walk(node: yaml.Node, path: list[Any]) -> None:
+            if isinstance(node, yaml.MappingNode):
+                seen: set[str] = set()
+                for key, value in node.value:
+                    if key.value in seen:
+                        problems.append(
+                            Problem(self.file, key.start_mark.line + 1, format_path([*path, key.value]),
+                                    "duplicate key", "a later value would silently replace the earlier one")
+                        )
+                    seen.add(key.value)
+                    walk(value, [*path, key.value])
+            elif isinstance(node, yaml.SequenceNode):
+                for i, item in enumerate(node.value):
+                    walk(item, [*path, i])
+
+        if self.root is not None:
+            walk(self.root, [])
+        return problems

@@ -1,0 +1,110 @@
+"""Run directories: reports/<UTC time>_<scenario name>/ with scenario.yaml (the file as given),
+scenario.json (as validated), env.json and records.jsonl.
+
+Records are appended one JSON line per point, flushed and fsynced as each point finishes, so a crash
+loses at most the point in flight. `read_records` reports a truncated or corrupt line with its line
+number and leaves it out; it never guesses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+RECORDS = "records.jsonl"
+
+
+def create_run_dir(root: str | Path, scenario_name: str, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    base = Path(root) / f"{stamp}_{scenario_name}"
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+
+
+def write_run_files(run_dir: Path, scenario_text: str, scenario_json: dict[str, Any], env: dict[str, Any]) -> None:
+    (run_dir / "scenario.yaml").write_text(scenario_text, encoding="utf-8")
+    _write_json(run_dir / "scenario.json", scenario_json)
+    _write_json(run_dir / "env.json", env)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+
+
+class RecordWriter:
+    """Appends records to records.jsonl, one durable line per point."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / RECORDS
+        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(_finite(record), separators=(",", ":"), allow_nan=False, default=str)
+        self._f.write(line + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinity are not JSON: store them as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    problem: str
+
+
+def read_records(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[BadLine]]:
+    """All intact records of a run directory, and the lines that were not (with their numbers)."""
+    path = Path(run_dir) / RECORDS
+    records: list[dict[str, Any]] = []
+    bad: list[BadLine] = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            if not line.endswith("\n"):
+                bad.append(BadLine(n, "truncated (no newline): the writer stopped mid-line"))
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                bad.append(BadLine(n, f"not JSON: {exc.msg} at column {exc.colno}"))
+                continue
+            if not isinstance(rec, dict) or "point_id" not in rec or "status" not in rec:
+                bad.append(BadLine(n, "not a record (no point_id/status)"))
+                continue
+            records.append(rec)
+    return records, bad
+
+
+def read_json(run_dir: str | Path, name: str) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / name).read_text(encoding="utf-8"))
