@@ -23,19 +23,19 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path) -> int:
     try:
         device = resolve_device(scenario.device)
     except DeviceError as exc:
-        err.print(f"[red]{exc}[/]")
+        err.print(f"[red]{exc}[/]", soft_wrap=True)
         return 2
     points = expand_sweep(scenario)
     run_dir = create_run_dir(out_root, scenario.name)
     write_run_files(run_dir, scenario_path.read_text(encoding="utf-8"), scenario.model_dump(mode="json"),
                     collect_env(device))
     n_loads = len(group_points(points))
-    err.print(f"llmbench: {len(points)} points, {n_loads} model loads on {device} → {run_dir}")
+    err.print(f"llmbench: {len(points)} points, {n_loads} model loads on {device} → {run_dir}", soft_wrap=True)
     start = time.perf_counter()
     records, interrupted = _measure(points, device, run_dir)
     wall = time.perf_counter() - start
     print_summary(records)
-    out.print(f"run directory: [bold]{run_dir}[/]  ({len(records)}/{len(points)} points, {wall:.1f} s)")
+    out.print(f"run directory: [bold]{run_dir}[/]  ({len(records)}/{len(points)} points, {wall:.1f} s)", soft_wrap=True)
     if interrupted:
         err.print("[yellow]interrupted[/]: the records above are saved; the rest were not run")
         return 130

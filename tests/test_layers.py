@@ -1,0 +1,63 @@
+"""The one-way data flow of house-style.md, enforced: light imports, and no stage imports one to its right."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).parent.parent / "llmbench"
+HEAVY = ("torch", "transformers", "pynvml", "bitsandbytes", "pandas")
+
+# stage order, left to right; a module may import modules of its own stage or stages to its left
+STAGES = [
+    {"precision", "decoding", "sourcemap", "stats", "metrics"},
+    {"scenario", "checks", "sweep"},  # inert configuration, expanded into points
+    {"records"},  # the plain data that comes out of the worker
+    {"timing", "sampler", "tinymodels", "engine", "environment", "runner"},  # the measuring side
+    {"store"},
+    {"results", "console", "execution", "cli", "__main__"},
+]
+MEASURING = {"timing", "sampler", "tinymodels", "engine", "runner"}
+READERS = {"results", "console"}  # read records only: never torch, never the measuring side
+
+
+def stage_of(module: str) -> int:
+    return next(i for i, s in enumerate(STAGES) if module in s)
+
+
+def llmbench_imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("llmbench."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.ImportFrom) and node.module == "llmbench":
+            found |= {a.name for a in node.names if (PACKAGE / f"{a.name}.py").exists()}
+    return found
+
+
+def test_every_module_has_a_stage():
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    assert modules == set().union(*STAGES)
+
+
+def test_no_module_imports_from_a_stage_to_its_right():
+    for path in PACKAGE.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        for dep in llmbench_imports(path):
+            assert stage_of(dep) <= stage_of(path.stem) or path.stem in {"execution", "cli"}, (path.stem, dep)
+
+
+def test_readers_never_touch_the_measuring_side():
+    for name in READERS:
+        assert not (llmbench_imports(PACKAGE / f"{name}.py") & MEASURING), name
+
+
+def test_importing_the_package_and_the_cli_loads_nothing_heavy():
+    modules = ["llmbench", "llmbench.cli", "llmbench.scenario", "llmbench.sweep", "llmbench.store",
+               "llmbench.records", "llmbench.results", "llmbench.console", "llmbench.execution"]
+    code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint([h for h in {HEAVY!r} if h in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
