@@ -53,7 +53,8 @@ def main() -> None:
     transformers.utils.logging.disable_progress_bar()
     scenario = Path(tempfile.mkdtemp()) / "check.yaml"
     scenario.write_text(f"name: check\nmodels: [{a.model}]\nbatch_size: {a.batch}\n"
-                        f"prompt: {{input_tokens: {a.input}}}\nmax_new_tokens: {a.new}\nwarmup: 2\niterations: {a.calls}\nmin_duration_s: 0\n"
+                        f"prompt: {{input_tokens: {a.input}}}\nmax_new_tokens: {a.new}\nwarmup: 2\n"
+                        f"iterations: {a.calls}\nmin_duration_s: 0\n"
                         "device: cpu\ncpu_threads: 1\n")
     points = expand_sweep(load_scenario(scenario))
     model = AutoModelForCausalLM.from_pretrained(tinymodels.materialize(a.model), dtype=torch.float32).eval()
