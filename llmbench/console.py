@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from llmbench.precision import unavailable_reason
 from llmbench.sourcemap import Problem
 from llmbench.sweep import Group
 
@@ -37,8 +38,11 @@ def print_plan(name: str, groups: list[Group]) -> None:
     out.print(f"[bold]{escape(name)}[/]: {len(points)} points in {len(groups)} model loads; each point: "
               f"{first.warmup} warm-up calls, then ≥{first.iterations} measured calls and "
               f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); device {first.device}")
+    device_type = None if first.device == "auto" else first.device.split(":")[0]
     for gi, g in enumerate(groups, start=1):
-        out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({len(g.points)} points)")
+        reason = unavailable_reason(g.precision, device_type)
+        skip = f"  [yellow]skipped: {escape(reason)}[/]" if reason else ""
+        out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({len(g.points)} points){skip}", soft_wrap=True)
         for p in g.points:
             out.print(f"  {escape(p.id)}", soft_wrap=True)
 

@@ -7,6 +7,7 @@ Plain data only: nothing here imports torch.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 
@@ -28,6 +29,21 @@ PRECISIONS: dict[str, Precision] = {
         Precision("fp16", "float16", 2, description="float16 weights and compute"),
     )
 }
+
+
+def unavailable_reason(name: str, device_type: str | None) -> str | None:
+    """Why `name` cannot run here (a device it does not support, a package not installed), or None.
+
+    device_type None means not known yet (device: auto before the run): only packages are checked.
+    Packages are looked up, never imported, so `plan` stays light.
+    """
+    p = get_precision(name)
+    if device_type is not None and device_type not in p.devices:
+        return f"{name} runs on {' or '.join(p.devices)} only, not on {device_type}"
+    missing = [pkg for pkg in p.packages if importlib.util.find_spec(pkg) is None]
+    if missing:
+        return f"{name} needs the package(s) {', '.join(missing)}: pip install 'llmbench[quant]'"
+    return None
 
 
 def get_precision(name: str) -> Precision:

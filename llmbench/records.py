@@ -101,8 +101,9 @@ def _fixed_length_ok(point: RunPoint, calls: list[dict[str, Any]]) -> bool | Non
 
 
 def _kv_mib(point: RunPoint, model: dict[str, Any] | None, prompt_tokens: list[int] | None) -> float | None:
-    if not model or not prompt_tokens or model.get("layers") is None:
-        return None
+    facts = ("layers", "kv_heads", "head_dim", "kv_bytes_per_element")
+    if not model or not prompt_tokens or any(model.get(k) is None for k in facts):
+        return None  # a config that does not say its KV shape: no analytic figure, not a crash
     s = max(prompt_tokens)  # the cache holds the padded length for every sequence
     return kv_cache_mib(model["layers"], model["kv_heads"], model["head_dim"], model["kv_bytes_per_element"],
                         point.batch_size, point.decoding.beams, s + point.max_new_tokens)

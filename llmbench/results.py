@@ -13,7 +13,8 @@ from llmbench import SCHEMA_VERSION
 from llmbench.store import read_records
 
 POINT_COLUMNS = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding", "num_beams")
-STATS = ("n", "mean", "median", "p90", "p99", "stdev", "cv", "median_ci_low", "median_ci_high")
+STATS = ("n", "mean", "median", "p90", "p99", "min", "max", "stdev", "cv", "median_ci_low", "median_ci_high",
+         "median_ci_level")
 
 
 class ResultsError(ValueError):
@@ -42,8 +43,8 @@ def flatten_record(r: dict[str, Any]) -> dict[str, Any]:
     row.update({k: point.get(k) for k in POINT_COLUMNS})
     err = r.get("error") or {}
     row["error"] = f"{err.get('type')}: {err.get('message')}" if err else r.get("reason")
-    row.update({k: r.get(k) for k in ("device", "timer", "load_s", "first_call_ms", "n_warmup", "n_calls",
-                                      "measured_s", "kv_cache_mib", "fixed_length_ok")})
+    row.update({k: r.get(k) for k in ("device", "timer", "torch_threads", "load_s", "first_call_ms", "cold_start",
+                                      "n_warmup", "n_calls", "measured_s", "kv_cache_mib", "fixed_length_ok")})
     row["weights_mib"] = (r.get("model") or {}).get("weights_mib")
     row.update(r.get("memory") or {})
     for metric, summary in (r.get("summary") or {}).items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from llmbench.precision import unavailable_reason
 from llmbench.records import error_info, fixed_length_violation, make_record, utc_now
 from llmbench.sweep import Group, RunPoint, group_points
 
@@ -32,6 +33,13 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
 
     _set_threads(group.points[0].cpu_threads)
     started = utc_now()
+    reason = unavailable_reason(group.precision, getattr(device, "type", str(device)))
+    if reason is not None:  # planned but impossible here: say why, measure nothing
+        for point in group.points:
+            emit("point_start", point, None)
+            yield make_record(point, status="skipped", started_at=started, device=str(device), reason=reason)
+            emit("point_end", point, "skipped")
+        return
     try:
         loaded = engine.load_model(group.model, group.precision, device)
     except Exception as exc:  # noqa: BLE001 - a failed load is data for every point of the group

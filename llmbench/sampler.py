@@ -4,15 +4,15 @@
   (zero cost while measuring: no thread); falls back to the process-lifetime peak where the reset is
   not allowed, and says so in `sources`.
 - TorchCudaMemory (CUDA): torch peak allocated/reserved after reset_peak_memory_stats.
-- NvmlMemory (CUDA + pynvml): a daemon thread polling device and per-process used memory every
-  interval_ms; absent pieces (no library, no permission) are skipped and left out of `sources`.
+- NvmlMemory (CUDA + pynvml): a daemon thread polling device used memory and that of this process
+  and its children every interval_ms; absent pieces (no library, no permission) are skipped and left out of `sources`.
 `make_samplers(device)` is the one place they are chosen.
 """
 
 from __future__ import annotations
 
-import os
 import threading
+import time
 from typing import Any
 
 MiB = 1024 * 1024
@@ -95,20 +95,23 @@ class NvmlMemory:
         self._thread.start()
 
     def _loop(self) -> None:
-        pids = {os.getpid()}
+        pids, refreshed = _our_pids(), time.monotonic()
         while True:
             self._sample(pids)
             if self._stop.wait(self._interval):
                 self._sample(pids)
                 return
+            if time.monotonic() - refreshed > 1.0:  # children come and go; a psutil walk per second is cheap
+                pids, refreshed = _our_pids(), time.monotonic()
 
     def _sample(self, pids: set[int]) -> None:
         try:
             used = self._nvml.nvmlDeviceGetMemoryInfo(self._h).used / MiB
             self._device_peak = max(self._device_peak, used)
-            procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(self._h)
-            mine = sum((p.usedGpuMemory or 0) for p in procs if p.pid in pids) / MiB
-            self._process_peak = max(self._process_peak or 0.0, mine) if procs else self._process_peak
+            procs = [p for p in self._nvml.nvmlDeviceGetComputeRunningProcesses(self._h) if p.pid in pids]
+            if procs:  # not listed (a container's pid namespace): leave it null, never a false 0
+                mine = sum((p.usedGpuMemory or 0) for p in procs) / MiB
+                self._process_peak = max(self._process_peak or 0.0, mine)
         except Exception:  # noqa: BLE001 - a field the driver refuses must not end the run
             pass
 
@@ -117,6 +120,17 @@ class NvmlMemory:
         if self._thread is not None:
             self._thread.join()
         return {"device_used_peak_mib": self._device_peak or None, "process_used_peak_mib": self._process_peak}
+
+
+def _our_pids() -> set[int]:
+    """This process and its children: NVML lists GPU memory per pid."""
+    import psutil
+
+    me = psutil.Process()
+    try:
+        return {me.pid, *(c.pid for c in me.children(recursive=True))}
+    except psutil.Error:
+        return {me.pid}
 
 
 def open_nvml(device: Any) -> tuple[Any, Any] | None:

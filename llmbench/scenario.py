@@ -114,7 +114,7 @@ class Scenario(BaseModel):
     min_duration_s: float = Field(default=1.0, ge=0, description="Minimum measured seconds per point.")
     max_iterations: int = Field(default=1000, gt=0, description="Hard cap on measured calls per point.")
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto, cpu, cuda, cuda:N")
-    seed: int = Field(default=0, description="Seeds prompts, weights of built-in models and sampling.")
+    seed: int = Field(default=0, description="Seeds synthetic prompts and sampling (call i uses seed + i).")
     cpu_threads: int | None = Field(default=None, gt=0, description="torch.set_num_threads; default: torch's.")
     exclude: list[Rule] = Field(default=[], description="Drop every point matching one of these.")
     include: list[Rule] = Field(default=[], description="Add the points these describe (axes left out expand).")

@@ -29,7 +29,7 @@ BUILTIN_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "tiny-mistral": ("MistralConfig", dict(vocab_size=2048, hidden_size=256, intermediate_size=688,
                                            num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
                                            max_position_embeddings=4096, sliding_window=None)),
-    # ~110M parameters: large enough for a GPU to be busy, for GPU checks without a hub
+    # ~100M parameters: large enough for a GPU to be busy, for GPU checks without a hub
     "small-llama": ("LlamaConfig", dict(vocab_size=32000, hidden_size=768, intermediate_size=2048,
                                         num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4,
                                         max_position_embeddings=4096, tie_word_embeddings=True)),

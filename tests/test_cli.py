@@ -114,3 +114,14 @@ def test_help_is_fast_and_light():
 
 def test_default_scenario_is_the_shipped_file():
     assert default_scenario().resolve() == (Path(__file__).parent.parent / "scenarios" / "quickstart.yaml").resolve()
+
+
+def test_plan_marks_a_precision_that_cannot_run(write_scenario, monkeypatch):
+    from llmbench.precision import PRECISIONS, Precision
+
+    monkeypatch.setitem(PRECISIONS, "cuda-test", Precision("cuda-test", "float16", 2, devices=("cuda",)))
+    text = "name: p\nmodels: [tiny-llama]\nprecision: [fp32, cuda-test]\ndevice: cpu\n"
+    result = runner.invoke(app, ["plan", str(write_scenario(text))])
+    assert result.exit_code == 0 and "skipped: cuda-test runs on cuda only, not on cpu" in result.output
+    data = json.loads(runner.invoke(app, ["plan", "--json", str(write_scenario(text))]).output)
+    assert [g["skip_reason"] for g in data["groups"]] == [None, "cuda-test runs on cuda only, not on cpu"]

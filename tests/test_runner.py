@@ -140,3 +140,17 @@ def test_iterations_and_min_duration_both_hold(tmp_path):
                     "min_duration_s: 0.3\nmax_iterations: 500\ndevice: cpu\n")
     (r,) = run_points(expand_sweep(load_scenario(path)), resolve_device("cpu"))
     assert r["n_calls"] >= 2 and r["measured_s"] >= 0.3
+
+
+def test_precision_that_cannot_run_here_is_skipped_with_its_reason(tmp_path, monkeypatch):
+    from llmbench.precision import PRECISIONS, Precision
+
+    monkeypatch.setitem(PRECISIONS, "int4-test", Precision("int4-test", "float16", 0.5, packages=("no_such_pkg",)))
+    monkeypatch.setitem(PRECISIONS, "cuda-test", Precision("cuda-test", "float16", 2, devices=("cuda",)))
+    path = tmp_path / "s.yaml"
+    path.write_text("name: f\nmodels: [tiny-llama]\nprecision: [int4-test, cuda-test, fp32]\nmax_new_tokens: 2\n"
+                    "warmup: 0\niterations: 1\nmin_duration_s: 0\ndevice: cpu\n")
+    recs = list(run_points(expand_sweep(load_scenario(path)), resolve_device("cpu")))
+    assert [r["status"] for r in recs] == ["skipped", "skipped", "ok"]
+    assert "no_such_pkg" in recs[0]["reason"] and "cuda only" in recs[1]["reason"]
+    assert recs[0]["calls"] == [] and recs[0]["summary"]["e2e_ms"] is None
