@@ -91,7 +91,9 @@ def print_summary(records: list[dict[str, Any]]) -> None:
         table.add_row(f"  {escape(short)}", f"[{style}]{status}[/]", _fmt(_median(r, "ttft_ms")),
                       _fmt(_median(r, "tpot_ms")), _fmt(_median(r, "decode_tokens_per_s"), 1),
                       _fmt(_median(r, "e2e_ms")), f"{_fmt(mem, 0)} {source}".strip())
-    out.print(table)
+    # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
+    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 140), highlight=False)
+    wide.print(table)
     for r in records:
         if r["status"] != "ok":
             e = r.get("error") or {}
