@@ -87,9 +87,16 @@ def run(
                                                    help="Scenario YAML; default: scenarios/quickstart.yaml."),
     out_root: Path = typer.Option(Path("reports"), "--out", help="Where run directories are created."),
     device: Optional[str] = typer.Option(None, help="Override the scenario's device: auto, cpu, cuda, cuda:N."),  # noqa: UP045
+    resume: Optional[Path] = typer.Option(None, help="Run directory to complete: runs exactly its points "  # noqa: UP045
+                                          "that are not ok, after checking the scenario is the same."),
+    shard: Optional[str] = typer.Option(None, help="K/N: run shard K of N (whole model groups, balanced). "  # noqa: UP045
+                                        "Default: from SLURM_ARRAY_TASK_ID/COUNT when set."),
+    parallel_gpus: bool = typer.Option(False, "--parallel-gpus", help="One worker per visible GPU, on disjoint "
+                                       "model groups."),
 ) -> None:
     """Run a scenario: measure every point and write a run directory under --out."""
     from llmbench.execution import execute_run
+    from llmbench.sharding import ShardError, parse_shard
 
     path = scenario_file or default_scenario()
     scenario = _load(path)
@@ -100,8 +107,34 @@ def run(
             err.print(f"[red]--device {device!r}[/]: expected auto, cpu, cuda or cuda:N")
             raise typer.Exit(2)
         scenario = scenario.model_copy(update={"device": device})
-    code = execute_run(scenario, path, out_root)
+    try:
+        shard_kn = parse_shard(shard)
+    except ShardError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    code = execute_run(scenario, path, out_root, resume=resume, shard=shard_kn, parallel_gpus=parallel_gpus)
     raise typer.Exit(code)
+
+
+@app.command()
+def merge(run_dirs: list[Path] = typer.Argument(..., help="Run directories of one scenario (e.g. its shards)."),
+          out_dir: Path = typer.Option(..., "-o", "--out", help="The merged run directory to write."),
+          allow_mismatch: bool = typer.Option(False, help="Merge even if the environments' fingerprints differ.")
+          ) -> None:
+    """Merge run directories of the same scenario into one; exit 2 if scenarios or environments differ."""
+    from llmbench.merging import MergeError, merge_runs
+
+    try:
+        summary = merge_runs(run_dirs, out_dir, allow_mismatch)
+    except MergeError as exc:
+        err.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(f"merged {summary['points']} points from {summary['sources']} run directories into {out_dir}",
+              soft_wrap=True)
+    if summary["missing"]:
+        err.print(f"[yellow]{len(summary['missing'])} planned point(s) have no record:[/] "
+                  + ", ".join(summary["missing"]), soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

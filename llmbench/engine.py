@@ -62,7 +62,10 @@ def load_model(spec: ModelSpec, precision: str, device: Any) -> LoadedModel:
     opts = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
     _sync(device)
     start = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, device_map=str(device), **opts)
+    placement: dict[str, Any] = {"device_map": spec.device_map or str(device)}
+    if spec.max_memory:
+        placement["max_memory"] = {int(k) if k.isdigit() else k: v for k, v in spec.max_memory.items()}
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement, **opts)
     model.eval()
     _sync(device)
     load_s = time.perf_counter() - start
@@ -70,7 +73,9 @@ def load_model(spec: ModelSpec, precision: str, device: Any) -> LoadedModel:
         tokenizer = AutoTokenizer.from_pretrained(source, **opts)
     except (OSError, ValueError):  # a config-only folder has no tokenizer: synthetic prompts still work
         tokenizer = None
-    return LoadedModel(model, tokenizer, device, precision, load_s, describe_model(model, source))
+    info = describe_model(model, source)
+    info["placement"] = {k: str(v) for k, v in (getattr(model, "hf_device_map", None) or {"": device}).items()}
+    return LoadedModel(model, tokenizer, device, precision, load_s, info)
 
 
 def describe_model(model: Any, source: str) -> dict[str, Any]:
@@ -108,13 +113,13 @@ def build_inputs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:
             tok.pad_token = tok.eos_token
         batch = tok([texts[i % len(texts)] for i in range(point.batch_size)], return_tensors="pt",
                     padding=True, padding_side="left")
-        return {k: v.to(loaded.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+        return {k: v.to(loaded.model.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
     vocab = loaded.info["vocab_size"]
     special = set(_special_ids(loaded))
     allowed = torch.tensor([i for i in range(vocab) if i not in special])
     gen = torch.Generator().manual_seed(point.seed)
     pick = torch.randint(0, len(allowed), (point.batch_size, point.input_tokens or 1), generator=gen)
-    ids = allowed[pick].to(loaded.device)
+    ids = allowed[pick].to(loaded.model.device)  # the first module's device when the model is spread
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
@@ -176,16 +181,30 @@ def count_new_tokens(output: Any, prompt_len: int, eos: int | list[int] | None) 
     return [int(n) for n in first.tolist()]
 
 
-def release(loaded: LoadedModel) -> None:
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator refusing a tensor."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+
+
+def empty_caches(device: Any) -> None:
+    """After an OOM: drop what the failed call left behind so the next point starts clean."""
     import gc
 
     import torch
 
-    device = loaded.device
-    loaded.model = None
     gc.collect()
     if getattr(device, "type", "cpu") == "cuda":
         torch.cuda.empty_cache()
+
+
+def release(loaded: LoadedModel) -> None:
+    loaded.model = None
+    empty_caches(loaded.device)
 
 
 def _sync(device: Any) -> None:

@@ -1,73 +1,163 @@
-"""One `llmbench run`: resolve the device, create the run directory, measure every point, write each
-record as it finishes, show progress, and end with the summary table and the run directory's path.
+"""One `llmbench run`: choose the points (all, a shard, or what a resume still needs), create or reopen
+the run directory, hand the points to the supervisor, write each record as it arrives, show progress,
+and end with the summary table and the run directory's path.
 
-Exit codes: 0 every point ok (or skipped), 1 some point failed, 2 a usage error, 130 interrupted.
+Exit codes: 0 every point ok, oom or skipped; 1 some point error, crashed or timeout; 2 a usage
+error (bad scenario, missing device, a resume or environment that does not match); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmbench import __version__
 from llmbench.console import err, make_progress, out, print_summary
+from llmbench.fingerprint import dict_differences, fingerprint_differences
 from llmbench.scenario import Scenario
-from llmbench.store import RecordWriter, create_run_dir, write_run_files
+from llmbench.sharding import select_shard
+from llmbench.store import RecordWriter, create_run_dir, latest_records, read_json, read_records, write_json, \
+    write_run_files
 from llmbench.sweep import RunPoint, expand_sweep, group_points
 
+FAILED = ("error", "crashed", "timeout")
 
-def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path) -> int:
-    from llmbench.engine import DeviceError, resolve_device
-    from llmbench.environment import collect_env
 
+class UsageError(Exception):
+    """A mistake in how run was called; printed without a traceback, exit code 2."""
+
+
+@dataclass
+class RunPlan:
+    run_dir: Path
+    points: list[RunPoint]  # what this session runs
+    planned: list[str]  # every point id the run directory is for
+    resume: bool = False
+    stored_env: dict[str, Any] | None = None
+    slots: list[dict[str, str]] = field(default_factory=lambda: [{}])
+
+
+def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, *, resume: Path | None = None,
+                shard: tuple[int, int] | None = None, parallel_gpus: bool = False) -> int:
     try:
-        device = resolve_device(scenario.device)
-    except DeviceError as exc:
+        check_device(scenario.device)
+        slots = gpu_slots() if parallel_gpus else [{}]
+        plan = (plan_resume(scenario, resume, shard) if resume is not None
+                else plan_new(scenario, scenario_path, out_root, shard))
+    except UsageError as exc:
         err.print(f"[red]{exc}[/]", soft_wrap=True)
         return 2
-    points = expand_sweep(scenario)
-    run_dir = create_run_dir(out_root, scenario.name)
-    write_run_files(run_dir, scenario_path.read_text(encoding="utf-8"), scenario.model_dump(mode="json"),
-                    collect_env(device))
-    n_loads = len(group_points(points))
-    err.print(f"llmbench: {len(points)} points, {n_loads} model loads on {device} → {run_dir}", soft_wrap=True)
+    plan.slots = slots
+    if not plan.points:
+        out.print(f"nothing to run: every planned point of {plan.run_dir} is ok", soft_wrap=True)
+        return 0
+    device = "cuda" if parallel_gpus else scenario.device  # each GPU worker sees one device
+    err.print(f"llmbench: {len(plan.points)} points, {len(group_points(plan.points))} model loads, "
+              f"{len(slots)} worker slot(s) → {plan.run_dir}", soft_wrap=True)
     start = time.perf_counter()
-    records, interrupted = _measure(points, device, run_dir)
-    wall = time.perf_counter() - start
-    print_summary(records)
-    out.print(f"run directory: [bold]{run_dir}[/]  ({len(records)}/{len(points)} points, {wall:.1f} s)", soft_wrap=True)
-    if interrupted:
-        err.print("[yellow]interrupted[/]: the records above are saved; the rest were not run")
-        return 130
-    return 0 if all(r["status"] in ("ok", "skipped") for r in records) else 1
+    outcome = _measure(plan, device)
+    return _finish(plan, outcome, time.perf_counter() - start)
 
 
-def _measure(points: list[RunPoint], device: Any, run_dir: Path) -> tuple[list[dict[str, Any]], bool]:
-    from llmbench.runner import run_points
+def check_device(requested: str) -> None:
+    """Refuse a CUDA device that is not there, without creating a CUDA context in this (parent) process."""
+    if not requested.startswith("cuda"):
+        return
+    import torch
 
-    records: list[dict[str, Any]] = []
+    if not torch.cuda.is_available():
+        raise UsageError(f"device {requested!r} asked for, but torch sees no CUDA device "
+                         f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})")
+    index = int(requested.split(":")[1]) if ":" in requested else 0
+    if index >= torch.cuda.device_count():
+        raise UsageError(f"device {requested!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
+
+
+def gpu_slots() -> list[dict[str, str]]:
+    """One worker slot per visible GPU, each pinned with CUDA_VISIBLE_DEVICES."""
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError("--parallel-gpus needs CUDA GPUs; torch sees none")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else \
+        [str(i) for i in range(torch.cuda.device_count())]
+    return [{"CUDA_VISIBLE_DEVICES": i} for i in ids]
+
+
+def plan_new(scenario: Scenario, scenario_path: Path, out_root: Path, shard: tuple[int, int] | None) -> RunPlan:
+    points = expand_sweep(scenario)
+    name = scenario.name
+    if shard is not None:
+        points = select_shard(points, *shard)
+        name = f"{name}-shard{shard[0]}of{shard[1]}"
+        if not points:
+            raise UsageError(f"shard {shard[0]}/{shard[1]} has no points: the sweep has fewer groups than shards")
+    run_dir = create_run_dir(out_root, name)
+    info = {"llmbench": __version__, "scenario": scenario.name, "shard": list(shard) if shard else None,
+            "point_ids": [p.id for p in points]}
+    write_run_files(run_dir, scenario_path.read_text(encoding="utf-8"), scenario.model_dump(mode="json"), info)
+    return RunPlan(run_dir, points, info["point_ids"])
+
+
+def plan_resume(scenario: Scenario, run_dir: Path, shard: tuple[int, int] | None) -> RunPlan:
+    """Exactly the points of `run_dir` whose latest record is not ok, if the scenario is the same one."""
+    if not (run_dir / "run.json").exists():
+        raise UsageError(f"--resume {run_dir}: not a run directory (no run.json)")
+    changes = dict_differences(read_json(run_dir, "scenario.json"), scenario.model_dump(mode="json"))
+    if changes:
+        raise UsageError(f"--resume {run_dir}: the scenario differs from the one this run was made from "
+                         "(stored vs given):\n  " + "\n  ".join(changes))
+    info = read_json(run_dir, "run.json")
+    if shard is not None and info.get("shard") != list(shard):
+        raise UsageError(f"--resume {run_dir}: the run is shard {info.get('shard')}, not {list(shard)}")
+    done = {r["point_id"] for r in latest_records(read_records(run_dir)[0]) if r["status"] == "ok"}
+    todo = set(info["point_ids"]) - done
+    points = [p for p in expand_sweep(scenario) if p.id in todo]
+    stored_env = read_json(run_dir, "env.json") if (run_dir / "env.json").exists() else None
+    return RunPlan(run_dir, points, info["point_ids"], resume=True, stored_env=stored_env)
+
+
+def _measure(plan: RunPlan, device: str) -> Any:
+    from llmbench.supervisor import Supervisor
+
     progress = make_progress()
-    task = progress.add_task("points", total=len(points), current="")
-    last_refresh = [0.0]
+    task = progress.add_task("points", total=len(plan.points), current="")
 
-    def on_event(kind: str, point: RunPoint, detail: Any) -> None:
-        now = time.perf_counter()
-        if kind == "point_start":
-            progress.update(task, current=f"{point.id} (loading / warm-up)")
-        elif kind == "call":
-            if now - last_refresh[0] < 0.5:  # between calls only, and rarely: the bar must cost ~nothing
-                return
-            progress.update(task, current=f"{point.id} call {detail}")
-        elif kind == "point_end":
-            progress.update(task, advance=1, current=f"{point.id} {detail}")
-        last_refresh[0] = now
+    def on_event(kind: str, point_id: str, detail: Any) -> None:
+        text = {"load_start": f"{point_id} (loading the model)", "point_start": f"{point_id} (warm-up)",
+                "call": f"{point_id} call {detail}", "point_end": f"{point_id} {detail}"}.get(kind, point_id)
+        progress.update(task, advance=1 if kind == "point_end" else 0, current=text)
         progress.refresh()
 
-    with progress, RecordWriter(run_dir) as writer:
-        try:
-            for record in run_points(points, device, on_event):
-                writer.append(record)
-                records.append(record)
-        except KeyboardInterrupt:
-            return records, True
-    return records, False
+    def check_env(env: dict[str, Any]) -> str | None:
+        if plan.stored_env is None:
+            write_json(plan.run_dir / "env.json", env)
+            plan.stored_env = env
+            return None
+        diffs = fingerprint_differences(plan.stored_env, env)
+        return "the environment differs from the run's env.json: " + "; ".join(diffs) if diffs else None
+
+    with progress, RecordWriter(plan.run_dir) as writer:
+        supervisor = Supervisor(device, plan.run_dir / "logs", writer.append, on_event, plan.slots, check_env)
+        return supervisor.run(plan.points)
+
+
+def _finish(plan: RunPlan, outcome: Any, wall_s: float) -> int:
+    if outcome.refused:
+        err.print(f"[red]{plan.run_dir}: {outcome.refused}[/]", soft_wrap=True)
+        return 2
+    records = [r for r in latest_records(read_records(plan.run_dir)[0]) if r["point_id"] in set(plan.planned)]
+    print_summary(records)
+    missing = len(plan.planned) - len(records)
+    out.print(f"run directory: [bold]{plan.run_dir}[/]  ({len(records)}/{len(plan.planned)} points recorded, "
+              f"this session {wall_s:.1f} s)", soft_wrap=True)
+    if outcome.interrupted or missing:
+        err.print(f"[yellow]stopped[/]: {missing} point(s) not run. Resume with:\n  llmbench run SCENARIO "
+                  f"--resume {plan.run_dir}", soft_wrap=True)
+        return 130 if outcome.interrupted else 1
+    return 1 if any(r["status"] in FAILED for r in records) else 0

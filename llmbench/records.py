@@ -16,7 +16,9 @@ from llmbench.metrics import CALL_METRICS, kv_cache_mib
 from llmbench.stats import summarize
 from llmbench.sweep import RunPoint
 
-STATUSES = ("ok", "error", "skipped")
+# ok: measured; error: raised (or broke the fixed-length promise); oom: ran out of memory; crashed: the
+# worker process died in it; timeout: it ran past point_timeout_s; skipped: not run, with the reason
+STATUSES = ("ok", "error", "oom", "crashed", "timeout", "skipped")
 
 
 def utc_now() -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import SCHEMA_VERSION
-from llmbench.store import read_records
+from llmbench.store import latest_records, read_records
 
 POINT_COLUMNS = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding", "num_beams")
 STATS = ("n", "mean", "median", "p90", "p99", "min", "max", "stdev", "cv", "median_ci_low", "median_ci_high",
@@ -22,7 +22,8 @@ class ResultsError(ValueError):
 
 
 def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Intact records of a run, with a warning naming every corrupt line that was left out."""
+    """Intact records of a run, the latest per point (after a resume), with a warning naming every corrupt
+    line that was left out."""
     path = Path(run_dir)
     if not (path / "records.jsonl").exists():
         raise ResultsError(f"{path}: no records.jsonl here; is this a run directory?")
@@ -33,7 +34,7 @@ def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
         if r.get("schema_version", 0) > SCHEMA_VERSION:
             raise ResultsError(f"{path}: record schema {r['schema_version']} is newer than this llmbench "
                                f"({SCHEMA_VERSION}); upgrade llmbench")
-    return records
+    return latest_records(records)
 
 
 def flatten_record(r: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The runner: loads each group's model once and measures its points, yielding one record per point.
 
 Per point: warm-up calls (recorded apart), then measured calls until both `iterations` and
-`min_duration_s` are met (capped by `max_iterations`). A point that raises becomes an error record
-that keeps the calls measured before the error; a model that fails to load makes every point of its
-group an error record. Records are plain dicts; the caller writes them as they come.
+`min_duration_s` are met (capped by `max_iterations`). Failures are data: a point that runs out of
+memory gets status oom (caches are emptied and the group goes on; larger batches of the same shape
+are then skipped unless the scenario says otherwise); one that raises gets status error with the
+calls measured before it; a model that fails to load makes every point of its group an error.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from llmbench.faults import active_faults, inject
 from llmbench.precision import unavailable_reason
 from llmbench.records import error_info, fixed_length_violation, make_record, utc_now
 from llmbench.sweep import Group, RunPoint, group_points
 
-# on_event(kind, point, detail): kind is "point_start", "call" (detail = calls done) or "point_end"
+# on_event(kind, point, detail): "load_start", "point_start", "call" (detail = calls done), "point_end"
 EventHook = Callable[[str, RunPoint, Any], None]
 
 
@@ -35,29 +37,48 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
     started = utc_now()
     reason = unavailable_reason(group.precision, getattr(device, "type", str(device)))
     if reason is not None:  # planned but impossible here: say why, measure nothing
-        for point in group.points:
-            emit("point_start", point, None)
-            yield make_record(point, status="skipped", started_at=started, device=str(device), reason=reason)
-            emit("point_end", point, "skipped")
+        yield from _all_points(group, emit, status="skipped", started_at=started, device=str(device), reason=reason)
         return
+    emit("load_start", group.points[0], group.id)
     try:
         loaded = engine.load_model(group.model, group.precision, device)
     except Exception as exc:  # noqa: BLE001 - a failed load is data for every point of the group
-        for point in group.points:
-            emit("point_start", point, None)
-            yield make_record(point, status="error", started_at=started, device=str(device), error=error_info(exc))
-            emit("point_end", point, "error")
+        status = "oom" if engine.is_out_of_memory(exc) else "error"
+        yield from _all_points(group, emit, status=status, started_at=started, device=str(device),
+                               error=error_info(exc))
         return
     clock = make_clock(device)
     tools = (clock, make_step_hook(clock), make_samplers(device))
+    oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
     try:
         for i, point in enumerate(group.points):
             emit("point_start", point, None)
-            record = run_point(loaded, point, tools, emit, cold_start=(i == 0))
+            shape = _shape(point)
+            if point.skip_larger_after_oom and shape in oom_at and point.batch_size > oom_at[shape]:
+                record = make_record(point, status="skipped", started_at=utc_now(), device=str(device),
+                                     reason=f"skipped after OOM at batch {oom_at[shape]} with the same shape")
+            else:
+                record = run_point(loaded, point, tools, emit, cold_start=(i == 0))
+            if record["status"] == "oom":
+                oom_at[shape] = min(point.batch_size, oom_at.get(shape, point.batch_size))
+                engine.empty_caches(device)
             yield record
             emit("point_end", point, record["status"])
     finally:
         engine.release(loaded)
+
+
+def _shape(point: RunPoint) -> tuple[Any, ...]:
+    """Everything but the batch size: points of one shape differ only in B."""
+    return (point.input_tokens, point.max_new_tokens, point.decoding.label)
+
+
+def _all_points(group: Group, emit: EventHook, **fields: Any) -> Iterator[dict[str, Any]]:
+    for point in group.points:
+        emit("point_start", point, None)
+        record = make_record(point, **fields)
+        yield record
+        emit("point_end", point, record["status"])
 
 
 def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
@@ -65,39 +86,47 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
     from llmbench import engine
 
     clock, hook, samplers = tools
-    started = utc_now()
     warmup: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
-    common = {"started_at": started, "device": str(loaded.device), "timer": clock.name, "model": loaded.info,
-              "torch_threads": _threads(),
-              "load_s": loaded.load_s, "cold_start": cold_start, "warmup_calls": warmup, "calls": calls}
+    common = {"started_at": utc_now(), "device": str(loaded.device), "timer": clock.name, "model": loaded.info,
+              "torch_threads": _threads(), "load_s": loaded.load_s, "cold_start": cold_start,
+              "warmup_calls": warmup, "calls": calls}
     try:
         inputs = engine.build_inputs(loaded, point)
         gen_config = engine.make_generation_config(loaded, point)
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
+        common["prompt_tokens_per_sequence"] = prompt_tokens
         if hasattr(clock, "reserve"):
             clock.reserve(point.max_new_tokens + 2)
         for s in samplers:
             s.start()
-        for i in range(point.warmup):
-            warmup.append(engine.generate_once(loaded, inputs, gen_config, clock, hook, point.seed + i))
-        measured_s = 0.0
-        while (len(calls) < point.iterations or measured_s < point.min_duration_s) and len(
-            calls
-        ) < point.max_iterations:
-            call = engine.generate_once(loaded, inputs, gen_config, clock, hook, point.seed + point.warmup + len(calls))
-            calls.append(call)
-            measured_s += call["e2e_ms"] / 1e3
-            emit("call", point, len(calls))
+        inject(point.id, point.batch_size, active_faults())
+        _measure(loaded, point, inputs, gen_config, (clock, hook), warmup, calls, emit)
         memory, sources = _stop_samplers(samplers)
     except Exception as exc:  # noqa: BLE001 - the point fails, the sweep goes on
         memory, sources = _stop_samplers(samplers, quiet=True)
-        return make_record(point, status="error", error=error_info(exc), memory=memory, memory_sources=sources,
+        status = "oom" if engine.is_out_of_memory(exc) else "error"
+        return make_record(point, status=status, error=error_info(exc), memory=memory, memory_sources=sources,
                            **common)
     violation = fixed_length_violation(point, warmup + calls)
     status, error = ("error", {"type": "FixedLengthViolation", "message": violation}) if violation else ("ok", None)
-    return make_record(point, status=status, error=error, memory=memory, memory_sources=sources,
-                       prompt_tokens_per_sequence=prompt_tokens, **common)
+    return make_record(point, status=status, error=error, memory=memory, memory_sources=sources, **common)
+
+
+def _measure(loaded: Any, point: RunPoint, inputs: Any, gen_config: Any, timing: tuple[Any, Any],
+             warmup: list[dict[str, Any]], calls: list[dict[str, Any]], emit: EventHook) -> None:
+    """Warm-up calls, then measured calls until iterations AND min_duration_s (at most max_iterations)."""
+    from llmbench.engine import generate_once
+
+    clock, hook = timing
+    for i in range(point.warmup):
+        warmup.append(generate_once(loaded, inputs, gen_config, clock, hook, point.seed + i))
+    measured_s = 0.0
+    while len(calls) < point.max_iterations and (len(calls) < point.iterations or measured_s < point.min_duration_s):
+        call = generate_once(loaded, inputs, gen_config, clock, hook, point.seed + point.warmup + len(calls))
+        calls.append(call)
+        measured_s += call["e2e_ms"] / 1e3
+        emit("call", point, len(calls))
 
 
 def _stop_samplers(samplers: list[Any], quiet: bool = False) -> tuple[dict[str, Any], list[str]]:

@@ -50,6 +50,13 @@ class ModelSpec(BaseModel):
     )
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(default=False, description="Allow the model repo's own Python code.")
+    device_map: str | None = Field(
+        default=None, description="accelerate placement, e.g. auto: spread a model larger than one GPU over all "
+        "visible GPUs (and CPU); default: the whole model on the run's device."
+    )
+    max_memory: dict[str, str] | None = Field(
+        default=None, description="With device_map: memory per device, e.g. {'0': '20GiB', '1': '20GiB', cpu: '64GiB'}."
+    )
 
     @property
     def label(self) -> str:
@@ -113,6 +120,13 @@ class Scenario(BaseModel):
     iterations: int = Field(default=10, gt=0, description="Minimum measured calls per point.")
     min_duration_s: float = Field(default=1.0, ge=0, description="Minimum measured seconds per point.")
     max_iterations: int = Field(default=1000, gt=0, description="Hard cap on measured calls per point.")
+    point_timeout_s: float = Field(
+        default=1800, gt=0, description="Wall limit per point (and per model load); past it the worker is killed "
+        "and the point gets status timeout."
+    )
+    skip_larger_after_oom: bool = Field(
+        default=True, description="After an OOM at batch B, record larger batches of the same shape as skipped."
+    )
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto, cpu, cuda, cuda:N")
     seed: int = Field(default=0, description="Seeds synthetic prompts and sampling (call i uses seed + i).")
     cpu_threads: int | None = Field(default=None, gt=0, description="torch.set_num_threads; default: torch's.")

@@ -1,5 +1,6 @@
 """Run directories: reports/<UTC time>_<scenario name>/ with scenario.yaml (the file as given),
-scenario.json (as validated), env.json and records.jsonl.
+scenario.json (as validated), run.json (the planned point ids and shard), env.json (what the first
+worker ran on), records.jsonl, and logs/ (each worker's stderr).
 
 Records are appended one JSON line per point, flushed and fsynced as each point finishes, so a crash
 loses at most the point in flight. `read_records` reports a truncated or corrupt line with its line
@@ -32,13 +33,14 @@ def create_run_dir(root: str | Path, scenario_name: str, now: datetime | None = 
             path = base.with_name(f"{base.name}-{n}")
 
 
-def write_run_files(run_dir: Path, scenario_text: str, scenario_json: dict[str, Any], env: dict[str, Any]) -> None:
+def write_run_files(run_dir: Path, scenario_text: str, scenario_json: dict[str, Any], run_info: dict[str, Any]) -> None:
+    """scenario.yaml (as given), scenario.json (as validated) and run.json (planned ids, shard, version)."""
     (run_dir / "scenario.yaml").write_text(scenario_text, encoding="utf-8")
-    _write_json(run_dir / "scenario.json", scenario_json)
-    _write_json(run_dir / "env.json", env)
+    write_json(run_dir / "scenario.json", scenario_json)
+    write_json(run_dir / "run.json", run_info)
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
 
@@ -104,6 +106,14 @@ def read_records(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[BadLin
                 continue
             records.append(rec)
     return records, bad
+
+
+def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per point: the last one written (a resumed point's new record replaces the old)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        latest[r["point_id"]] = r  # a dict keeps the first position: plan order survives a resume
+    return list(latest.values())
 
 
 def read_json(run_dir: str | Path, name: str) -> dict[str, Any]:

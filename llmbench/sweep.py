@@ -39,6 +39,8 @@ class RunPoint:
     device: str  # as requested: auto, cpu, cuda, cuda:N
     seed: int
     cpu_threads: int | None
+    point_timeout_s: float = 1800
+    skip_larger_after_oom: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,8 @@ class RunPoint:
             "device": self.device,
             "seed": self.seed,
             "cpu_threads": self.cpu_threads,
+            "point_timeout_s": self.point_timeout_s,
+            "skip_larger_after_oom": self.skip_larger_after_oom,
         }
 
 
@@ -143,4 +147,6 @@ def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: D
         device=s.device,
         seed=s.seed,
         cpu_threads=s.cpu_threads,
+        point_timeout_s=s.point_timeout_s,
+        skip_larger_after_oom=s.skip_larger_after_oom,
     )

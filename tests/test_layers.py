@@ -15,11 +15,11 @@ STAGES = [
     {"precision", "decoding", "sourcemap", "stats", "metrics"},
     {"scenario", "checks", "sweep"},  # inert configuration, expanded into points
     {"records"},  # the plain data that comes out of the worker
-    {"timing", "sampler", "tinymodels", "engine", "environment", "runner"},  # the measuring side
-    {"store"},
-    {"results", "console", "execution", "cli", "__main__"},
+    {"timing", "sampler", "tinymodels", "engine", "environment", "faults", "runner", "worker"},  # measuring side
+    {"store", "fingerprint", "sharding"},
+    {"results", "console", "supervisor", "merging", "execution", "cli", "__main__"},
 ]
-MEASURING = {"timing", "sampler", "tinymodels", "engine", "runner"}
+MEASURING = {"timing", "sampler", "tinymodels", "engine", "runner", "faults", "worker"}
 READERS = {"results", "console"}  # read records only: never torch, never the measuring side
 
 

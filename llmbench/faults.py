@@ -1,0 +1,44 @@
+"""Fault injection for testing the harness itself: make chosen points run out of memory, die or hang.
+
+Off unless the worker's environment has LLMBENCH_FAULTS, a JSON object such as
+  {"oom": ["<point id>"], "oom_batch_ge": 16, "kill": [...], "hang": [...], "exit": [...], "segfault": [...]}
+Scenarios never carry faults (configuration stays inert); tests and demos set the variable.
+The OOM is a real allocation failure (an impossible torch.empty), so the real handling path runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from typing import Any
+
+ENV = "LLMBENCH_FAULTS"
+
+
+def active_faults() -> dict[str, Any]:
+    text = os.environ.get(ENV)
+    return json.loads(text) if text else {}
+
+
+def inject(point_id: str, batch_size: int, faults: dict[str, Any]) -> None:
+    """Called in the worker just before a point's first call."""
+    if not faults:
+        return
+    if point_id in faults.get("kill", []):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if point_id in faults.get("exit", []):
+        os._exit(3)
+    if point_id in faults.get("segfault", []):
+        import ctypes
+
+        ctypes.string_at(0)  # a real SIGSEGV
+    if point_id in faults.get("hang", []):
+        while True:  # a deadlock, as far as anyone outside can tell
+            time.sleep(3600)
+    limit = faults.get("oom_batch_ge")
+    if point_id in faults.get("oom", []) or (limit is not None and batch_size >= limit):
+        import torch
+
+        torch.empty(1 << 62, dtype=torch.uint8)  # 4 EiB: the allocator refuses, as in a real OOM

@@ -1,0 +1,47 @@
+"""The hardware and software fingerprint of a run, read from env.json: what must match for two sets of
+records to be comparable (resume, merge, and later compare). The hostname is left out on purpose:
+shards of one sweep run on many identical nodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
+    packages = env.get("packages") or {}
+    gpu = env.get("gpu") or {}
+    cpu = env.get("cpu") or {}
+    device = str(env.get("device") or "")
+    return {
+        "device_type": device.split(":")[0] or None,
+        "gpu_name": gpu.get("name"),
+        "gpu_memory_mib": round(gpu["memory_mib"]) if gpu.get("memory_mib") else None,
+        "driver": gpu.get("driver"),
+        "cuda": gpu.get("cuda"),
+        "cpu_model": cpu.get("model") if not gpu else None,  # a GPU run does not depend on the host CPU model
+        "python": ".".join(str(env.get("python", "")).split(".")[:2]) or None,
+        "torch": packages.get("torch"),
+        "transformers": packages.get("transformers"),
+    }
+
+
+def fingerprint_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two env.json dicts' fingerprints; empty when they match."""
+    fa, fb = fingerprint(a), fingerprint(b)
+    return [f"{k}: {fa[k]!r} vs {fb[k]!r}" for k in fa if fa[k] != fb[k]]
+
+
+def dict_differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Paths where two JSON-like values differ, e.g. 'batch_size: [1, 4] vs [1, 8]'."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in list(a) + [k for k in b if k not in a]:
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in a or key not in b:
+                out.append(f"{sub}: {'missing' if key not in a else repr(a[key])} vs "
+                           f"{'missing' if key not in b else repr(b[key])}")
+            else:
+                out += dict_differences(a[key], b[key], sub)
+        return out
+    return [] if a == b else [f"{path or '(value)'}: {a!r} vs {b!r}"]
