@@ -18,8 +18,15 @@ from llmbench.console import err, make_progress, out, print_summary
 from llmbench.fingerprint import dict_differences, fingerprint_differences
 from llmbench.scenario import Scenario
 from llmbench.sharding import select_shard
-from llmbench.store import RecordWriter, create_run_dir, latest_records, read_json, read_records, write_json, \
-    write_run_files
+from llmbench.store import (
+    RecordWriter,
+    create_run_dir,
+    latest_records,
+    read_json,
+    read_records,
+    write_json,
+    write_run_files,
+)
 from llmbench.sweep import RunPoint, expand_sweep, group_points
 
 FAILED = ("error", "crashed", "timeout")

@@ -35,14 +35,20 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False) ->
             raise MergeError(f"{other} ran on another environment than {first} (--allow-mismatch to merge "
                              "anyway):\n  " + "\n  ".join(diffs))
     chosen: dict[str, dict[str, Any]] = {}
-    planned: list[str] = []
+    planned = _planned_ids(scenario)  # the whole sweep: a missing shard shows up as missing points
     for d in run_dirs:
-        planned += [p for p in _read(d, "run.json").get("point_ids", []) if p not in planned]
         for r in latest_records(read_records(d)[0]):
             old = chosen.get(r["point_id"])
             if old is None or _better(r, old):
                 chosen[r["point_id"]] = r
     return _write(out, first, scenario, env, run_dirs, planned, chosen)
+
+
+def _planned_ids(scenario_json: dict[str, Any]) -> list[str]:
+    from llmbench.scenario import Scenario
+    from llmbench.sweep import expand_sweep
+
+    return [p.id for p in expand_sweep(Scenario.model_validate(scenario_json))]
 
 
 def _better(new: dict[str, Any], old: dict[str, Any]) -> bool:

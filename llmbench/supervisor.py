@@ -88,31 +88,41 @@ class Supervisor:
               interrupts: list[int]) -> None:
         stopping = False
         while queue or active:
-            if interrupts[0] and not stopping:
+            if interrupts[0] and not stopping:  # first Ctrl-C: finish the points in flight, start nothing
                 stopping = self.outcome.interrupted = True
                 for w in active.values():
                     _send(w.conn, "stop")
             if not stopping and self.outcome.refused is None:
-                for slot in range(len(self.slots)):
-                    if slot not in active and queue:
-                        active[slot] = self._spawn(queue.popleft(), slot)
+                self._fill(queue, active)
             if not active:
                 return
-            timeout = max(0.0, min(w.deadline for w in active.values()) - time.monotonic())
-            wait([w.conn for w in active.values()] + [w.process.sentinel for w in active.values()] + [wake_r],
-                 timeout=None if timeout == float("inf") else timeout)
-            if _readable(wake_r):
-                os.read(wake_r, 64)
-            for slot, w in list(active.items()):
-                rest = self._service(w, stopping)
-                if rest is not None:  # the worker is gone
-                    del active[slot]
-                    if rest and not stopping and self.outcome.refused is None:
-                        queue.appendleft(rest)
-            if self.outcome.refused is not None:
-                for w in active.values():
-                    self._kill(w)
-                active.clear()
+            self._wait(active, wake_r)
+            self._reap(queue, active, stopping)
+
+    def _fill(self, queue: deque[list[RunPoint]], active: dict[int, Worker]) -> None:
+        for slot in range(len(self.slots)):
+            if slot not in active and queue:
+                active[slot] = self._spawn(queue.popleft(), slot)
+
+    def _wait(self, active: dict[int, Worker], wake_r: int) -> None:
+        """Block until a worker sends, dies, reaches its deadline, or a signal arrives."""
+        timeout = max(0.0, min(w.deadline for w in active.values()) - time.monotonic())
+        wait([w.conn for w in active.values()] + [w.process.sentinel for w in active.values()] + [wake_r],
+             timeout=None if timeout == float("inf") else timeout)
+        if _readable(wake_r):
+            os.read(wake_r, 64)
+
+    def _reap(self, queue: deque[list[RunPoint]], active: dict[int, Worker], stopping: bool) -> None:
+        for slot, w in list(active.items()):
+            rest = self._service(w, stopping)
+            if rest is not None:  # the worker is gone; a fresh one takes what it left
+                del active[slot]
+                if rest and not stopping and self.outcome.refused is None:
+                    queue.appendleft(rest)
+        if self.outcome.refused is not None:
+            for w in active.values():
+                self._kill(w)
+            active.clear()
 
     def _spawn(self, points: list[RunPoint], slot: int) -> Worker:
         from llmbench.worker import worker_main

@@ -154,3 +154,12 @@ def test_precision_that_cannot_run_here_is_skipped_with_its_reason(tmp_path, mon
     assert [r["status"] for r in recs] == ["skipped", "skipped", "ok"]
     assert "no_such_pkg" in recs[0]["reason"] and "cuda only" in recs[1]["reason"]
     assert recs[0]["calls"] == [] and recs[0]["summary"]["e2e_ms"] is None
+
+
+def test_device_map_placement_is_recorded(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: f\nmodels: [{id: tiny-llama, device_map: auto, max_memory: {cpu: 2GiB}}]\n"
+                    "max_new_tokens: 2\nwarmup: 0\niterations: 1\nmin_duration_s: 0\ndevice: cpu\n")
+    (r,) = run_points(expand_sweep(load_scenario(path)), resolve_device("cpu"))
+    assert r["status"] == "ok", r["error"]
+    assert set(r["model"]["placement"].values()) == {"cpu"}
