@@ -23,7 +23,7 @@ Finding = tuple[tuple[Any, ...], str, str]
 
 def check_scenario(scenario: Scenario, base_dir: Path) -> list[Finding]:
     findings: list[Finding] = []
-    for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _bounds):
+    for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds):
         findings += list(check(scenario, base_dir))
     if not findings:
         findings += list(_not_empty(scenario))
@@ -88,6 +88,12 @@ def _prompt_source(s: Scenario, base_dir: Path) -> Iterator[Finding]:
         read_prompt_file(file, p.field)
     except (OSError, ValueError) as exc:
         yield ("prompt", "path"), f"{file}: {exc}", "a .txt file has a prompt per line; .jsonl an object per line"
+
+
+def _placement(s: Scenario, _: Path) -> Iterator[Finding]:
+    for i, m in enumerate(s.models):
+        if m.max_memory and not m.device_map:
+            yield ("models", i, "max_memory"), "max_memory only applies with a device_map", "add device_map: auto"
 
 
 def _bounds(s: Scenario, _: Path) -> Iterator[Finding]:

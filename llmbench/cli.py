@@ -108,7 +108,8 @@ def run(
             raise typer.Exit(2)
         scenario = scenario.model_copy(update={"device": device})
     try:
-        shard_kn = parse_shard(shard)
+        # a resume knows its shard from run.json: a SLURM array's variables must not re-shard it
+        shard_kn = parse_shard(shard, None if resume is None else {})
     except ShardError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None

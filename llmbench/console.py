@@ -16,6 +16,7 @@ from rich.table import Table
 from llmbench.precision import unavailable_reason
 from llmbench.sourcemap import Problem
 from llmbench.sweep import Group
+from llmbench.validity import raised_flags
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -76,7 +77,7 @@ def peak_memory(record: dict[str, Any]) -> tuple[float | None, str]:
 
 def print_summary(records: list[dict[str, Any]]) -> None:
     table = Table(title="Summary (medians over measured calls)", title_justify="left")
-    for col in ("point", "status", "TTFT ms", "TPOT ms", "decode tok/s", "e2e ms", "peak MiB"):
+    for col in ("point", "status", "TTFT ms", "TPOT ms", "decode tok/s", "e2e ms", "peak MiB", "flags"):
         table.add_column(col, justify="left" if col in ("point", "status") else "right",
                          overflow="fold" if col == "point" else "ellipsis")
     group = None
@@ -90,7 +91,8 @@ def print_summary(records: list[dict[str, Any]]) -> None:
         short = r["point_id"].removeprefix(f"{group}/")
         table.add_row(f"  {escape(short)}", f"[{style}]{status}[/]", _fmt(_median(r, "ttft_ms")),
                       _fmt(_median(r, "tpot_ms")), _fmt(_median(r, "decode_tokens_per_s"), 1),
-                      _fmt(_median(r, "e2e_ms")), f"{_fmt(mem, 0)} {source}".strip())
+                      _fmt(_median(r, "e2e_ms")), f"{_fmt(mem, 0)} {source}".strip(),
+                      f"[yellow]{escape(' '.join(raised_flags(r)))}[/]")
     # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
     wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 140), highlight=False)
     wide.print(table)

@@ -69,7 +69,7 @@ def _gpu(device: Any) -> dict[str, Any] | None:
         "cuda": torch.version.cuda,
         "driver": None,
     }
-    from llmbench.sampler import open_nvml
+    from llmbench.nvml import open_nvml
 
     nvml = open_nvml(device)
     if nvml is not None:

@@ -38,18 +38,21 @@ class UsageError(Exception):
 
 @dataclass
 class RunPlan:
-    run_dir: Path
+    run_dir: Path | None  # None: an empty shard
     points: list[RunPoint]  # what this session runs
     planned: list[str]  # every point id the run directory is for
     resume: bool = False
     stored_env: dict[str, Any] | None = None
     slots: list[dict[str, str]] = field(default_factory=lambda: [{}])
+    scenario_path: Path | None = None
 
 
 def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, *, resume: Path | None = None,
                 shard: tuple[int, int] | None = None, parallel_gpus: bool = False) -> int:
     try:
         check_device(scenario.device)
+        if parallel_gpus and scenario.device == "cpu":
+            raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
         slots = gpu_slots() if parallel_gpus else [{}]
         plan = (plan_resume(scenario, resume, shard) if resume is not None
                 else plan_new(scenario, scenario_path, out_root, shard))
@@ -57,6 +60,11 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, *, resu
         err.print(f"[red]{exc}[/]", soft_wrap=True)
         return 2
     plan.slots = slots
+    plan.scenario_path = scenario_path
+    if plan.run_dir is None:  # more shards than model groups: this one has nothing to do, and that is fine
+        out.print(f"shard {shard[0]}/{shard[1]} has no points (the sweep has fewer model groups than shards); "
+                  "nothing to run", soft_wrap=True)
+        return 0
     if not plan.points:
         out.print(f"nothing to run: every planned point of {plan.run_dir} is ok", soft_wrap=True)
         return 0
@@ -103,7 +111,7 @@ def plan_new(scenario: Scenario, scenario_path: Path, out_root: Path, shard: tup
         points = select_shard(points, *shard)
         name = f"{name}-shard{shard[0]}of{shard[1]}"
         if not points:
-            raise UsageError(f"shard {shard[0]}/{shard[1]} has no points: the sweep has fewer groups than shards")
+            return RunPlan(None, [], [])
     run_dir = create_run_dir(out_root, name)
     info = {"llmbench": __version__, "scenario": scenario.name, "shard": list(shard) if shard else None,
             "point_ids": [p.id for p in points]}
@@ -163,8 +171,11 @@ def _finish(plan: RunPlan, outcome: Any, wall_s: float) -> int:
     missing = len(plan.planned) - len(records)
     out.print(f"run directory: [bold]{plan.run_dir}[/]  ({len(records)}/{len(plan.planned)} points recorded, "
               f"this session {wall_s:.1f} s)", soft_wrap=True)
-    if outcome.interrupted or missing:
-        err.print(f"[yellow]stopped[/]: {missing} point(s) not run. Resume with:\n  llmbench run SCENARIO "
-                  f"--resume {plan.run_dir}", soft_wrap=True)
+    failed = sum(r["status"] in FAILED for r in records)
+    if outcome.interrupted or missing or failed:
+        what = f"{missing} point(s) not run" if missing else ""
+        what += (", " if what else "") + f"{failed} point(s) failed" if failed else ""
+        err.print(f"[yellow]{what}[/]. To run exactly the points that are not ok:\n  llmbench run "
+                  f"{plan.scenario_path} --resume {plan.run_dir}", soft_wrap=True)
         return 130 if outcome.interrupted else 1
-    return 1 if any(r["status"] in FAILED for r in records) else 0
+    return 0

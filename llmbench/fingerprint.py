@@ -29,7 +29,8 @@ def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
 def fingerprint_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Human-readable differences between two env.json dicts' fingerprints; empty when they match."""
     fa, fb = fingerprint(a), fingerprint(b)
-    return [f"{k}: {fa[k]!r} vs {fb[k]!r}" for k in fa if fa[k] != fb[k]]
+    # null means unknown (e.g. the driver version without NVML): it does not contradict a value
+    return [f"{k}: {fa[k]!r} vs {fb[k]!r}" for k in fa if fa[k] != fb[k] and None not in (fa[k], fb[k])]
 
 
 def dict_differences(a: Any, b: Any, path: str = "") -> list[str]:

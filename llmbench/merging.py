@@ -12,7 +12,7 @@ from typing import Any
 
 from llmbench import __version__
 from llmbench.fingerprint import dict_differences, fingerprint_differences
-from llmbench.store import RecordWriter, latest_records, read_json, read_records, write_json
+from llmbench.store import RecordWriter, latest_records, read_json, read_records, read_timelines, write_json
 
 
 class MergeError(ValueError):
@@ -38,6 +38,7 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False) ->
     planned = _planned_ids(scenario)  # the whole sweep: a missing shard shows up as missing points
     for d in run_dirs:
         for r in latest_records(read_records(d)[0]):
+            r["_from"] = str(d)
             old = chosen.get(r["point_id"])
             if old is None or _better(r, old):
                 chosen[r["point_id"]] = r
@@ -71,8 +72,14 @@ def _write(out: Path, first: Path, scenario: dict[str, Any], env: dict[str, Any]
     info = {"llmbench": __version__, "scenario": scenario.get("name"), "shard": None, "point_ids": planned,
             "merged_from": [str(d) for d in run_dirs]}
     write_json(out_dir / "run.json", info)
+    timelines: dict[str, dict[str, Any]] = {}
+    for d in run_dirs:
+        timelines.update({k: v for k, v in read_timelines(d).items() if chosen.get(k, {}).get("_from") == str(d)})
     with RecordWriter(out_dir) as writer:
         for r in records:
+            r.pop("_from", None)
+            if r["point_id"] in timelines:
+                writer.append_timeline(timelines[r["point_id"]])
             writer.append(r)
     return {"points": len(records), "missing": [p for p in planned if p not in chosen], "sources": len(run_dirs)}
 

@@ -15,6 +15,7 @@ from llmbench import SCHEMA_VERSION
 from llmbench.metrics import CALL_METRICS, kv_cache_mib
 from llmbench.stats import summarize
 from llmbench.sweep import RunPoint
+from llmbench.validity import validity_flags
 
 # ok: measured; error: raised (or broke the fixed-length promise); oom: ran out of memory; crashed: the
 # worker process died in it; timeout: it ran past point_timeout_s; skipped: not run, with the reason
@@ -46,13 +47,18 @@ def error_info(exc: BaseException) -> dict[str, str]:
 def make_record(point: RunPoint, *, status: str, started_at: str, device: str | None = None,
                 timer: str | None = None, model: dict[str, Any] | None = None, load_s: float | None = None,
                 warmup_calls: list[dict[str, Any]] | None = None, calls: list[dict[str, Any]] | None = None,
-                memory: dict[str, Any] | None = None, memory_sources: list[str] | None = None,
-                prompt_tokens_per_sequence: list[int] | None = None, error: dict[str, str] | None = None,
+                sampled: dict[str, Any] | None = None, prompt_tokens_per_sequence: list[int] | None = None,
+                error: dict[str, str] | None = None,
                 reason: str | None = None, cold_start: bool = False,
                 torch_threads: int | None = None) -> dict[str, Any]:
     assert status in STATUSES, status
-    calls, warmup_calls = calls or [], warmup_calls or []
+    calls, warmup_calls, sampled = calls or [], warmup_calls or [], sampled or {}
     first = (warmup_calls or calls or [{}])[0].get("e2e_ms")
+    device_stats = dict(sampled.get("device") or {})
+    tokens = sum(sum(c["new_tokens"]) for c in calls)
+    if device_stats.get("energy_j") is not None and tokens:
+        device_stats["energy_per_token_j"] = device_stats["energy_j"] / tokens
+    flags, flag_details = validity_flags(calls, device_stats, point.max_cv, point.steady_tolerance)
     return {
         "schema_version": SCHEMA_VERSION,
         "point_id": point.id,
@@ -73,14 +79,18 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
         "prompt_tokens_per_sequence": prompt_tokens_per_sequence,
         "fixed_length_ok": _fixed_length_ok(point, calls + warmup_calls),
         "kv_cache_mib": _kv_mib(point, model, prompt_tokens_per_sequence),
-        "memory": memory or {},
-        "memory_sources": memory_sources or [],
+        "memory": sampled.get("memory") or {},
+        "device_stats": device_stats,
+        "sources": sampled.get("sources") or [],
+        "flags": flags,
+        "flag_details": flag_details,
         "n_warmup": len(warmup_calls),
         "n_calls": len(calls),
         "measured_s": sum(c["e2e_ms"] for c in calls) / 1e3,
         "summary": summarize_calls(calls),
         "warmup_calls": warmup_calls,
         "calls": calls,
+        "timeline": sampled.get("timeline"),  # the store moves it to timelines.jsonl
     }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import SCHEMA_VERSION
-from llmbench.store import latest_records, read_records
+from llmbench.store import latest_records, read_json, read_records
 
 POINT_COLUMNS = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding", "num_beams")
 STATS = ("n", "mean", "median", "p90", "p99", "min", "max", "stdev", "cv", "median_ci_low", "median_ci_high",
@@ -34,7 +34,11 @@ def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
         if r.get("schema_version", 0) > SCHEMA_VERSION:
             raise ResultsError(f"{path}: record schema {r['schema_version']} is newer than this llmbench "
                                f"({SCHEMA_VERSION}); upgrade llmbench")
-    return latest_records(records)
+    latest = latest_records(records)
+    if (path / "run.json").exists():  # plan order, whatever order parallel workers finished in
+        order = {pid: i for i, pid in enumerate(read_json(path, "run.json").get("point_ids", []))}
+        latest.sort(key=lambda r: order.get(r["point_id"], len(order)))
+    return latest
 
 
 def flatten_record(r: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +52,8 @@ def flatten_record(r: dict[str, Any]) -> dict[str, Any]:
                                       "n_warmup", "n_calls", "measured_s", "kv_cache_mib", "fixed_length_ok")})
     row["weights_mib"] = (r.get("model") or {}).get("weights_mib")
     row.update(r.get("memory") or {})
+    row.update({k: v for k, v in (r.get("device_stats") or {}).items() if not isinstance(v, list | dict)})
+    row.update({f"flag_{k}": v for k, v in (r.get("flags") or {}).items()})
     for metric, summary in (r.get("summary") or {}).items():
         for stat in STATS:
             row[f"{metric}_{stat}"] = summary.get(stat) if summary else None

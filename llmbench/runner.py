@@ -30,7 +30,7 @@ def run_points(points: list[RunPoint], device: Any, on_event: EventHook | None =
 
 def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, Any]]:
     from llmbench import engine
-    from llmbench.sampler import make_samplers
+    from llmbench.sampler import make_instruments
     from llmbench.timing import make_clock, make_step_hook
 
     _set_threads(group.points[0].cpu_threads)
@@ -48,7 +48,7 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
                                error=error_info(exc))
         return
     clock = make_clock(device)
-    tools = (clock, make_step_hook(clock), make_samplers(device))
+    tools = (clock, make_step_hook(clock), make_instruments(device, group.points[0].sample_interval_ms))
     oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
     try:
         for i, point in enumerate(group.points):
@@ -85,7 +85,7 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
               cold_start: bool = False) -> dict[str, Any]:
     from llmbench import engine
 
-    clock, hook, samplers = tools
+    clock, hook, instruments = tools
     warmup: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     common = {"started_at": utc_now(), "device": str(loaded.device), "timer": clock.name, "model": loaded.info,
@@ -98,48 +98,47 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
         common["prompt_tokens_per_sequence"] = prompt_tokens
         if hasattr(clock, "reserve"):
             clock.reserve(point.max_new_tokens + 2)
-        for s in samplers:
-            s.start()
+        instruments.start_point()
+        common["sampled"] = {}  # from here on, an error must still stop the sampler thread
         inject(point.id, point.batch_size, active_faults())
-        _measure(loaded, point, inputs, gen_config, (clock, hook), warmup, calls, emit)
-        memory, sources = _stop_samplers(samplers)
+        _measure(loaded, point, inputs, gen_config, (clock, hook, instruments), warmup, calls, emit)
+        common["sampled"] = instruments.stop_point()
     except Exception as exc:  # noqa: BLE001 - the point fails, the sweep goes on
-        memory, sources = _stop_samplers(samplers, quiet=True)
+        if "sampled" in common and not common["sampled"]:
+            common["sampled"] = _stop_quietly(instruments)
         status = "oom" if engine.is_out_of_memory(exc) else "error"
-        return make_record(point, status=status, error=error_info(exc), memory=memory, memory_sources=sources,
-                           **common)
+        return make_record(point, status=status, error=error_info(exc), **common)
     violation = fixed_length_violation(point, warmup + calls)
     status, error = ("error", {"type": "FixedLengthViolation", "message": violation}) if violation else ("ok", None)
-    return make_record(point, status=status, error=error, memory=memory, memory_sources=sources, **common)
+    return make_record(point, status=status, error=error, **common)
 
 
-def _measure(loaded: Any, point: RunPoint, inputs: Any, gen_config: Any, timing: tuple[Any, Any],
+def _measure(loaded: Any, point: RunPoint, inputs: Any, gen_config: Any, tools: tuple[Any, Any, Any],
              warmup: list[dict[str, Any]], calls: list[dict[str, Any]], emit: EventHook) -> None:
-    """Warm-up calls, then measured calls until iterations AND min_duration_s (at most max_iterations)."""
+    """Warm-up calls, then measured calls until iterations AND min_duration_s (at most max_iterations).
+    The sampler marks each call's window outside the timed region."""
     from llmbench.engine import generate_once
 
-    clock, hook = timing
+    clock, hook, instruments = tools
     for i in range(point.warmup):
+        instruments.call_start("warmup", i)
         warmup.append(generate_once(loaded, inputs, gen_config, clock, hook, point.seed + i))
+        instruments.call_end("warmup", i)
     measured_s = 0.0
     while len(calls) < point.max_iterations and (len(calls) < point.iterations or measured_s < point.min_duration_s):
+        instruments.call_start("measured", len(calls))
         call = generate_once(loaded, inputs, gen_config, clock, hook, point.seed + point.warmup + len(calls))
+        instruments.call_end("measured", len(calls))
         calls.append(call)
         measured_s += call["e2e_ms"] / 1e3
         emit("call", point, len(calls))
 
 
-def _stop_samplers(samplers: list[Any], quiet: bool = False) -> tuple[dict[str, Any], list[str]]:
-    memory: dict[str, Any] = {}
-    sources: list[str] = []
-    for s in samplers:
-        try:
-            memory.update(s.stop())
-            sources += s.sources
-        except Exception:  # noqa: BLE001 - after an error (quiet), a sampler that never started is fine
-            if not quiet:
-                raise
-    return memory, sources
+def _stop_quietly(instruments: Any) -> dict[str, Any]:
+    try:
+        return instruments.stop_point()
+    except Exception:  # noqa: BLE001 - after an error, what the sampler had is a bonus, not a need
+        return {}
 
 
 def _threads() -> int:

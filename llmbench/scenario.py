@@ -24,6 +24,11 @@ def _as_model(value: Any) -> Any:
     return {"id": value} if isinstance(value, str) else value
 
 
+def _str_keys(value: Any) -> Any:
+    """YAML reads `{0: 20GiB}` with an int key; GPU indices are names here."""
+    return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
+
+
 def _as_preset(value: Any) -> Any:
     return {"strategy": value} if isinstance(value, str) else value
 
@@ -51,10 +56,11 @@ class ModelSpec(BaseModel):
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(default=False, description="Allow the model repo's own Python code.")
     device_map: str | None = Field(
-        default=None, description="accelerate placement, e.g. auto: spread a model larger than one GPU over all "
+        default=None, pattern=r"^(auto|balanced|balanced_low_0|sequential|cpu|cuda(:\d+)?)$",
+        description="accelerate placement, e.g. auto: spread a model larger than one GPU over all "
         "visible GPUs (and CPU); default: the whole model on the run's device."
     )
-    max_memory: dict[str, str] | None = Field(
+    max_memory: Annotated[dict[str, str], BeforeValidator(_str_keys)] | None = Field(
         default=None, description="With device_map: memory per device, e.g. {'0': '20GiB', '1': '20GiB', cpu: '64GiB'}."
     )
 
@@ -127,6 +133,11 @@ class Scenario(BaseModel):
     skip_larger_after_oom: bool = Field(
         default=True, description="After an OOM at batch B, record larger batches of the same shape as skipped."
     )
+    sample_interval_ms: float = Field(default=10, gt=0, description="Sampler thread period (memory, power, "
+                                      "clocks).")
+    max_cv: float = Field(default=0.05, gt=0, description="Flag a point unstable above this cv of e2e_ms.")
+    steady_tolerance: float = Field(default=0.10, gt=0, description="Flag a point not_steady when its first "
+                                    "measured calls are this much slower than the rest.")
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda|cuda:\d+)$", description="auto, cpu, cuda, cuda:N")
     seed: int = Field(default=0, description="Seeds synthetic prompts and sampling (call i uses seed + i).")
     cpu_threads: int | None = Field(default=None, gt=0, description="torch.set_num_threads; default: torch's.")

@@ -25,7 +25,8 @@ def parse_shard(text: str | None, environ: Mapping[str, str] | None = None) -> t
     env = os.environ if environ is None else environ
     if text is None and "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
         first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))  # --array=0-3 and --array=1-4 both work
-        text = f"{int(env['SLURM_ARRAY_TASK_ID']) - first + 1}/{env['SLURM_ARRAY_TASK_COUNT']}"
+        step = int(env.get("SLURM_ARRAY_TASK_STEP", "1"))  # --array=1-7:2
+        text = f"{(int(env['SLURM_ARRAY_TASK_ID']) - first) // step + 1}/{env['SLURM_ARRAY_TASK_COUNT']}"
     if text is None:
         return None
     try:

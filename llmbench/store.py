@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 RECORDS = "records.jsonl"
+TIMELINES = "timelines.jsonl"
 
 
 def create_run_dir(root: str | Path, scenario_name: str, now: datetime | None = None) -> Path:
@@ -45,20 +46,34 @@ def write_json(path: Path, data: Any) -> None:
 
 
 class RecordWriter:
-    """Appends records to records.jsonl, one durable line per point."""
+    """Appends records to records.jsonl, one durable line per point; a record's sampler timeline goes to
+    timelines.jsonl (written first, so a record never points at a timeline that is not there)."""
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / RECORDS
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._t = open(Path(run_dir) / TIMELINES, "a", encoding="utf-8")  # noqa: SIM115
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_finite(record), separators=(",", ":"), allow_nan=False, default=str)
-        self._f.write(line + "\n")
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        timeline = record.pop("timeline", None)
+        if timeline:
+            from llmbench.timelines import compact_timeline
+
+            self._write(self._t, compact_timeline(record["point_id"], timeline))
+        self._write(self._f, record)
+
+    def append_timeline(self, line: dict[str, Any]) -> None:
+        self._write(self._t, line)
+
+    @staticmethod
+    def _write(f: Any, data: dict[str, Any]) -> None:
+        f.write(json.dumps(_finite(data), separators=(",", ":"), allow_nan=False, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
     def close(self) -> None:
         self._f.close()
+        self._t.close()
 
     def __enter__(self) -> RecordWriter:
         return self
@@ -106,6 +121,21 @@ def read_records(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[BadLin
                 continue
             records.append(rec)
     return records, bad
+
+
+def read_timelines(run_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """point id -> its latest sampler timeline (columns over time, call windows); {} if none."""
+    path = Path(run_dir) / TIMELINES
+    out: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a truncated last line: the record it belonged to was never written
+                out[data["point_id"]] = data
+    return out
 
 
 def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -127,9 +127,11 @@ class Supervisor:
     def _spawn(self, points: list[RunPoint], slot: int) -> Worker:
         from llmbench.worker import worker_main
 
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self._spawned == 0:  # a resumed run keeps the earlier sessions' logs and numbers on
+            self._spawned = len(list(self.log_dir.glob("worker-*.stderr.log")))
         self._spawned += 1
         stderr = self.log_dir / f"worker-{self._spawned}.stderr.log"
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         parent, child = self.ctx.Pipe()
         env = self.slots[slot]
         process = self.ctx.Process(target=worker_main, args=(child, points, self.device, env, str(stderr), slot),

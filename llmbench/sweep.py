@@ -41,6 +41,9 @@ class RunPoint:
     cpu_threads: int | None
     point_timeout_s: float = 1800
     skip_larger_after_oom: bool = True
+    sample_interval_ms: float = 10
+    max_cv: float = 0.05
+    steady_tolerance: float = 0.10
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,9 @@ class RunPoint:
             "cpu_threads": self.cpu_threads,
             "point_timeout_s": self.point_timeout_s,
             "skip_larger_after_oom": self.skip_larger_after_oom,
+            "sample_interval_ms": self.sample_interval_ms,
+            "max_cv": self.max_cv,
+            "steady_tolerance": self.steady_tolerance,
         }
 
 
@@ -149,4 +155,7 @@ def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: D
         cpu_threads=s.cpu_threads,
         point_timeout_s=s.point_timeout_s,
         skip_larger_after_oom=s.skip_larger_after_oom,
+        sample_interval_ms=s.sample_interval_ms,
+        max_cv=s.max_cv,
+        steady_tolerance=s.steady_tolerance,
     )

@@ -72,6 +72,12 @@ def test_run_writes_a_run_directory(write_scenario, tmp_path):
     assert str(run_dir) in result.output and "Summary" in result.output
     env = json.loads((run_dir / "env.json").read_text())
     assert env["packages"]["torch"] and env["device"] == "cpu"
+    timelines = [json.loads(line) for line in (run_dir / "timelines.jsonl").read_text().splitlines()]
+    assert sorted(t["point_id"] for t in timelines) == sorted(df["point_id"])
+    assert all(len(t["t_ms"]) == len(t["host_rss_mib"]) > 0 for t in timelines)
+    record = json.loads((run_dir / "records.jsonl").read_text().splitlines()[0])
+    assert "timeline" not in record and set(record["flags"]) >= {"unstable", "not_steady", "throttled"}
+    assert record["device_stats"]["host_cpu_util_pct_mean"] is not None
 
 
 def test_run_device_override_that_does_not_exist(write_scenario, tmp_path):

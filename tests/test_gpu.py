@@ -58,6 +58,6 @@ def test_torch_peaks_and_weights(records):
 def test_nvml_memory_when_available(records):
     pytest.importorskip("pynvml")
     r = records[-1]
-    if "nvml.memory" not in r["memory_sources"]:
+    if "nvml.device_used_mib" not in r["sources"]:
         pytest.skip("NVML did not open on this machine")
     assert r["memory"]["device_used_peak_mib"] >= r["memory"]["torch_peak_reserved_mib"]

@@ -12,14 +12,14 @@ HEAVY = ("torch", "transformers", "pynvml", "bitsandbytes", "pandas")
 
 # stage order, left to right; a module may import modules of its own stage or stages to its left
 STAGES = [
-    {"precision", "decoding", "sourcemap", "stats", "metrics"},
+    {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity"},
     {"scenario", "checks", "sweep"},  # inert configuration, expanded into points
     {"records"},  # the plain data that comes out of the worker
-    {"timing", "sampler", "tinymodels", "engine", "environment", "faults", "runner", "worker"},  # measuring side
+    {"timing", "sampler", "nvml", "tinymodels", "engine", "environment", "faults", "runner", "worker"},
     {"store", "fingerprint", "sharding"},
     {"results", "console", "supervisor", "merging", "execution", "cli", "__main__"},
 ]
-MEASURING = {"timing", "sampler", "tinymodels", "engine", "runner", "faults", "worker"}
+MEASURING = {"timing", "sampler", "nvml", "tinymodels", "engine", "runner", "faults", "worker"}
 READERS = {"results", "console"}  # read records only: never torch, never the measuring side
 
 

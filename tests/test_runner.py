@@ -77,7 +77,7 @@ def test_summary_and_memory(records):
     s = r["summary"]
     assert s["e2e_ms"]["n"] == 3 and s["itl_ms"]["n"] == 15
     assert s["decode_tokens_per_s"]["median"] > 0
-    assert r["memory"]["host_rss_peak_mib"] > 0 and r["memory_sources"]
+    assert r["memory"]["host_rss_peak_mib"] > 0 and r["sources"]
     assert r["model"]["n_params"] > 0 and r["model"]["weights_mib"] > 0
     # analytic KV: 2 * 4 layers * 4 kv heads * 32 head_dim * 4 bytes * B=2 * (12 + 6) tokens
     assert r["kv_cache_mib"] == pytest.approx(2 * 4 * 4 * 32 * 4 * 2 * 18 / 2**20)

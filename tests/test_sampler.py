@@ -1,4 +1,4 @@
-"""Samplers: host memory for real; the NVML thread against a fake NVML (no GPU here)."""
+"""Samplers: the host side for real; NVML against a scripted fake pynvml (there is no GPU here)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import os
 import time
 from types import SimpleNamespace
 
-from llmbench.sampler import HostMemory, NvmlMemory, make_samplers
+import pytest
+
+from llmbench.nvml import NvmlReader
+from llmbench.sampler import HostMemory, HostReader, Instruments, Poller, make_instruments
+from llmbench.timelines import summarize_timeline
 
 
 def test_host_memory_peak_sees_an_allocation():
     m = HostMemory()
     m.start()
-    block = bytearray(64 * 2**20)  # 64 MiB, touched
-    block[:: 4096] = b"x" * len(block[:: 4096])
+    block = bytearray(64 * 2**20)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page
     result = m.stop()
     del block
     assert result["host_rss_peak_mib"] >= result["host_rss_end_mib"] - 1
@@ -21,45 +25,142 @@ def test_host_memory_peak_sees_an_allocation():
         assert result["host_rss_peak_mib"] >= 64
 
 
-class FakeNvml:
-    """Device memory that rises then falls; our process listed among others."""
-
-    def __init__(self, used_mib: list[float]):
-        self.used = [u * 2**20 for u in used_mib]
-        self.calls = 0
-
-    def nvmlDeviceGetMemoryInfo(self, handle):  # noqa: N802 - NVML's own name
-        value = self.used[min(self.calls, len(self.used) - 1)]
-        self.calls += 1
-        return SimpleNamespace(used=value)
-
-    def nvmlDeviceGetComputeRunningProcesses(self, handle):  # noqa: N802
-        return [SimpleNamespace(pid=os.getpid(), usedGpuMemory=300 * 2**20),
-                SimpleNamespace(pid=-1, usedGpuMemory=5000 * 2**20)]
+def test_host_reader_sees_rss_and_a_busy_cpu():
+    r = HostReader()
+    end = time.monotonic() + 0.2
+    while time.monotonic() < end:
+        pass  # busy: ~100% of one core
+    values = r.read()
+    assert values["host_rss_mib"] > 10
+    assert 50 < values["host_cpu_pct"] <= 250
 
 
-def test_nvml_thread_keeps_the_peak_and_our_process_share():
-    nvml = FakeNvml([100, 900, 400])
-    s = NvmlMemory(handle=None, nvml=nvml, interval_ms=1)
-    s.start()
-    time.sleep(0.05)
-    result = s.stop()
-    assert result == {"device_used_peak_mib": 900, "process_used_peak_mib": 300}
-    assert nvml.calls >= 3
+class ScriptedNvml:
+    """pynvml's calls, answering from scripts (one value per call, the last repeated)."""
 
+    NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_TEMPERATURE_GPU = 1, 2, 0
 
-def test_nvml_field_the_driver_refuses_does_not_crash():
-    class Refusing(FakeNvml):
-        def nvmlDeviceGetComputeRunningProcesses(self, handle):  # noqa: N802
+    def __init__(self, *, used=(1000,), power_mw=(300_000,), sm=(1980,), throttle=(0,), energy=(0,),
+                 procs=None, refuse=()):
+        self.scripts = {"used": list(used), "power": list(power_mw), "sm": list(sm), "throttle": list(throttle),
+                        "energy": list(energy)}
+        self.procs = procs if procs is not None else [(os.getpid(), 600)]
+        self.refuse = set(refuse)
+
+    def _next(self, key):
+        if key in self.refuse:
             raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
+        script = self.scripts[key]
+        return script.pop(0) if len(script) > 1 else script[0]
 
-    s = NvmlMemory(handle=None, nvml=Refusing([200]), interval_ms=1)
-    s.start()
-    time.sleep(0.01)
-    assert s.stop()["device_used_peak_mib"] == 200
+    def nvmlDeviceGetMemoryInfo(self, h):  # noqa: N802 - NVML's own names
+        return SimpleNamespace(used=self._next("used") * 2**20)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h):  # noqa: N802
+        return [SimpleNamespace(pid=p, usedGpuMemory=m * 2**20) for p, m in self.procs]
+
+    def nvmlDeviceGetUtilizationRates(self, h):  # noqa: N802
+        return SimpleNamespace(gpu=97)
+
+    def nvmlDeviceGetPowerUsage(self, h):  # noqa: N802
+        return self._next("power")
+
+    def nvmlDeviceGetClockInfo(self, h, which):  # noqa: N802
+        return self._next("sm") if which == self.NVML_CLOCK_SM else 2619
+
+    def nvmlDeviceGetTemperature(self, h, which):  # noqa: N802
+        return 61
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, h):  # noqa: N802
+        return self._next("throttle")
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):  # noqa: N802
+        return self._next("energy")
 
 
-def test_cpu_gets_host_memory_only():
+def instruments_with(nvml: ScriptedNvml) -> Instruments:
+    reader = NvmlReader(nvml, handle=None, our_pids=lambda: {os.getpid()})
+    return Instruments(HostMemory(), None, Poller([HostReader(), reader], interval_ms=1), reader)
+
+
+def run_point(inst: Instruments, measured: int = 3, call_s: float = 0.01) -> dict:
+    inst.start_point()
+    inst.call_start("warmup", 0)
+    time.sleep(call_s)
+    inst.call_end("warmup", 0)
+    for i in range(measured):
+        inst.call_start("measured", i)
+        time.sleep(call_s)
+        inst.call_end("measured", i)
+    return inst.stop_point()
+
+
+def test_nvml_energy_is_the_counter_difference_over_the_measured_calls():
+    # energy read at measured call 0 start (1000 mJ), then after calls 0, 1, 2 (1500, 2100, 2600 mJ)
+    out = run_point(instruments_with(ScriptedNvml(energy=(1000, 1500, 2100, 2600))))
+    dev = out["device"]
+    assert dev["energy_j"] == pytest.approx(1.6)
+    assert dev["avg_power_w"] == pytest.approx(1.6 / dev["energy_window_s"])
+    assert "nvml.power_w" in out["sources"] and "nvml.device_used_mib" in out["sources"]
+
+
+def test_energy_counter_going_backwards_gives_no_energy():
+    out = run_point(instruments_with(ScriptedNvml(energy=(5000, 100, 200, 300))))
+    assert out["device"]["energy_j"] is None and out["device"]["energy_counter_reset"] is True
+
+
+def test_exact_peaks_and_our_process_share():
+    nvml = ScriptedNvml(used=(1000, 7000, 3000), procs=[(os.getpid(), 600), (424242, 5000)])
+    out = run_point(instruments_with(nvml))
+    assert out["memory"]["device_used_peak_mib"] == 7000
+    assert out["memory"]["process_used_peak_mib"] == 600
+    assert out["device"]["foreign_pids"] == [424242]
+
+
+def test_process_not_listed_is_null_not_zero():
+    out = run_point(instruments_with(ScriptedNvml(procs=[(424242, 5000)])))
+    assert out["memory"]["process_used_peak_mib"] is None
+
+
+def test_refused_fields_are_left_out_and_nothing_raises():
+    out = run_point(instruments_with(ScriptedNvml(refuse={"power", "energy", "throttle"})))
+    assert "nvml.power_w" not in out["sources"] and "nvml.throttle_reasons" not in out["sources"]
+    assert "energy_j" not in out["device"] and "throttled" not in out["device"]
+    assert out["device"]["sm_clock_mhz_median"] == 1980
+
+
+def test_throttle_flag_over_measured_calls_only():
+    t_ms = [0, 10, 20, 30, 40]
+    calls = [["warmup", 0, 0, 9], ["measured", 0, 15, 25], ["measured", 1, 26, 35]]
+    idle_then_power_cap = {"throttle_reasons": [0x4, 0x1, 0x1, 0x0, 0x4]}  # the 0x4s fall outside
+    s = summarize_timeline(t_ms, idle_then_power_cap, calls)
+    assert s["throttled"] is False and s["throttle_reasons"] == ["gpu_idle"]
+    s = summarize_timeline(t_ms, {"throttle_reasons": [0, 0, 0x20, 0, 0]}, calls)
+    assert s["throttled"] is True and s["throttle_reasons"] == ["sw_thermal_slowdown"]
+    s = summarize_timeline(t_ms, {"throttle_reasons": [0, 0x2, 0x1, 0, 0]}, calls)
+    assert s["throttled"] is False  # an application-clock setting is configuration, not throttling
+
+
+def test_phase_summaries_are_exact():
+    t_ms = [0, 10, 20, 30, 40]
+    calls = [["measured", 0, 10, 30]]
+    cols = {"power_w": [100, 200, 300, 400, 900], "sm_clock_mhz": [1, 1980, 1900, 1700, 5],
+            "device_used_mib": [10, 50, 20, None, 5]}
+    s = summarize_timeline(t_ms, cols, calls)
+    assert s["power_w_mean"] == 300 and s["power_w_max"] == 400
+    assert s["sm_clock_mhz_median"] == 1900 and s["sm_clock_mhz_min"] == 1700
+    assert s["device_used_peak_mib"] == 50 and s["measured_samples_n"] == 3
+
+
+def test_cpu_instruments_for_real():
     import torch
 
-    assert [type(s).__name__ for s in make_samplers(torch.device("cpu"))] == ["HostMemory"]
+    inst = make_instruments(torch.device("cpu"), interval_ms=5)
+    assert inst.nvml is None and inst.cuda is None
+    out = run_point(inst, measured=4, call_s=0.02)
+    tl = out["timeline"]
+    assert len(tl["t_ms"]) >= 10 and len(tl["host_rss_mib"]) == len(tl["t_ms"])
+    assert [c[0] for c in tl["calls"]] == ["warmup"] + ["measured"] * 4
+    assert all(c[2] <= c[3] for c in tl["calls"])
+    assert out["device"]["host_cpu_util_pct_mean"] is not None
+    assert out["sources"][:1] in (["vmhwm.point"], ["vmhwm.process_lifetime"])

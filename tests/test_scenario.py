@@ -153,3 +153,14 @@ def test_unreadable_file(tmp_path):
     with pytest.raises(ScenarioError) as info:
         load_scenario(tmp_path / "absent.yaml")
     assert "cannot read" in info.value.problems[0].message
+
+
+def test_placement_fields(write_scenario):
+    s = load_scenario(write_scenario("name: m\nmodels:\n  - {id: tiny-llama, device_map: auto, max_memory: "
+                                     "{0: 20GiB, cpu: 64GiB}}\n"))
+    assert s.models[0].max_memory == {"0": "20GiB", "cpu": "64GiB"}  # int keys from YAML become names
+    problems = problems_of(write_scenario, "name: m\nmodels:\n  - {id: tiny-llama, max_memory: {0: 1GiB}}\n"
+                           "  - {id: tiny-gpt2, device_map: everywhere}\n")
+    assert [(p.path, p.line) for p in problems] == [("models[1].device_map", 4)]
+    (p,) = problems_of(write_scenario, "name: m\nmodels:\n  - {id: tiny-llama, max_memory: {0: 1GiB}}\n")
+    assert p.path == "models[0].max_memory" and "device_map" in p.message

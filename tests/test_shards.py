@@ -104,3 +104,17 @@ def test_merge_reports_missing_points(write_scenario, tmp_path):
     result = cli("merge", str(d), "-o", str(tmp_path / "m"))
     assert result.returncode == 1 and "merged 2 points" in result.stdout
     assert "2 planned point(s) have no record" in result.stderr
+
+
+def test_empty_shard_exits_0_without_a_run_directory(write_scenario, tmp_path):
+    scenario = write_scenario(SWEEP.replace("models: [tiny-llama, tiny-gpt2, tiny-qwen2]", "models: [tiny-llama]")
+                              .replace("precision: [fp32, bf16]", "precision: fp32"))
+    result = cli("run", str(scenario), "--shard", "2/2", "--out", str(tmp_path / "s"))
+    assert result.returncode == 0 and "no points" in result.stdout
+    assert not (tmp_path / "s").exists()
+
+
+def test_slurm_array_with_a_step():
+    env = {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1",
+           "SLURM_ARRAY_TASK_STEP": "2"}  # --array=1-7:2 -> ids 1, 3, 5, 7
+    assert parse_shard(None, env) == (3, 4)
