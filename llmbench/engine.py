@@ -59,7 +59,10 @@ def load_model(spec: ModelSpec, precision: str, device: Any) -> LoadedModel:
     transformers.utils.logging.disable_progress_bar()
     source = str(tinymodels.materialize(spec.id)) if tinymodels.is_builtin(spec.id) else spec.id
     dtype = getattr(torch, get_precision(precision).dtype)
-    opts = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    opts: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    quantization = quantization_config(precision)
+    if quantization is not None:
+        opts["quantization_config"] = quantization
     _sync(device)
     start = time.perf_counter()
     placement: dict[str, Any] = {"device_map": spec.device_map or str(device)}
@@ -76,6 +79,24 @@ def load_model(spec: ModelSpec, precision: str, device: Any) -> LoadedModel:
     info = describe_model(model, source)
     info["placement"] = {k: str(v) for k, v in (getattr(model, "hf_device_map", None) or {"": device}).items()}
     return LoadedModel(model, tokenizer, device, precision, load_s, info)
+
+
+def _bitsandbytes(args: dict[str, Any]) -> Any:
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if "bnb_4bit_compute_dtype" in args:
+        args = {**args, "bnb_4bit_compute_dtype": getattr(torch, args["bnb_4bit_compute_dtype"])}
+    return BitsAndBytesConfig(**args)
+
+
+# quantizer name (precision.quantization) -> builder of its transformers quantization config
+QUANTIZERS = {"bitsandbytes": _bitsandbytes}
+
+
+def quantization_config(precision: str) -> Any | None:
+    p = get_precision(precision)
+    return QUANTIZERS[p.quantization](dict(p.quant_args)) if p.quantization else None
 
 
 def describe_model(model: Any, source: str) -> dict[str, Any]:
@@ -207,6 +228,11 @@ def empty_caches(device: Any) -> None:
 def release(loaded: LoadedModel) -> None:
     loaded.model = None
     empty_caches(loaded.device)
+
+
+def synchronize(device: Any) -> None:
+    """Wait for the device (a no-op on a CPU): used outside the timed region only."""
+    _sync(device)
 
 
 def _sync(device: Any) -> None:

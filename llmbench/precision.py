@@ -19,6 +19,8 @@ class Precision:
     devices: tuple[str, ...] = ("cpu", "cuda")  # device types it runs on
     packages: tuple[str, ...] = ()  # import names it needs beyond torch/transformers
     description: str = ""
+    quantization: str | None = None  # the quantizer (a key of engine.QUANTIZERS), None for plain dtypes
+    quant_args: tuple[tuple[str, object], ...] = ()  # its arguments; dtype names as strings
 
 
 PRECISIONS: dict[str, Precision] = {
@@ -27,6 +29,21 @@ PRECISIONS: dict[str, Precision] = {
         Precision("fp32", "float32", 4, description="IEEE float32 weights and compute"),
         Precision("bf16", "bfloat16", 2, description="bfloat16 weights and compute"),
         Precision("fp16", "float16", 2, description="float16 weights and compute"),
+        Precision("int8", "float16", 1, packages=("bitsandbytes",), quantization="bitsandbytes",
+                  quant_args=(("load_in_8bit", True),),
+                  description="bitsandbytes LLM.int8: int8 weights, fp16 outliers and compute"),
+        Precision("int4", "bfloat16", 0.5, packages=("bitsandbytes",), quantization="bitsandbytes",
+                  quant_args=(("load_in_4bit", True), ("bnb_4bit_quant_type", "nf4"),
+                              ("bnb_4bit_compute_dtype", "bfloat16")),
+                  description="bitsandbytes 4-bit NF4 weights, bf16 compute"),
+        Precision("int4-fp4", "bfloat16", 0.5, packages=("bitsandbytes",), quantization="bitsandbytes",
+                  quant_args=(("load_in_4bit", True), ("bnb_4bit_quant_type", "fp4"),
+                              ("bnb_4bit_compute_dtype", "bfloat16")),
+                  description="bitsandbytes 4-bit FP4 weights, bf16 compute"),
+        Precision("int4-nf4-dq", "bfloat16", 0.5, packages=("bitsandbytes",), quantization="bitsandbytes",
+                  quant_args=(("load_in_4bit", True), ("bnb_4bit_quant_type", "nf4"),
+                              ("bnb_4bit_use_double_quant", True), ("bnb_4bit_compute_dtype", "bfloat16")),
+                  description="bitsandbytes 4-bit NF4 with double quantization of the scales, bf16 compute"),
     )
 }
 

@@ -18,22 +18,28 @@ from typing import Any
 
 # name -> (transformers config class, config kwargs). Token ids 0/1/2 are <pad>/<s>/</s>.
 _SPECIAL = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+# every dimension a multiple of 32: bitsandbytes 4-bit on a CPU packs weights in blocks of 32 rows
 BUILTIN_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
-    "tiny-llama": ("LlamaConfig", dict(vocab_size=2048, hidden_size=256, intermediate_size=688,
+    "tiny-llama": ("LlamaConfig", dict(vocab_size=2048, hidden_size=256, intermediate_size=704,
                                        num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
                                        max_position_embeddings=4096, tie_word_embeddings=False)),
     "tiny-gpt2": ("GPT2Config", dict(vocab_size=2048, n_embd=256, n_layer=4, n_head=8, n_positions=2048)),
-    "tiny-qwen2": ("Qwen2Config", dict(vocab_size=2048, hidden_size=256, intermediate_size=688,
+    "tiny-qwen2": ("Qwen2Config", dict(vocab_size=2048, hidden_size=256, intermediate_size=704,
                                        num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
                                        max_position_embeddings=4096, tie_word_embeddings=True)),
-    "tiny-mistral": ("MistralConfig", dict(vocab_size=2048, hidden_size=256, intermediate_size=688,
+    "tiny-mistral": ("MistralConfig", dict(vocab_size=2048, hidden_size=256, intermediate_size=704,
                                            num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
                                            max_position_embeddings=4096, sliding_window=None)),
     # ~100M parameters: large enough for a GPU to be busy, for GPU checks without a hub
     "small-llama": ("LlamaConfig", dict(vocab_size=32000, hidden_size=768, intermediate_size=2048,
                                         num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4,
                                         max_position_embeddings=4096, tie_word_embeddings=True)),
+    # ~1.1B parameters, TinyLlama-1.1B's shape: the GPU check's model (saved in bf16: 2.2 GB on disk)
+    "llama-1b": ("LlamaConfig", dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
+                                     num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
+                                     max_position_embeddings=4096, tie_word_embeddings=False)),
 }
+SAVE_DTYPE = {"llama-1b": "bfloat16"}  # others are saved in float32
 WEIGHT_SEED = 0  # fixed: the same built-in name means the same weights in every run
 
 
@@ -47,7 +53,8 @@ def cache_root() -> Path:
 
 def model_dir(name: str) -> Path:
     cls, kwargs = BUILTIN_MODELS[name]
-    digest = hashlib.sha256(json.dumps([cls, kwargs, WEIGHT_SEED], sort_keys=True).encode()).hexdigest()[:10]
+    key = [cls, kwargs, WEIGHT_SEED] + ([SAVE_DTYPE[name]] if name in SAVE_DTYPE else [])
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     return cache_root() / "models" / f"{name}-{digest}"
 
 
@@ -66,7 +73,8 @@ def materialize(name: str) -> Path:
     try:
         with torch.random.fork_rng():
             torch.manual_seed(WEIGHT_SEED)
-            model = transformers.AutoModelForCausalLM.from_config(config)
+            dtype = getattr(torch, SAVE_DTYPE.get(name, "float32"))
+            model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
         model.generation_config.pad_token_id = _SPECIAL["pad_token_id"]
         model.save_pretrained(tmp)
         build_tokenizer(min(config.vocab_size, 1024)).save_pretrained(tmp)

@@ -61,3 +61,91 @@ def test_nvml_memory_when_available(records):
     if "nvml.device_used_mib" not in r["sources"]:
         pytest.skip("NVML did not open on this machine")
     assert r["memory"]["device_used_peak_mib"] >= r["memory"]["torch_peak_reserved_mib"]
+
+
+def test_event_timer_agrees_with_a_synchronised_host_clock():
+    import time
+
+    import torch
+
+    from llmbench.timing import CudaEventClock
+
+    x = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
+    clock = CudaEventClock(torch.device("cuda"))
+    for _ in range(3):  # warm-up
+        x @ x
+    ratios = []
+    for _ in range(5):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        clock.start()
+        for _ in range(20):
+            x @ x
+            clock.mark()
+        clock.mark()
+        marks = clock.resolve()
+        host_ms = (time.perf_counter() - t) * 1e3
+        ratios.append(marks[-1] / host_ms)
+        assert all(b >= a for a, b in zip(marks, marks[1:], strict=False))
+    assert 0.98 <= sorted(ratios)[2] <= 1.0 + 1e-3
+
+
+def test_nvml_used_memory_rises_by_a_known_allocation():
+    import torch
+
+    pytest.importorskip("pynvml")
+    from llmbench.nvml import open_nvml
+
+    opened = open_nvml(torch.device("cuda", torch.cuda.current_device()))
+    if opened is None:
+        pytest.skip("NVML did not open")
+    nvml, handle = opened
+    torch.cuda.synchronize()
+    before = nvml.nvmlDeviceGetMemoryInfo(handle).used
+    block = torch.ones(2**30, dtype=torch.uint8, device="cuda")  # 1 GiB, touched
+    torch.cuda.synchronize()
+    after = nvml.nvmlDeviceGetMemoryInfo(handle).used
+    del block
+    assert 0.95 * 2**30 <= after - before <= 1.2 * 2**30
+
+
+def test_energy_counter_advances_under_load():
+    import time
+
+    import torch
+
+    pytest.importorskip("pynvml")
+    from llmbench.nvml import NvmlReader, open_nvml
+
+    opened = open_nvml(torch.device("cuda", torch.cuda.current_device()))
+    if opened is None:
+        pytest.skip("NVML did not open")
+    reader = NvmlReader(opened[0], opened[1], lambda: set())
+    e0 = reader.energy_mj()
+    if e0 is None:
+        pytest.skip("no energy counter on this GPU")
+    x = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        x @ x
+    torch.cuda.synchronize()
+    e1 = reader.energy_mj()
+    assert e1 - e0 > 50_000  # > 50 J in a busy second: more than an idle H100 would draw
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16", "int8", "int4"])
+def test_tiny_model_on_cuda_gives_a_valid_record_per_precision(precision, tmp_path):
+    from llmbench.precision import unavailable_reason
+
+    if unavailable_reason(precision, "cuda"):
+        pytest.skip(unavailable_reason(precision, "cuda"))
+    path = tmp_path / "s.yaml"
+    path.write_text(f"name: p\nmodels: [tiny-llama]\nprecision: {precision}\nbatch_size: 4\nmax_new_tokens: 8\n"
+                    "warmup: 1\niterations: 3\nmin_duration_s: 0\ndevice: cuda\n")
+    (r,) = run_points(expand_sweep(load_scenario(path)), resolve_device("cuda"))
+    assert r["status"] == "ok", r["error"]
+    assert r["timer"] == "cuda_event" and r["fixed_length_ok"] is True
+    assert r["flags"]["timer_disagrees"] is False
+    assert r["memory"]["torch_peak_allocated_mib"] > 0
+    if "nvml.power_w" in r["sources"]:
+        assert r["device_stats"]["power_w_mean"] > 0

@@ -163,3 +163,13 @@ def test_device_map_placement_is_recorded(tmp_path):
     (r,) = run_points(expand_sweep(load_scenario(path)), resolve_device("cpu"))
     assert r["status"] == "ok", r["error"]
     assert set(r["model"]["placement"].values()) == {"cpu"}
+
+
+def test_builtin_model_saved_in_a_narrow_dtype_loads(monkeypatch, tmp_path):
+    from llmbench import tinymodels
+
+    monkeypatch.setenv("LLMBENCH_CACHE", str(tmp_path))
+    monkeypatch.setitem(tinymodels.SAVE_DTYPE, "tiny-gpt2", "bfloat16")
+    folder = tinymodels.materialize("tiny-gpt2")
+    assert '"bfloat16"' in (folder / "config.json").read_text()
+    assert folder != tinymodels.model_dir("tiny-llama")
