@@ -97,6 +97,10 @@ def _placement(s: Scenario, _: Path) -> Iterator[Finding]:
 
 
 def _bounds(s: Scenario, _: Path) -> Iterator[Finding]:
+    if s.stop_strings and s.fixed_length:
+        yield ("stop_strings",), "stop strings end sequences early, so they need fixed_length: false", (
+            "set fixed_length: false (tokens are then counted per sequence)"
+        )
     if s.iterations > s.max_iterations:
         yield ("iterations",), f"iterations {s.iterations} exceeds max_iterations {s.max_iterations}", (
             "raise max_iterations or lower iterations"

@@ -62,12 +62,14 @@ def plan(file: Path = typer.Argument(..., help="Scenario YAML file."),
     scenario = _load(file)
     groups = group_points(expand_sweep(scenario))
     if as_json:
+        from llmbench.feasibility import requested_device_type, skip_reason
         from llmbench.precision import unavailable_reason
 
-        device_type = None if scenario.device == "auto" else scenario.device.split(":")[0]
+        device_type = requested_device_type(scenario.device)
         data = {"scenario": scenario.name, "loads": len(groups),
                 "groups": [{"id": g.id, "skip_reason": unavailable_reason(g.precision, device_type),
-                            "points": [p.to_dict() for p in g.points]} for g in groups]}
+                            "points": [{**p.to_dict(), "skip_reason": skip_reason(p, device_type)}
+                                       for p in g.points]} for g in groups]}
         print(json.dumps(data, indent=2))
     else:
         print_plan(scenario.name, groups)

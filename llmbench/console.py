@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from llmbench.feasibility import requested_device_type, skip_reason
 from llmbench.precision import unavailable_reason
 from llmbench.sourcemap import Problem
 from llmbench.sweep import Group
@@ -39,13 +40,14 @@ def print_plan(name: str, groups: list[Group]) -> None:
     out.print(f"[bold]{escape(name)}[/]: {len(points)} points in {len(groups)} model loads; each point: "
               f"{first.warmup} warm-up calls, then ≥{first.iterations} measured calls and "
               f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); device {first.device}")
-    device_type = None if first.device == "auto" else first.device.split(":")[0]
+    device_type = requested_device_type(first.device)
     for gi, g in enumerate(groups, start=1):
         reason = unavailable_reason(g.precision, device_type)
         skip = f"  [yellow]skipped: {escape(reason)}[/]" if reason else ""
         out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({len(g.points)} points){skip}", soft_wrap=True)
         for p in g.points:
-            out.print(f"  {escape(p.id)}", soft_wrap=True)
+            why = None if reason else skip_reason(p, device_type)
+            out.print(f"  {escape(p.id)}" + (f"  [yellow]skipped: {escape(why)}[/]" if why else ""), soft_wrap=True)
 
 
 def make_progress() -> Progress:
@@ -96,8 +98,13 @@ def print_summary(records: list[dict[str, Any]]) -> None:
     # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
     wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 140), highlight=False)
     wide.print(table)
+    skipped: dict[str, int] = {}
     for r in records:
-        if r["status"] != "ok":
+        if r["status"] == "skipped":
+            skipped[str(r.get("reason"))] = skipped.get(str(r.get("reason")), 0) + 1
+        elif r["status"] != "ok":
             e = r.get("error") or {}
-            text = f"{e.get('type')}: {e.get('message')}" if e else r.get("reason")
-            err.print(f"[red]{escape(r['point_id'])}[/]: {escape(str(text))}")
+            text = f"{e.get('type')}: {e.get('message')}"
+            err.print(f"[red]{escape(r['point_id'])}[/] {r['status']}: {escape(text)}", soft_wrap=True)
+    for reason, n in skipped.items():
+        err.print(f"[yellow]{n} point{'s' if n > 1 else ''} skipped[/]: {escape(reason)}", soft_wrap=True)

@@ -1,35 +1,63 @@
 """Decoding presets: the named strategies a scenario's `decoding:` list may use.
 
 Each preset is a small pydantic model whose `generate_kwargs()` gives the generate() arguments it
-stands for. Adding a strategy is one class here plus its entry in `DecodingPreset`. No torch.
+stands for, plus what it needs (`max_batch_size`, `assistant`). Adding a strategy is one class here
+and its entry in `DecodingPreset`. No torch.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# generate() arguments llmbench sets itself: a preset's generate_args may not override them
+RESERVED_ARGS = {"max_new_tokens", "min_new_tokens", "max_length", "min_length", "stopping_criteria",
+                 "generation_config", "input_ids", "attention_mask", "num_return_sequences", "streamer"}
 
 
 class _Preset(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_.+-]+$",
-        description="Label used in point ids; defaults to the strategy name.",
+        default=None, pattern=r"^[A-Za-z0-9_.+-]+$", description="Label used in point ids; default: the strategy."
     )
+    generate_args: dict[str, Any] = Field(
+        default_factory=dict, description="Extra generate() arguments passed through as they are."
+    )
+    custom_generate: str | None = Field(
+        default=None, description="A local folder with a custom_generate/generate.py; runs that code, so every "
+        "model it is used with needs trust_remote_code: true."
+    )
+
+    @field_validator("generate_args")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
+        clash = sorted(RESERVED_ARGS & set(value))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} are set by llmbench (use max_new_tokens, fixed_length, ...)")
+        return value
 
     @property
     def label(self) -> str:
         return self.name or self.strategy  # type: ignore[attr-defined]
 
-    def generate_kwargs(self) -> dict[str, Any]:
+    def strategy_kwargs(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        return {**self.strategy_kwargs(), **self.generate_args}
 
     @property
     def beams(self) -> int:
         return 1
+
+    max_batch_size: ClassVar[int | None] = None  # generate() refuses larger batches for this strategy
+    speculative: ClassVar[bool] = False  # drafts and verifies: needs a cache generate() can crop
+
+    def assistant_id(self) -> str | None:
+        """A second model to load beside the main one, if the strategy needs one."""
+        return None
 
 
 class Greedy(_Preset):
@@ -37,26 +65,22 @@ class Greedy(_Preset):
 
     strategy: Literal["greedy"] = "greedy"
 
-    def generate_kwargs(self) -> dict[str, Any]:
+    def strategy_kwargs(self) -> dict[str, Any]:
         return {"do_sample": False, "num_beams": 1}
 
 
 class Sampling(_Preset):
-    """Multinomial sampling with temperature, top-k and top-p (nucleus) filtering."""
+    """Multinomial sampling with temperature, top-k, top-p (nucleus) and a repetition penalty."""
 
     strategy: Literal["sampling"] = "sampling"
     temperature: float = Field(default=1.0, gt=0, description="Softmax temperature (> 0).")
     top_k: int = Field(default=50, ge=0, description="Keep the k most likely tokens; 0 disables.")
     top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus mass in (0, 1]; 1 disables.")
+    repetition_penalty: float = Field(default=1.0, gt=0, description="> 1 discourages repeats; 1 disables.")
 
-    def generate_kwargs(self) -> dict[str, Any]:
-        return {
-            "do_sample": True,
-            "num_beams": 1,
-            "temperature": self.temperature,
-            "top_k": self.top_k,
-            "top_p": self.top_p,
-        }
+    def strategy_kwargs(self) -> dict[str, Any]:
+        return {"do_sample": True, "num_beams": 1, "temperature": self.temperature, "top_k": self.top_k,
+                "top_p": self.top_p, "repetition_penalty": self.repetition_penalty}
 
 
 class Beam(_Preset):
@@ -66,19 +90,46 @@ class Beam(_Preset):
     num_beams: int = Field(default=4, ge=2, le=64, description="Beams per sequence (>= 2).")
     length_penalty: float = Field(default=1.0, description="Exponent on length in beam scores.")
 
-    def generate_kwargs(self) -> dict[str, Any]:
-        return {
-            "do_sample": False,
-            "num_beams": self.num_beams,
-            "length_penalty": self.length_penalty,
-            "early_stopping": False,
-        }
+    def strategy_kwargs(self) -> dict[str, Any]:
+        return {"do_sample": False, "num_beams": self.num_beams, "length_penalty": self.length_penalty,
+                "early_stopping": False}
 
     @property
     def beams(self) -> int:
         return self.num_beams
 
 
-DecodingPreset = Annotated[Greedy | Sampling | Beam, Field(discriminator="strategy")]
+class Assisted(_Preset):
+    """Assisted (speculative) decoding with a smaller assistant model; generate() allows batch 1 only."""
 
-STRATEGIES: dict[str, type[_Preset]] = {"greedy": Greedy, "sampling": Sampling, "beam": Beam}
+    strategy: Literal["assisted"] = "assisted"
+    assistant_model: str = Field(description="The assistant: a built-in name, hub id or local folder.")
+    num_assistant_tokens: int = Field(default=5, ge=1, description="Tokens the assistant drafts per step.")
+    max_batch_size: ClassVar[int | None] = 1
+    speculative: ClassVar[bool] = True
+
+    def assistant_id(self) -> str | None:
+        return self.assistant_model
+
+    def strategy_kwargs(self) -> dict[str, Any]:
+        return {"do_sample": False, "num_beams": 1, "num_assistant_tokens": self.num_assistant_tokens}
+
+
+class PromptLookup(_Preset):
+    """Prompt-lookup decoding: drafts from n-grams of the prompt, no second model; batch 1 only."""
+
+    strategy: Literal["prompt_lookup"] = "prompt_lookup"
+    prompt_lookup_num_tokens: int = Field(default=10, ge=1, description="Tokens drafted per step.")
+    max_matching_ngram_size: int = Field(default=2, ge=1, description="Longest n-gram matched in the prompt.")
+    max_batch_size: ClassVar[int | None] = 1
+    speculative: ClassVar[bool] = True
+
+    def strategy_kwargs(self) -> dict[str, Any]:
+        return {"do_sample": False, "num_beams": 1, "prompt_lookup_num_tokens": self.prompt_lookup_num_tokens,
+                "max_matching_ngram_size": self.max_matching_ngram_size}
+
+
+DecodingPreset = Annotated[Greedy | Sampling | Beam | Assisted | PromptLookup, Field(discriminator="strategy")]
+
+STRATEGIES: dict[str, type[_Preset]] = {c.model_fields["strategy"].default: c
+                                         for c in (Greedy, Sampling, Beam, Assisted, PromptLookup)}

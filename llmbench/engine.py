@@ -13,6 +13,7 @@ from typing import Any
 
 from llmbench.metrics import MiB, derive_call_metrics
 from llmbench.precision import get_precision
+from llmbench.quantization import quantization_config, stored_bytes
 from llmbench.scenario import ModelSpec
 from llmbench.sweep import RunPoint
 
@@ -45,22 +46,33 @@ class LoadedModel:
     precision: str
     load_s: float
     info: dict[str, Any] = field(default_factory=dict)
+    assistants: dict[str, Any] = field(default_factory=dict)
 
 
-def load_model(spec: ModelSpec, precision: str, device: Any) -> LoadedModel:
-    """from_pretrained on the model's folder (built-in names are materialized first), timed."""
+def model_source(model_id: str) -> str:
+    """The folder or hub id from_pretrained gets: built-in names are materialized into the cache first."""
+    from llmbench import tinymodels
+
+    return str(tinymodels.materialize(model_id)) if tinymodels.is_builtin(model_id) else model_id
+
+
+def load_model(spec: ModelSpec, precision: str, device: Any, attn_implementation: str = "default",
+               compile: bool = False) -> LoadedModel:
+    """from_pretrained on the model's folder (built-in names are materialized first), timed; with
+    `compile`, the forward is wrapped in torch.compile (compiling happens on the first call)."""
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llmbench import tinymodels
-
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    source = str(tinymodels.materialize(spec.id)) if tinymodels.is_builtin(spec.id) else spec.id
-    dtype = getattr(torch, get_precision(precision).dtype)
+    source = model_source(spec.id)
+    dtype_name = get_precision(precision).dtype
+    dtype = dtype_name if dtype_name == "auto" else getattr(torch, dtype_name)
     opts: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
     quantization = quantization_config(precision)
+    if attn_implementation != "default":
+        opts["attn_implementation"] = attn_implementation
     if quantization is not None:
         opts["quantization_config"] = quantization
     _sync(device)
@@ -70,6 +82,8 @@ def load_model(spec: ModelSpec, precision: str, device: Any) -> LoadedModel:
         placement["max_memory"] = {int(k) if k.isdigit() else k: v for k, v in spec.max_memory.items()}
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement, **opts)
     model.eval()
+    if compile:
+        model.forward = torch.compile(model.forward, dynamic=True)
     _sync(device)
     load_s = time.perf_counter() - start
     try:
@@ -78,30 +92,27 @@ def load_model(spec: ModelSpec, precision: str, device: Any) -> LoadedModel:
         tokenizer = None
     info = describe_model(model, source)
     info["placement"] = {k: str(v) for k, v in (getattr(model, "hf_device_map", None) or {"": device}).items()}
+    info["attn_implementation"] = getattr(model.config, "_attn_implementation", None)
+    info["compiled"] = compile
     return LoadedModel(model, tokenizer, device, precision, load_s, info)
 
 
-def _bitsandbytes(args: dict[str, Any]) -> Any:
-    import torch
-    from transformers import BitsAndBytesConfig
+def load_assistant(loaded: LoadedModel, model_id: str) -> Any:
+    """The assistant model for assisted decoding, loaded once per group in the main model's dtype."""
+    if model_id not in loaded.assistants:
+        from transformers import AutoModelForCausalLM
 
-    if "bnb_4bit_compute_dtype" in args:
-        args = {**args, "bnb_4bit_compute_dtype": getattr(torch, args["bnb_4bit_compute_dtype"])}
-    return BitsAndBytesConfig(**args)
-
-
-# quantizer name (precision.quantization) -> builder of its transformers quantization config
-QUANTIZERS = {"bitsandbytes": _bitsandbytes}
-
-
-def quantization_config(precision: str) -> Any | None:
-    p = get_precision(precision)
-    return QUANTIZERS[p.quantization](dict(p.quant_args)) if p.quantization else None
+        dtype = loaded.model.dtype
+        start = time.perf_counter()
+        loaded.assistants[model_id] = AutoModelForCausalLM.from_pretrained(
+            model_source(model_id), dtype=dtype, device_map=str(loaded.model.device)).eval()
+        loaded.info.setdefault("assistant_load_s", {})[model_id] = time.perf_counter() - start
+    return loaded.assistants[model_id]
 
 
 def describe_model(model: Any, source: str) -> dict[str, Any]:
     """Plain facts about a loaded model: sizes counted from the real tensors, and its KV-cache shape."""
-    tensors = [*model.parameters(), *model.buffers()]
+    tensors = [*model.parameters(), *model.buffers()]  # parameters() yields a tied weight once
     cfg = model.config.get_text_config()
     heads = getattr(cfg, "num_attention_heads", None)
     head_dim = getattr(cfg, "head_dim", None) or (cfg.hidden_size // heads if heads else None)
@@ -110,11 +121,12 @@ def describe_model(model: Any, source: str) -> dict[str, Any]:
         "architecture": (model.config.architectures or [type(model).__name__])[0],
         "dtype": str(model.dtype).removeprefix("torch."),
         "n_params": sum(p.numel() for p in model.parameters()),
-        "weights_mib": sum(t.numel() * t.element_size() for t in tensors) / MiB,
+        "weights_mib": sum(stored_bytes(t) for t in tensors) / MiB,
         "layers": getattr(cfg, "num_hidden_layers", None),
         "kv_heads": getattr(cfg, "num_key_value_heads", None) or heads,
         "head_dim": head_dim,
         "kv_bytes_per_element": model.dtype.itemsize,
+        "footprint_mib": model.get_memory_footprint() / MiB,  # transformers' own figure, for comparison
         "vocab_size": getattr(cfg, "vocab_size", None),
     }
 
@@ -161,17 +173,38 @@ def make_generation_config(loaded: LoadedModel, point: RunPoint) -> Any:
     eos = base.eos_token_id
     pad = base.pad_token_id if base.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
     n = point.max_new_tokens
+    cache: dict[str, Any] = {}
+    if point.cache_implementation != "dynamic":
+        cache["cache_implementation"] = point.cache_implementation
+    if point.cache_implementation == "quantized":
+        cache["cache_config"] = {"backend": "quanto", "nbits": 4}
     return GenerationConfig(
         max_new_tokens=n,  # every call is bounded
         min_new_tokens=n if point.fixed_length else None,
         eos_token_id=eos, pad_token_id=pad, bos_token_id=base.bos_token_id,
         use_cache=True, num_return_sequences=1,
-        **point.decoding.generate_kwargs(),
+        stop_strings=point.stop_strings or None, max_time=point.max_time_s,
+        **cache, **point.decoding.generate_kwargs(),
     )
 
 
+def call_kwargs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:
+    """generate() arguments that are objects rather than settings: the assistant, the tokenizer for
+    stop strings, a custom_generate folder."""
+    extra: dict[str, Any] = {}
+    assistant = point.decoding.assistant_id()
+    if assistant is not None:
+        extra["assistant_model"] = load_assistant(loaded, assistant)
+    if point.stop_strings:
+        extra["tokenizer"] = loaded.tokenizer
+    if point.decoding.custom_generate:
+        extra["custom_generate"] = point.decoding.custom_generate
+        extra["trust_remote_code"] = point.model.trust_remote_code
+    return extra
+
+
 def generate_once(loaded: LoadedModel, inputs: dict[str, Any], gen_config: Any, clock: Any, hook: Any,
-                  seed: int) -> dict[str, Any]:
+                  seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """One timed generate() call → the metrics of docs/metrics.md, plus the host-clock e2e."""
     import torch
 
@@ -180,7 +213,8 @@ def generate_once(loaded: LoadedModel, inputs: dict[str, Any], gen_config: Any, 
     host_start = time.perf_counter()
     clock.start()
     with torch.inference_mode():
-        out = loaded.model.generate(**inputs, generation_config=gen_config, stopping_criteria=[hook])
+        out = loaded.model.generate(**inputs, generation_config=gen_config, stopping_criteria=[hook],
+                                    **(extra or {}))
     clock.mark()  # tE
     marks = clock.resolve()
     host_e2e_ms = (time.perf_counter() - host_start) * 1e3

@@ -44,6 +44,18 @@ PRECISIONS: dict[str, Precision] = {
                   quant_args=(("load_in_4bit", True), ("bnb_4bit_quant_type", "nf4"),
                               ("bnb_4bit_use_double_quant", True), ("bnb_4bit_compute_dtype", "bfloat16")),
                   description="bitsandbytes 4-bit NF4 with double quantization of the scales, bf16 compute"),
+        Precision("int8-torchao", "bfloat16", 1, packages=("torchao",), quantization="torchao",
+                  quant_args=(("config", "Int8WeightOnlyConfig"),),
+                  description="torchao int8 weight-only, bf16 compute"),
+        Precision("int4-torchao", "bfloat16", 0.5, devices=("cuda",), packages=("torchao",), quantization="torchao",
+                  quant_args=(("config", "Int4WeightOnlyConfig"), ("group_size", 128)),
+                  description="torchao int4 weight-only (group size 128), bf16 compute; CUDA kernels only"),
+        Precision("int8-quanto", "bfloat16", 1, packages=("optimum.quanto",), quantization="quanto",
+                  quant_args=(("weights", "int8"),), description="optimum-quanto int8 weights, bf16 compute"),
+        Precision("int4-quanto", "bfloat16", 0.5, packages=("optimum.quanto",), quantization="quanto",
+                  quant_args=(("weights", "int4"),), description="optimum-quanto int4 weights, bf16 compute"),
+        Precision("native", "auto", 0, description="the checkpoint as saved: GPTQ, AWQ or bitsandbytes "
+                  "checkpoints load with their own quantization config, others in their saved dtype"),
     )
 }
 
@@ -57,10 +69,17 @@ def unavailable_reason(name: str, device_type: str | None) -> str | None:
     p = get_precision(name)
     if device_type is not None and device_type not in p.devices:
         return f"{name} runs on {' or '.join(p.devices)} only, not on {device_type}"
-    missing = [pkg for pkg in p.packages if importlib.util.find_spec(pkg) is None]
+    missing = [pkg for pkg in p.packages if _find(pkg) is None]
     if missing:
         return f"{name} needs the package(s) {', '.join(missing)}: pip install 'llmbench[quant]'"
     return None
+
+
+def _find(module: str) -> object | None:
+    try:
+        return importlib.util.find_spec(module)
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return None
 
 
 def get_precision(name: str) -> Precision:

@@ -31,8 +31,10 @@ def summarize_calls(calls: list[dict[str, Any]]) -> dict[str, dict[str, Any] | N
     for metric in CALL_METRICS:
         s = summarize([c[metric] for c in calls if c.get(metric) is not None])
         out[metric] = s.to_dict() if s else None
-    itl = summarize([v for c in calls for v in c.get("itl_ms", [])])
-    out["itl_ms"] = itl.to_dict() if itl else None
+    for name, values in (("itl_ms", [v for c in calls for v in c.get("itl_ms", [])]),
+                         ("new_tokens", [n for c in calls for n in c.get("new_tokens", [])])):
+        s = summarize(values)  # pooled: every decoding step / every output sequence of the measured calls
+        out[name] = s.to_dict() if s else None
     return out
 
 
@@ -76,6 +78,7 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
         "load_s": load_s,
         "cold_start": cold_start,
         "first_call_ms": first,
+        "compile_s": _compile_s(point, first, calls),
         "prompt_tokens_per_sequence": prompt_tokens_per_sequence,
         "fixed_length_ok": _fixed_length_ok(point, calls + warmup_calls),
         "kv_cache_mib": _kv_mib(point, model, prompt_tokens_per_sequence),
@@ -92,6 +95,14 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
         "calls": calls,
         "timeline": sampled.get("timeline"),  # the store moves it to timelines.jsonl
     }
+
+
+def _compile_s(point: RunPoint, first_ms: float | None, calls: list[dict[str, Any]]) -> float | None:
+    """With compile on: what the first call cost beyond a steady call (compilation, mostly)."""
+    if not point.compile or first_ms is None or not calls:
+        return None
+    steady = sorted(c["e2e_ms"] for c in calls)[len(calls) // 2]
+    return max(first_ms - steady, 0.0) / 1e3
 
 
 def fixed_length_violation(point: RunPoint, calls: list[dict[str, Any]]) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from llmbench.faults import active_faults, inject
+from llmbench.feasibility import skip_reason
 from llmbench.precision import unavailable_reason
 from llmbench.records import error_info, fixed_length_violation, make_record, utc_now
 from llmbench.sweep import Group, RunPoint, group_points
@@ -34,14 +35,15 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
     from llmbench.timing import make_clock, make_step_hook
 
     _set_threads(group.points[0].cpu_threads)
+    device_type = getattr(device, "type", str(device))
     started = utc_now()
-    reason = unavailable_reason(group.precision, getattr(device, "type", str(device)))
+    reason = unavailable_reason(group.precision, device_type)
     if reason is not None:  # planned but impossible here: say why, measure nothing
         yield from _all_points(group, emit, status="skipped", started_at=started, device=str(device), reason=reason)
         return
     emit("load_start", group.points[0], group.id)
     try:
-        loaded = engine.load_model(group.model, group.precision, device)
+        loaded = engine.load_model(group.model, group.precision, device, group.attn_implementation, group.compile)
     except Exception as exc:  # noqa: BLE001 - a failed load is data for every point of the group
         status = "oom" if engine.is_out_of_memory(exc) else "error"
         yield from _all_points(group, emit, status=status, started_at=started, device=str(device),
@@ -54,9 +56,11 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
         for i, point in enumerate(group.points):
             emit("point_start", point, None)
             shape = _shape(point)
-            if point.skip_larger_after_oom and shape in oom_at and point.batch_size > oom_at[shape]:
-                record = make_record(point, status="skipped", started_at=utc_now(), device=str(device),
-                                     reason=f"skipped after OOM at batch {oom_at[shape]} with the same shape")
+            reason = skip_reason(point, device_type)
+            if reason is None and point.skip_larger_after_oom and shape in oom_at and point.batch_size > oom_at[shape]:
+                reason = f"skipped after OOM at batch {oom_at[shape]} with the same shape"
+            if reason is not None:
+                record = make_record(point, status="skipped", started_at=utc_now(), device=str(device), reason=reason)
             else:
                 record = run_point(loaded, point, tools, emit, cold_start=(i == 0))
             if record["status"] == "oom":
@@ -94,6 +98,7 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
     try:
         inputs = engine.build_inputs(loaded, point)
         gen_config = engine.make_generation_config(loaded, point)
+        extra = engine.call_kwargs(loaded, point)
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
         common["prompt_tokens_per_sequence"] = prompt_tokens
         if hasattr(clock, "reserve"):
@@ -101,7 +106,7 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
         instruments.start_point()
         common["sampled"] = {}  # from here on, an error must still stop the sampler thread
         inject(point.id, point.batch_size, active_faults())
-        _measure(loaded, point, inputs, gen_config, (clock, hook, instruments), warmup, calls, emit)
+        _measure(loaded, point, (inputs, gen_config, extra), (clock, hook, instruments), warmup, calls, emit)
         common["sampled"] = instruments.stop_point()
     except Exception as exc:  # noqa: BLE001 - the point fails, the sweep goes on
         if "sampled" in common and not common["sampled"]:
@@ -113,24 +118,25 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
     return make_record(point, status=status, error=error, **common)
 
 
-def _measure(loaded: Any, point: RunPoint, inputs: Any, gen_config: Any, tools: tuple[Any, Any, Any],
+def _measure(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any], tools: tuple[Any, Any, Any],
              warmup: list[dict[str, Any]], calls: list[dict[str, Any]], emit: EventHook) -> None:
     """Warm-up calls, then measured calls until iterations AND min_duration_s (at most max_iterations).
     The sampler marks each call's window outside the timed region."""
     from llmbench.engine import generate_once
 
     clock, hook, instruments = tools
+    inputs, gen_config, extra = call
     for i in range(point.warmup):
         instruments.call_start("warmup", i)
-        warmup.append(generate_once(loaded, inputs, gen_config, clock, hook, point.seed + i))
+        warmup.append(generate_once(loaded, inputs, gen_config, clock, hook, point.seed + i, extra))
         instruments.call_end("warmup", i)
     measured_s = 0.0
     while len(calls) < point.max_iterations and (len(calls) < point.iterations or measured_s < point.min_duration_s):
         instruments.call_start("measured", len(calls))
-        call = generate_once(loaded, inputs, gen_config, clock, hook, point.seed + point.warmup + len(calls))
+        result = generate_once(loaded, inputs, gen_config, clock, hook, point.seed + point.warmup + len(calls), extra)
         instruments.call_end("measured", len(calls))
-        calls.append(call)
-        measured_s += call["e2e_ms"] / 1e3
+        calls.append(result)
+        measured_s += result["e2e_ms"] / 1e3
         emit("call", point, len(calls))
 
 

@@ -40,6 +40,8 @@ def _known_precision(name: str) -> str:
 
 
 PrecisionName = Annotated[str, AfterValidator(_known_precision)]
+CacheKind = Literal["dynamic", "static", "quantized", "offloaded"]
+AttnKind = Literal["default", "eager", "sdpa", "flash_attention_2", "flex_attention"]
 PositiveInt = Annotated[int, Field(gt=0)]
 MaxNewTokens = Annotated[int, Field(gt=0, le=1_000_000)]
 Axis = Annotated[list[PositiveInt], BeforeValidator(_as_list), Field(min_length=1)]
@@ -83,6 +85,21 @@ class Prompt(BaseModel):
     field: str = Field(default="prompt", description="JSONL key that holds the prompt text.")
 
 
+class Quality(BaseModel):
+    """Quality of each precision against a reference precision of the same model (llmbench/quality.py)."""
+
+    model_config = _Frozen
+
+    reference: str = Field(default="auto", description="Reference precision; auto: bf16 on a GPU, fp32 on a CPU.")
+    tokens: int = Field(default=1024, ge=16, description="Tokens of the shipped evaluation text to score.")
+    seq_len: int = Field(default=256, ge=8, description="Window length the evaluation text is cut into.")
+    greedy_new_tokens: int = Field(default=32, ge=1, description="Greedy tokens compared on the benchmark prompts.")
+
+
+def _as_quality(value: Any) -> Any:
+    return {} if value is True else (None if value is False else value)
+
+
 class Rule(BaseModel):
     """A partial point: matches (exclude) or adds (include) every point with these axis values."""
 
@@ -94,6 +111,9 @@ class Rule(BaseModel):
     input_tokens: Axis | None = None
     max_new_tokens: Annotated[list[MaxNewTokens], BeforeValidator(_as_list)] | None = None
     decoding: Annotated[list[str], BeforeValidator(_as_list)] | None = None
+    cache_implementation: Annotated[list[CacheKind], BeforeValidator(_as_list)] | None = None
+    attn_implementation: Annotated[list[AttnKind], BeforeValidator(_as_list)] | None = None
+    compile: Annotated[list[bool], BeforeValidator(_as_list)] | None = None
 
     def axes(self) -> dict[str, list[Any]]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
@@ -132,6 +152,24 @@ class Scenario(BaseModel):
     )
     skip_larger_after_oom: bool = Field(
         default=True, description="After an OOM at batch B, record larger batches of the same shape as skipped."
+    )
+    cache_implementation: Annotated[list[CacheKind], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        default=["dynamic"], description="KV cache kinds to sweep: dynamic, static, quantized (4-bit, quanto), "
+        "offloaded."
+    )
+    attn_implementation: Annotated[list[AttnKind], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        default=["default"], description="Attention kernels to sweep: default (the model's), eager, sdpa, "
+        "flash_attention_2, flex_attention."
+    )
+    compile: Annotated[list[bool], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        default=[False], description="torch.compile the model's forward (compile time recorded apart)."
+    )
+    stop_strings: list[str] = Field(default=[], description="Stop a sequence when it produces one of these "
+                                    "(needs fixed_length: false and a tokenizer).")
+    max_time_s: float | None = Field(default=None, gt=0, description="generate()'s max_time: a guard that ends a "
+                                     "call after this long (a cut call breaks fixed_length).")
+    quality: Annotated[Quality | None, BeforeValidator(_as_quality)] = Field(
+        default=None, description="true, or {reference, tokens, ...}: score each precision against a reference."
     )
     sample_interval_ms: float = Field(default=10, gt=0, description="Sampler thread period (memory, power, "
                                       "clocks).")
@@ -197,7 +235,9 @@ def _explain(err: Any, loc: tuple[Any, ...]) -> tuple[str, str]:
     if kind == "missing":
         return "required field is missing", _describe(loc)
     if kind == "union_tag_invalid":
-        tags = ", ".join(("greedy", "sampling", "beam"))
+        from llmbench.decoding import STRATEGIES
+
+        tags = ", ".join(STRATEGIES)
         guess = close_match(str(err.get("ctx", {}).get("tag", "")), tags.split(", "))
         return f"unknown decoding strategy {err.get('ctx', {}).get('tag')!r}", (
             f"did you mean {guess!r}?" if guess else f"known strategies: {tags}"

@@ -1,21 +1,32 @@
 """Sweep expansion: a Scenario becomes RunPoints with stable ids, grouped by model load.
 
-A point id is readable and stable: `model/precision/bs{B}/in{S}/out{N}/decoding`. It depends only on
-the point's own axis values, so adding a batch size to a scenario leaves every other id unchanged and
-runs can be joined by id. Points that share (model, precision) share one model load: a group.
+A point id is readable and stable: `model/precision/bs{B}/in{S}/out{N}/decoding`, followed by the
+load and cache options only where they differ from the default (`/cache-static`, `/attn-eager`,
+`/compiled`). It depends only on the point's own values, so adding a batch size to a scenario leaves
+every other id unchanged and runs can be joined by id. Points that share (model, precision, attention
+kernel, compile) share one model load: a group.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from llmbench.decoding import DecodingPreset
 from llmbench.scenario import ModelSpec, Prompt, Rule, Scenario
 
-AXES = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding")
+AXES = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding",
+        "cache_implementation", "attn_implementation", "compile")
+DEFAULTS = {"cache_implementation": "dynamic", "attn_implementation": "default", "compile": False}
+# scenario-wide settings every point carries, so a worker needs nothing but its points
+SETTINGS = ("prompt", "fixed_length", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
+            "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
+            "steady_tolerance", "stop_strings", "max_time_s")
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,9 @@ class RunPoint:
     input_tokens: int | None  # None for prompt files: lengths come from the text
     max_new_tokens: int
     decoding: DecodingPreset
+    cache_implementation: str
+    attn_implementation: str
+    compile: bool
     prompt: Prompt
     fixed_length: bool
     warmup: int
@@ -39,40 +53,23 @@ class RunPoint:
     device: str  # as requested: auto, cpu, cuda, cuda:N
     seed: int
     cpu_threads: int | None
-    point_timeout_s: float = 1800
-    skip_larger_after_oom: bool = True
-    sample_interval_ms: float = 10
-    max_cv: float = 0.05
-    steady_tolerance: float = 0.10
+    point_timeout_s: float
+    skip_larger_after_oom: bool
+    sample_interval_ms: float
+    max_cv: float
+    steady_tolerance: float
+    stop_strings: list[str]
+    max_time_s: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "group_id": self.group_id,
-            "model": self.model.label,
-            "model_spec": self.model.model_dump(),
-            "precision": self.precision,
-            "batch_size": self.batch_size,
-            "input_tokens": self.input_tokens,
-            "max_new_tokens": self.max_new_tokens,
-            "decoding": self.decoding.label,
-            "decoding_spec": self.decoding.model_dump(),
-            "num_beams": self.decoding.beams,
-            "prompt": self.prompt.model_dump(),
-            "fixed_length": self.fixed_length,
-            "warmup": self.warmup,
-            "iterations": self.iterations,
-            "min_duration_s": self.min_duration_s,
-            "max_iterations": self.max_iterations,
-            "device": self.device,
-            "seed": self.seed,
-            "cpu_threads": self.cpu_threads,
-            "point_timeout_s": self.point_timeout_s,
-            "skip_larger_after_oom": self.skip_larger_after_oom,
-            "sample_interval_ms": self.sample_interval_ms,
-            "max_cv": self.max_cv,
-            "steady_tolerance": self.steady_tolerance,
-        }
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.model_dump() if isinstance(value, BaseModel) else value
+        out["model_spec"], out["model"] = out["model"], self.model.label
+        out["decoding_spec"], out["decoding"] = out["decoding"], self.decoding.label
+        out["num_beams"] = self.decoding.beams
+        return out
 
 
 @dataclass(frozen=True)
@@ -82,13 +79,26 @@ class Group:
     id: str
     model: ModelSpec
     precision: str
+    attn_implementation: str = "default"
+    compile: bool = False
     points: list[RunPoint] = field(default_factory=list)
 
 
-def point_id(model: str, precision: str, batch: int, input_tokens: int | None, prompt: Prompt, new: int,
-             decoding: str) -> str:
-    prompt_part = f"in{input_tokens}" if input_tokens is not None else f"in-{Path(prompt.path or 'file').stem}"
-    return f"{model}/{precision}/bs{batch}/{prompt_part}/out{new}/{decoding}"
+def _options(c: dict[str, Any], axes: tuple[str, ...]) -> str:
+    labels = {"cache_implementation": f"cache-{c['cache_implementation']}",
+              "attn_implementation": f"attn-{c['attn_implementation']}", "compile": "compiled"}
+    return "".join(f"/{labels[a]}" for a in axes if c[a] != DEFAULTS[a])
+
+
+def point_id(c: dict[str, Any], prompt: Prompt) -> str:
+    s = c["input_tokens"]
+    prompt_part = f"in{s}" if s is not None else f"in-{Path(prompt.path or 'file').stem}"
+    base = f"{c['model']}/{c['precision']}/bs{c['batch_size']}/{prompt_part}/out{c['max_new_tokens']}/{c['decoding']}"
+    return base + _options(c, ("cache_implementation", "attn_implementation", "compile"))
+
+
+def group_id(c: dict[str, Any]) -> str:
+    return f"{c['model']}/{c['precision']}" + _options(c, ("attn_implementation", "compile"))
 
 
 def expand_sweep(s: Scenario) -> list[RunPoint]:
@@ -101,8 +111,7 @@ def expand_sweep(s: Scenario) -> list[RunPoint]:
     presets = {d.label: d for d in s.decoding}
     points: dict[str, RunPoint] = {}
     for c in combos:
-        pid = point_id(c["model"], c["precision"], c["batch_size"], c["input_tokens"], s.prompt,
-                       c["max_new_tokens"], c["decoding"])
+        pid = point_id(c, s.prompt)
         points.setdefault(pid, _point(s, pid, c, models[c["model"]], presets[c["decoding"]]))
     order = {gid: i for i, gid in enumerate(dict.fromkeys(p.group_id for p in points.values()))}
     return sorted(points.values(), key=lambda p: order[p.group_id])  # stable: keeps axis order inside
@@ -111,7 +120,8 @@ def expand_sweep(s: Scenario) -> list[RunPoint]:
 def group_points(points: list[RunPoint]) -> list[Group]:
     groups: dict[str, Group] = {}
     for p in points:
-        groups.setdefault(p.group_id, Group(p.group_id, p.model, p.precision)).points.append(p)
+        groups.setdefault(p.group_id, Group(p.group_id, p.model, p.precision, p.attn_implementation,
+                                            p.compile)).points.append(p)
     return list(groups.values())
 
 
@@ -123,6 +133,9 @@ def _axis_values(s: Scenario) -> dict[str, list[Any]]:
         "input_tokens": list(s.prompt.input_tokens) if s.prompt.kind == "synthetic" else [None],
         "max_new_tokens": list(s.max_new_tokens),
         "decoding": [d.label for d in s.decoding],
+        "cache_implementation": list(s.cache_implementation),
+        "attn_implementation": list(s.attn_implementation),
+        "compile": list(s.compile),
     }
 
 
@@ -135,27 +148,6 @@ def _matches(combo: dict[str, Any], rule: Rule) -> bool:
 
 
 def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: DecodingPreset) -> RunPoint:
-    return RunPoint(
-        id=pid,
-        group_id=f"{c['model']}/{c['precision']}",
-        model=model,
-        precision=c["precision"],
-        batch_size=c["batch_size"],
-        input_tokens=c["input_tokens"],
-        max_new_tokens=c["max_new_tokens"],
-        decoding=preset,
-        prompt=s.prompt,
-        fixed_length=s.fixed_length,
-        warmup=s.warmup,
-        iterations=s.iterations,
-        min_duration_s=s.min_duration_s,
-        max_iterations=s.max_iterations,
-        device=s.device,
-        seed=s.seed,
-        cpu_threads=s.cpu_threads,
-        point_timeout_s=s.point_timeout_s,
-        skip_larger_after_oom=s.skip_larger_after_oom,
-        sample_interval_ms=s.sample_interval_ms,
-        max_cv=s.max_cv,
-        steady_tolerance=s.steady_tolerance,
-    )
+    axes = {k: c[k] for k in AXES if k not in ("model", "decoding")}
+    return RunPoint(id=pid, group_id=group_id(c), model=model, decoding=preset, **axes,
+                    **{k: getattr(s, k) for k in SETTINGS})

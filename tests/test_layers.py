@@ -13,13 +13,15 @@ HEAVY = ("torch", "transformers", "pynvml", "bitsandbytes", "pandas")
 # stage order, left to right; a module may import modules of its own stage or stages to its left
 STAGES = [
     {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity"},
-    {"scenario", "checks", "sweep"},  # inert configuration, expanded into points
+    {"scenario", "checks", "sweep", "feasibility"},  # inert configuration, expanded into points
     {"records"},  # the plain data that comes out of the worker
-    {"timing", "sampler", "nvml", "tinymodels", "engine", "environment", "faults", "runner", "worker"},
+    {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "environment", "faults", "runner",
+     "worker", "quality", "smollm2"},
     {"store", "fingerprint", "sharding"},
     {"results", "console", "supervisor", "merging", "execution", "cli", "__main__"},
 ]
-MEASURING = {"timing", "sampler", "nvml", "tinymodels", "engine", "runner", "faults", "worker"}
+MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
+             "quality", "smollm2"}
 READERS = {"results", "console"}  # read records only: never torch, never the measuring side
 
 
