@@ -79,8 +79,11 @@ def peak_memory(record: dict[str, Any]) -> tuple[float | None, str]:
 
 def print_summary(records: list[dict[str, Any]]) -> None:
     table = Table(title="Summary (medians over measured calls)", title_justify="left")
-    for col in ("point", "status", "TTFT ms", "TPOT ms", "decode tok/s", "e2e ms", "peak MiB", "flags"):
-        table.add_column(col, justify="left" if col in ("point", "status") else "right",
+    scored = any(r.get("quality") for r in records)
+    cols = ["point", "status", "TTFT ms", "TPOT ms", "decode tok/s", "e2e ms", "peak MiB"]
+    cols += ["weights MiB", "KL vs ref"] if scored else []
+    for col in [*cols, "flags"]:
+        table.add_column(col, justify="left" if col in ("point", "status", "flags") else "right",
                          overflow="fold" if col == "point" else "ellipsis")
     group = None
     for r in records:
@@ -91,10 +94,14 @@ def print_summary(records: list[dict[str, Any]]) -> None:
         style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
         mem, source = peak_memory(r)
         short = r["point_id"].removeprefix(f"{group}/")
-        table.add_row(f"  {escape(short)}", f"[{style}]{status}[/]", _fmt(_median(r, "ttft_ms")),
-                      _fmt(_median(r, "tpot_ms")), _fmt(_median(r, "decode_tokens_per_s"), 1),
-                      _fmt(_median(r, "e2e_ms")), f"{_fmt(mem, 0)} {source}".strip(),
-                      f"[yellow]{escape(' '.join(raised_flags(r)))}[/]")
+        cells = [f"  {escape(short)}", f"[{style}]{status}[/]", _fmt(_median(r, "ttft_ms")),
+                 _fmt(_median(r, "tpot_ms")), _fmt(_median(r, "decode_tokens_per_s"), 1),
+                 _fmt(_median(r, "e2e_ms")), f"{_fmt(mem, 0)} {source}".strip()]
+        if scored:
+            q = r.get("quality") or {}
+            kl = q.get("kl_mean")
+            cells += [_fmt((r.get("model") or {}).get("weights_mib"), 1), "–" if kl is None else f"{kl:.2e}"]
+        table.add_row(*cells, f"[yellow]{escape(' '.join(raised_flags(r)))}[/]")
     # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
     wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 140), highlight=False)
     wide.print(table)

@@ -23,11 +23,12 @@ from llmbench.store import (
     create_run_dir,
     latest_records,
     read_json,
+    read_quality,
     read_records,
     write_json,
     write_run_files,
 )
-from llmbench.sweep import RunPoint, expand_sweep, group_points
+from llmbench.sweep import RunPoint, expand_sweep, group_points, plan_quality
 
 FAILED = ("error", "crashed", "timeout")
 
@@ -45,6 +46,7 @@ class RunPlan:
     stored_env: dict[str, Any] | None = None
     slots: list[dict[str, str]] = field(default_factory=lambda: [{}])
     scenario_path: Path | None = None
+    scenario: Scenario | None = None
 
 
 def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, *, resume: Path | None = None,
@@ -59,8 +61,7 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, *, resu
     except UsageError as exc:
         err.print(f"[red]{exc}[/]", soft_wrap=True)
         return 2
-    plan.slots = slots
-    plan.scenario_path = scenario_path
+    plan.slots, plan.scenario_path, plan.scenario = slots, scenario_path, scenario
     if plan.run_dir is None:  # more shards than model groups: this one has nothing to do, and that is fine
         out.print(f"shard {shard[0]}/{shard[1]} has no points (the sweep has fewer model groups than shards); "
                   "nothing to run", soft_wrap=True)
@@ -157,9 +158,30 @@ def _measure(plan: RunPlan, device: str) -> Any:
         diffs = fingerprint_differences(plan.stored_env, env)
         return "the environment differs from the run's env.json: " + "; ".join(diffs) if diffs else None
 
+    scores = read_quality(plan.run_dir)
+    jobs = [j for j in plan_quality(plan.scenario, plan.points)  # a resume scores only what it lacks
+            if any(scores.get((j.model.label, p), {}).get("status") != "ok" for p in j.precisions)]
+
     with progress, RecordWriter(plan.run_dir) as writer:
-        supervisor = Supervisor(device, plan.run_dir / "logs", writer.append, on_event, plan.slots, check_env)
-        return supervisor.run(plan.points)
+        def on_quality(result: dict[str, Any]) -> None:
+            writer.append_quality(result)
+            scores[(result["model"], result["precision"])] = result
+            progress.update(task, current=f"quality {result['model']}/{result['precision']}: {result['status']}")
+            progress.refresh()
+
+        def on_record(record: dict[str, Any]) -> None:  # joined here, so every record carries its score
+            point = record["point"]
+            record["quality"] = _quality_fields(scores.get((point["model"], point["precision"])))
+            writer.append(record)
+
+        supervisor = Supervisor(device, plan.run_dir / "logs", on_record, on_event, plan.slots, check_env, on_quality)
+        return supervisor.run(plan.points, jobs)
+
+
+def _quality_fields(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {k: v for k, v in result.items() if k not in ("model", "precision", "started_at")}
 
 
 def _finish(plan: RunPlan, outcome: Any, wall_s: float) -> int:

@@ -54,6 +54,8 @@ def flatten_record(r: dict[str, Any]) -> dict[str, Any]:
     row.update(r.get("memory") or {})
     row.update({k: v for k, v in (r.get("device_stats") or {}).items() if not isinstance(v, list | dict)})
     row.update({f"flag_{k}": v for k, v in (r.get("flags") or {}).items()})
+    quality = r.get("quality") or {}
+    row.update({f"quality_{k}": v for k, v in quality.items() if not isinstance(v, list | dict)})
     for metric, summary in (r.get("summary") or {}).items():
         for stat in STATS:
             row[f"{metric}_{stat}"] = summary.get(stat) if summary else None

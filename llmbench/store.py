@@ -19,6 +19,7 @@ from typing import Any
 
 RECORDS = "records.jsonl"
 TIMELINES = "timelines.jsonl"
+QUALITY = "quality.jsonl"
 
 
 def create_run_dir(root: str | Path, scenario_name: str, now: datetime | None = None) -> Path:
@@ -64,6 +65,10 @@ class RecordWriter:
 
     def append_timeline(self, line: dict[str, Any]) -> None:
         self._write(self._t, line)
+
+    def append_quality(self, result: dict[str, Any]) -> None:
+        with open(self.path.parent / QUALITY, "a", encoding="utf-8") as f:
+            self._write(f, result)
 
     @staticmethod
     def _write(f: Any, data: dict[str, Any]) -> None:
@@ -135,6 +140,20 @@ def read_timelines(run_dir: str | Path) -> dict[str, dict[str, Any]]:
                 except json.JSONDecodeError:
                     continue  # a truncated last line: the record it belonged to was never written
                 out[data["point_id"]] = data
+    return out
+
+
+def read_quality(run_dir: str | Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """(model label, precision) -> its latest quality result; {} when the run scored none."""
+    path = Path(run_dir) / QUALITY
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                q = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            out[(q["model"], q["precision"])] = q
     return out
 
 

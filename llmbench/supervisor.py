@@ -50,16 +50,19 @@ class Outcome:
 class Supervisor:
     def __init__(self, device: str, log_dir: Path, on_record: Callable[[dict[str, Any]], None],
                  on_event: Callable[[str, str, Any], None] | None = None, slots: list[dict[str, str]] | None = None,
-                 check_env: Callable[[dict[str, Any]], str | None] | None = None):
+                 check_env: Callable[[dict[str, Any]], str | None] | None = None,
+                 on_quality: Callable[[dict[str, Any]], None] | None = None):
         self.device, self.log_dir = device, log_dir
         self.on_record, self.on_event = on_record, on_event or (lambda *_: None)
         self.slots = slots or [{}]
         self.check_env = check_env or (lambda env: None)
+        self.on_quality = on_quality or (lambda q: None)
         self.ctx = mp.get_context("spawn")
         self.outcome = Outcome()
         self._spawned = 0
 
-    def run(self, points: list[RunPoint]) -> Outcome:
+    def run(self, points: list[RunPoint], quality_jobs: list[Any] = ()) -> Outcome:
+        """Quality jobs first (so records can carry their scores), then the measured groups."""
         queue = deque(list(g.points) for g in group_points(points))
         active: dict[int, Worker] = {}
         wake_r, wake_w = os.pipe()
@@ -73,6 +76,10 @@ class Supervisor:
 
         previous = signal.signal(signal.SIGINT, on_sigint)
         try:
+            for job in quality_jobs:
+                if interrupts[0] or self.outcome.refused:
+                    break
+                self._quality(job, wake_r)
             self._loop(queue, active, wake_r, interrupts)
         except KeyboardInterrupt:
             self.outcome.interrupted = True
@@ -98,6 +105,48 @@ class Supervisor:
                 return
             self._wait(active, wake_r)
             self._reap(queue, active, stopping)
+
+    def _quality(self, job: Any, wake_r: int) -> None:
+        """One worker scores one model's precisions; a crash or timeout is recorded for those left."""
+        from llmbench.worker import quality_main
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        stderr = self.log_dir / f"quality-{job.model.label}.stderr.log"
+        parent, child = self.ctx.Pipe()
+        process = self.ctx.Process(target=quality_main, args=(child, job, self.device, self.slots[0], str(stderr)),
+                                   name="llmbench-quality", daemon=True)
+        process.start()
+        child.close()
+        w = Worker(process, parent, {}, stderr, 0)
+        todo = {job.reference, *job.precisions}
+        deadline = time.monotonic() + job.prompt_point.point_timeout_s * len(todo)
+        done = False
+        while not done and process.is_alive() and time.monotonic() < deadline:
+            wait([parent, process.sentinel, wake_r], timeout=max(0.0, deadline - time.monotonic()))
+            if _readable(wake_r):
+                break  # Ctrl-C: the sweep loop below sees it and decides
+            done = self._drain_quality(parent, todo, job.reference)
+        done = done or self._drain_quality(parent, todo, job.reference)
+        self._kill(w)
+        if not done and todo - {"auto"}:
+            timed_out = time.monotonic() >= deadline
+            message = "quality scoring ran past its time limit" if timed_out else self._crash_message(w)
+            error = {"type": "QualityWorkerLost", "message": message, "stderr_tail": _tail(stderr)}
+            for precision in sorted(todo - {"auto"}):
+                self.on_quality({"model": job.model.label, "precision": precision, "status": "crashed", "error": error})
+
+    def _drain_quality(self, conn: Any, todo: set[str], reference: str) -> bool:
+        try:
+            while conn.poll():
+                msg = conn.recv()
+                if msg[0] == "done":
+                    return True
+                self.on_quality(msg[1])
+                todo.discard(msg[1]["precision"])
+                todo.discard(reference)  # "auto" resolves in the worker; the reference comes first
+        except (EOFError, OSError):
+            pass
+        return False
 
     def _fill(self, queue: deque[list[RunPoint]], active: dict[int, Worker]) -> None:
         for slot in range(len(self.slots)):

@@ -84,6 +84,30 @@ class Group:
     points: list[RunPoint] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class QualityJob:
+    """Score every precision of one model against its reference, outside any timed call."""
+
+    model: ModelSpec
+    precisions: list[str]  # the model's precisions in the sweep; the reference is added if missing
+    reference: str  # a precision name, or "auto": bf16 on a GPU, fp32 on a CPU
+    quality: Any  # scenario.Quality
+    prompt_point: RunPoint  # whose prompts the greedy outputs are compared on
+
+
+def plan_quality(s: Scenario, points: list[RunPoint]) -> list[QualityJob]:
+    """One job per model with a point in `points`, when the scenario asks for quality."""
+    if s.quality is None:
+        return []
+    jobs = []
+    for m in s.models:
+        mine = [p for p in points if p.model.label == m.label]
+        if mine:
+            precisions = list(dict.fromkeys(p.precision for p in mine))
+            jobs.append(QualityJob(m, precisions, s.quality.reference, s.quality, mine[0]))
+    return jobs
+
+
 def _options(c: dict[str, Any], axes: tuple[str, ...]) -> str:
     labels = {"cache_implementation": f"cache-{c['cache_implementation']}",
               "attn_implementation": f"attn-{c['attn_implementation']}", "compile": "compiled"}

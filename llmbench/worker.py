@@ -52,3 +52,16 @@ def _redirect_stderr(path: str) -> None:
     os.dup2(fd, 2)
     os.close(fd)
     faulthandler.enable()  # a segfault leaves a Python traceback in that log
+
+
+def quality_main(conn: Any, job: Any, device: str, env: dict[str, str], stderr_path: str) -> None:
+    """A worker that scores one model's precisions (runner.run_quality) and sends ("quality", dict) each."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _redirect_stderr(stderr_path)
+    os.environ.update(env)
+    from llmbench.engine import resolve_device
+    from llmbench.runner import run_quality
+
+    for result in run_quality(job, resolve_device(device)):
+        conn.send(("quality", result))
+    conn.send(("done",))
