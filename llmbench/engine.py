@@ -226,6 +226,48 @@ def generate_once(loaded: LoadedModel, inputs: dict[str, Any], gen_config: Any, 
     return call
 
 
+def make_pipeline_call(loaded: LoadedModel, point: RunPoint, inputs: dict[str, Any]) -> tuple[Any, list[str]]:
+    """The text-generation pipeline over the loaded model, and the batch's prompts as text (a prompt
+    file's lines, or the synthetic ids decoded)."""
+    from transformers import pipeline
+
+    tok = loaded.tokenizer
+    if tok is None:
+        raise ValueError(f"{point.model.id} has no tokenizer, so the pipeline cannot run")
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if point.prompt.kind == "file":
+        from llmbench.checks import read_prompt_file
+
+        texts = read_prompt_file(point.prompt.path, point.prompt.field)  # type: ignore[arg-type]
+        texts = [texts[i % len(texts)] for i in range(point.batch_size)]
+    else:
+        texts = tok.batch_decode(inputs["input_ids"], skip_special_tokens=True)
+    return pipeline("text-generation", model=loaded.model, tokenizer=tok), texts
+
+
+def pipeline_once(loaded: LoadedModel, pipe: Any, texts: list[str], gen_config: Any, clock: Any, hook: Any,
+                  seed: int) -> dict[str, Any]:
+    """One timed pipeline call on text prompts: tokenizing, generate() and decoding all inside t0..tE.
+    Fixed-length mode only: every sequence gets N tokens, one step mark each."""
+    import torch
+
+    torch.manual_seed(seed)
+    _sync(loaded.device)
+    host_start = time.perf_counter()
+    clock.start()
+    pipe(texts, batch_size=len(texts), generation_config=gen_config, stopping_criteria=[hook],
+         return_full_text=False)
+    clock.mark()
+    marks = clock.resolve()
+    host_e2e_ms = (time.perf_counter() - host_start) * 1e3
+    prompt_tokens = sum(len(ids) for ids in loaded.tokenizer(texts)["input_ids"])
+    call = derive_call_metrics(marks, prompt_tokens, [len(marks) - 2] * len(texts))
+    call.update(host_e2e_ms=host_e2e_ms, e2e_host_ratio=call["e2e_ms"] / host_e2e_ms if host_e2e_ms > 0 else None)
+    return call
+
+
 def count_new_tokens(output: Any, prompt_len: int, eos: int | list[int] | None) -> list[int]:
     """Tokens generated per sequence: up to and including the first EOS, else the whole tail."""
     import torch

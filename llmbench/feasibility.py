@@ -65,8 +65,18 @@ def _remote_code(p: RunPoint, device: str | None) -> str | None:
     return None
 
 
+def _pipeline(p: RunPoint, device: str | None) -> str | None:
+    if p.api != "pipeline":
+        return None
+    if p.decoding.speculative:
+        return "the pipeline is timed with greedy, sampling or beam decoding only"
+    if not p.fixed_length:
+        return "the pipeline is timed in fixed-length mode only (its token counts come from the step marks)"
+    return None
+
+
 RULES: list[Callable[[RunPoint, str | None], str | None]] = [
-    _precision, _batch_limit, _speculative_cache, _quantized_cache, _attention, _remote_code,
+    _precision, _batch_limit, _speculative_cache, _quantized_cache, _attention, _remote_code, _pipeline,
 ]
 
 

@@ -99,6 +99,8 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
         inputs = engine.build_inputs(loaded, point)
         gen_config = engine.make_generation_config(loaded, point)
         extra = engine.call_kwargs(loaded, point)
+        if point.api == "pipeline":
+            extra = {"pipeline": engine.make_pipeline_call(loaded, point, inputs)}
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
         common["prompt_tokens_per_sequence"] = prompt_tokens
         if hasattr(clock, "reserve"):
@@ -122,18 +124,25 @@ def _measure(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any], tools: tu
              warmup: list[dict[str, Any]], calls: list[dict[str, Any]], emit: EventHook) -> None:
     """Warm-up calls, then measured calls until iterations AND min_duration_s (at most max_iterations).
     The sampler marks each call's window outside the timed region."""
-    from llmbench.engine import generate_once
+    from llmbench.engine import generate_once, pipeline_once
 
     clock, hook, instruments = tools
     inputs, gen_config, extra = call
+
+    def once(seed: int) -> dict[str, Any]:
+        if "pipeline" in extra:
+            pipe, texts = extra["pipeline"]
+            return pipeline_once(loaded, pipe, texts, gen_config, clock, hook, seed)
+        return generate_once(loaded, inputs, gen_config, clock, hook, seed, extra)
+
     for i in range(point.warmup):
         instruments.call_start("warmup", i)
-        warmup.append(generate_once(loaded, inputs, gen_config, clock, hook, point.seed + i, extra))
+        warmup.append(once(point.seed + i))
         instruments.call_end("warmup", i)
     measured_s = 0.0
     while len(calls) < point.max_iterations and (len(calls) < point.iterations or measured_s < point.min_duration_s):
         instruments.call_start("measured", len(calls))
-        result = generate_once(loaded, inputs, gen_config, clock, hook, point.seed + point.warmup + len(calls), extra)
+        result = once(point.seed + point.warmup + len(calls))
         instruments.call_end("measured", len(calls))
         calls.append(result)
         measured_s += result["e2e_ms"] / 1e3

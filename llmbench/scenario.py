@@ -114,6 +114,7 @@ class Rule(BaseModel):
     cache_implementation: Annotated[list[CacheKind], BeforeValidator(_as_list)] | None = None
     attn_implementation: Annotated[list[AttnKind], BeforeValidator(_as_list)] | None = None
     compile: Annotated[list[bool], BeforeValidator(_as_list)] | None = None
+    api: Annotated[list[Literal["generate", "pipeline"]], BeforeValidator(_as_list)] | None = None
 
     def axes(self) -> dict[str, list[Any]]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
@@ -163,6 +164,10 @@ class Scenario(BaseModel):
     )
     compile: Annotated[list[bool], BeforeValidator(_as_list), Field(min_length=1)] = Field(
         default=[False], description="torch.compile the model's forward (compile time recorded apart)."
+    )
+    api: Annotated[list[Literal["generate", "pipeline"]], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        default=["generate"], description="generate: model.generate() on token ids; pipeline: the "
+        "text-generation pipeline on text prompts (tokenizing and decoding included), to show its overhead."
     )
     stop_strings: list[str] = Field(default=[], description="Stop a sequence when it produces one of these "
                                     "(needs fixed_length: false and a tokenizer).")

@@ -21,8 +21,8 @@ from llmbench.decoding import DecodingPreset
 from llmbench.scenario import ModelSpec, Prompt, Rule, Scenario
 
 AXES = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding",
-        "cache_implementation", "attn_implementation", "compile")
-DEFAULTS = {"cache_implementation": "dynamic", "attn_implementation": "default", "compile": False}
+        "cache_implementation", "attn_implementation", "compile", "api")
+DEFAULTS = {"cache_implementation": "dynamic", "attn_implementation": "default", "compile": False, "api": "generate"}
 # scenario-wide settings every point carries, so a worker needs nothing but its points
 SETTINGS = ("prompt", "fixed_length", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
             "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
@@ -44,6 +44,7 @@ class RunPoint:
     cache_implementation: str
     attn_implementation: str
     compile: bool
+    api: str  # generate or pipeline
     prompt: Prompt
     fixed_length: bool
     warmup: int
@@ -110,7 +111,7 @@ def plan_quality(s: Scenario, points: list[RunPoint]) -> list[QualityJob]:
 
 def _options(c: dict[str, Any], axes: tuple[str, ...]) -> str:
     labels = {"cache_implementation": f"cache-{c['cache_implementation']}",
-              "attn_implementation": f"attn-{c['attn_implementation']}", "compile": "compiled"}
+              "attn_implementation": f"attn-{c['attn_implementation']}", "compile": "compiled", "api": c["api"]}
     return "".join(f"/{labels[a]}" for a in axes if c[a] != DEFAULTS[a])
 
 
@@ -118,7 +119,7 @@ def point_id(c: dict[str, Any], prompt: Prompt) -> str:
     s = c["input_tokens"]
     prompt_part = f"in{s}" if s is not None else f"in-{Path(prompt.path or 'file').stem}"
     base = f"{c['model']}/{c['precision']}/bs{c['batch_size']}/{prompt_part}/out{c['max_new_tokens']}/{c['decoding']}"
-    return base + _options(c, ("cache_implementation", "attn_implementation", "compile"))
+    return base + _options(c, ("cache_implementation", "attn_implementation", "compile", "api"))
 
 
 def group_id(c: dict[str, Any]) -> str:
@@ -160,6 +161,7 @@ def _axis_values(s: Scenario) -> dict[str, list[Any]]:
         "cache_implementation": list(s.cache_implementation),
         "attn_implementation": list(s.attn_implementation),
         "compile": list(s.compile),
+        "api": list(s.api),
     }
 
 

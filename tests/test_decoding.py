@@ -120,3 +120,16 @@ def test_compile_records_its_cost_apart(write_scenario):
     assert r["status"] == "ok", r["error"]
     assert r["model"]["compiled"] is True and r["compile_s"] > 0
     assert r["first_call_ms"] > r["summary"]["e2e_ms"]["median"]  # the first call paid for compiling
+
+
+def test_pipeline_is_timed_beside_generate(write_scenario):
+    text = ("name: p\nmodels: [tiny-llama]\nbatch_size: 2\nprompt: {input_tokens: 16}\nmax_new_tokens: 6\n"
+            "api: [generate, pipeline]\ndecoding: [greedy, {strategy: assisted, assistant_model: tiny-llama}]\n"
+            "warmup: 1\niterations: 2\nmin_duration_s: 0\ndevice: cpu\ncpu_threads: 1\n")
+    points = points_of(write_scenario, text.replace("batch_size: 2", "batch_size: 1"))
+    assert skip_reason(points[-1], "cpu") == "the pipeline is timed with greedy, sampling or beam decoding only"
+    recs = {r["point_id"]: r for r in run_points(points_of(write_scenario, text), resolve_device("cpu"))}
+    pipe = recs["tiny-llama/fp32/bs2/in16/out6/greedy/pipeline"]
+    assert pipe["status"] == "ok", pipe["error"]
+    assert all(c["new_tokens"] == [6, 6] and c["steps"] == 6 for c in pipe["calls"])
+    assert pipe["summary"]["ttft_ms"]["median"] > 0
