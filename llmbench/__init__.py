@@ -8,4 +8,4 @@ __version__ = "0.1.0"
 
 # Version of the records.jsonl / env.json layout. Bump it (and add a migration in records.py)
 # whenever a field changes meaning or moves.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: memory_sources -> sources; device_stats, flags, quality, compile_s added

@@ -13,7 +13,7 @@ from typing import Any
 
 from llmbench.metrics import MiB, derive_call_metrics
 from llmbench.precision import get_precision
-from llmbench.quantization import quantization_config, stored_bytes
+from llmbench.quantization import logical_numel, quantization_config, stored_bytes
 from llmbench.scenario import ModelSpec
 from llmbench.sweep import RunPoint
 
@@ -120,7 +120,7 @@ def describe_model(model: Any, source: str) -> dict[str, Any]:
         "source": source,
         "architecture": (model.config.architectures or [type(model).__name__])[0],
         "dtype": str(model.dtype).removeprefix("torch."),
-        "n_params": sum(p.numel() for p in model.parameters()),
+        "n_params": sum(logical_numel(p) for p in model.parameters()),
         "weights_mib": sum(stored_bytes(t) for t in tensors) / MiB,
         "layers": getattr(cfg, "num_hidden_layers", None),
         "kv_heads": getattr(cfg, "num_key_value_heads", None) or heads,

@@ -64,3 +64,16 @@ def _quant_state_bytes(state: Any) -> int:
     n = sum(v.numel() * v.element_size() for k in ("absmax", "code", "offset")
             if hasattr(v := getattr(state, k, None), "element_size"))
     return n + (_quant_state_bytes(state.state2) if getattr(state, "state2", None) is not None else 0)
+
+
+def logical_numel(t: Any) -> int:
+    """Parameters a weight stands for: bitsandbytes 4-bit packs two per byte and keeps the real shape in
+    its quant_state; tensor subclasses (torchao, quanto) already report the logical numel."""
+    state = getattr(t, "quant_state", None)
+    shape = getattr(state, "shape", None)
+    if shape is not None:
+        n = 1
+        for d in shape:
+            n *= int(d)
+        return n
+    return t.numel()

@@ -34,11 +34,22 @@ def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
         if r.get("schema_version", 0) > SCHEMA_VERSION:
             raise ResultsError(f"{path}: record schema {r['schema_version']} is newer than this llmbench "
                                f"({SCHEMA_VERSION}); upgrade llmbench")
+        migrate_record(r)
     latest = latest_records(records)
     if (path / "run.json").exists():  # plan order, whatever order parallel workers finished in
         order = {pid: i for i, pid in enumerate(read_json(path, "run.json").get("point_ids", []))}
         latest.sort(key=lambda r: order.get(r["point_id"], len(order)))
     return latest
+
+
+def migrate_record(r: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older record to the current schema, in place (asv-style: readers never branch on versions)."""
+    if r.get("schema_version", 1) < 2:
+        r["sources"] = r.pop("memory_sources", [])
+        r.setdefault("flags", {})
+        r.setdefault("device_stats", {})
+        r["schema_version"] = 2
+    return r
 
 
 def flatten_record(r: dict[str, Any]) -> dict[str, Any]:

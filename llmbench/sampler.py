@@ -160,6 +160,8 @@ class Instruments:
         if self.cuda is not None:
             self.cuda.start()
         self._energy: list[int | None] = [None, None]
+        if self.nvml is not None:
+            self.nvml.foreign_pids = set()  # per point: a process seen earlier must not flag this one
         self._energy_window: list[float] = [0.0, 0.0]
         self.poller.start()
 
@@ -186,7 +188,7 @@ class Instruments:
         memory.update({k: summary.pop(k) for k in ("device_used_peak_mib", "process_used_peak_mib") if k in summary})
         sources += [f"{r.name}.{f}" for r in self.poller.readers for f in r.fields]
         device = {**summary, **self._energy_fields()}
-        if self.nvml is not None:
+        if self.nvml is not None and "process_used_mib" in self.nvml.fields:  # else: unknown, not "none"
             device["foreign_pids"] = sorted(self.nvml.foreign_pids)
         timeline = {"t0_unix_s": self.poller.t0_unix, "interval_ms": self.poller.interval * 1e3,
                     "t_ms": self.poller.t_ms, **self.poller.columns, "calls": self.poller.calls}

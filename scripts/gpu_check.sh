@@ -5,7 +5,7 @@
 # (scenarios/gpu-check.yaml), and prints the summary table. Everything it prints also lands in OUT.
 #
 #   bash scripts/gpu_check.sh [OUT_DIR]        (default: $OUT, else /tmp/llmbench-gpu-check)
-set -uo pipefail
+set -uo pipefail  # pipefail: the exit status below is the check's, not tee's
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-/tmp/llmbench-gpu-check}}"
 mkdir -p "$OUT_DIR"
@@ -25,11 +25,15 @@ fi
   python3 -c "import bitsandbytes, pydantic; print('bitsandbytes', bitsandbytes.__version__, 'pydantic', \
 pydantic.__version__)" || echo "bitsandbytes or pydantic missing: int8/int4 points will be skipped"
   echo "== pytest -m gpu"
-  timeout 180 python3 -m pytest -m gpu -q -p no:cacheprovider tests/ 2>&1 | tail -n 25
+  timeout 150 python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests/ 2>&1 | grep -v "^PASSED" | tail -n 60
+  status=${PIPESTATUS[0]}
   echo "== instrumentation overhead (small-llama, bf16, batch 8, 64 new tokens)"
-  timeout 120 python3 benchmarks/overhead.py --model small-llama --precision bf16 --device cuda --pairs 30 \
+  timeout 90 python3 benchmarks/overhead.py --model small-llama --precision bf16 --device cuda --pairs 30 \
     --batch 8 --new 64
   echo "== sweep: scenarios/gpu-check.yaml"
-  timeout 300 python3 -m llmbench run scenarios/gpu-check.yaml --out "$OUT_DIR/runs"
-  echo "== exit $?"
+  timeout 330 python3 -m llmbench run scenarios/gpu-check.yaml --out "$OUT_DIR/runs"
+  sweep=$?
+  echo "== pytest exit $status, sweep exit $sweep"
+  [ "$status" -eq 0 ] && [ "$sweep" -eq 0 ]
 } 2>&1 | tee "$OUT_DIR/gpu-check.log"
+exit "${PIPESTATUS[0]}"

@@ -65,3 +65,10 @@ def test_quality_orders_the_quantizers(run_dir):
     assert q["fp32"]["kl_mean"] == 0 and q["fp32"]["top1_agreement"] == 1
     assert 0 < q["bf16"]["kl_mean"] < q["int8"]["kl_mean"] < q["int4"]["kl_mean"]
     assert all(v["reference"] == "fp32" for v in q.values())
+
+
+def test_parameter_count_is_the_logical_one_under_packing(run_dir):
+    from llmbench.results import load_records
+
+    counts = {r["point"]["precision"]: r["model"]["n_params"] for r in load_records(run_dir)}
+    assert len(set(counts.values())) == 1, counts  # 4-bit packing does not halve the parameter count

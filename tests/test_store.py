@@ -79,3 +79,13 @@ def test_not_a_run_dir(tmp_path):
 def test_flatten_skipped_record():
     row = flatten_record({"point_id": "p", "status": "skipped", "reason": "needs CUDA", "summary": {}})
     assert row["error"] == "needs CUDA"
+
+
+def test_version_1_records_are_migrated(tmp_path):
+    from llmbench.results import load_records
+
+    old = record("a", schema_version=1, memory_sources=["vmhwm.point"])
+    with RecordWriter(tmp_path) as w:
+        w.append(old)
+    (r,) = load_records(tmp_path)
+    assert r["schema_version"] == 2 and r["sources"] == ["vmhwm.point"] and "memory_sources" not in r
