@@ -84,8 +84,8 @@ def test_flash_attention_and_remote_code_rules(write_scenario, tmp_path):
 
 
 def test_speculative_and_cache_kinds_run(write_scenario):
-    text = DECODING.replace("batch_size: [1, 4]", "batch_size: 1") + "cache_implementation: [dynamic, static, quantized]\n"
-    text = text.replace("cache_implementation: [dynamic, static]\n", "")
+    text = DECODING.replace("batch_size: [1, 4]", "batch_size: 1").replace(
+        "cache_implementation: [dynamic, static]", "cache_implementation: [dynamic, static, quantized]")
     recs = {r["point_id"]: r for r in run_points(points_of(write_scenario, text), resolve_device("cpu"))}
     assert recs["tiny-llama/fp32/bs1/in16/out8/prompt_lookup/cache-static"]["status"] == "skipped"
     ran = [r for r in recs.values() if r["status"] != "skipped"]
