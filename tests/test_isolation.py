@@ -33,7 +33,7 @@ iterations: 2
 min_duration_s: 0
 device: cpu
 cpu_threads: 1
-point_timeout_s: 20
+point_timeout_s: 40  # generous: a loaded CI machine must not time out a healthy point
 """
 KILL, OOM, HANG = ("tiny-llama/fp32/bs2/in8/out4/greedy", "tiny-llama/fp32/bs8/in8/out4/greedy",
                    "tiny-llama/fp32/bs8/in8/out4/sampling")
