@@ -13,7 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # generate() arguments llmbench sets itself: a preset's generate_args may not override them
 RESERVED_ARGS = {"max_new_tokens", "min_new_tokens", "max_length", "min_length", "stopping_criteria",
-                 "generation_config", "input_ids", "attention_mask", "num_return_sequences", "streamer"}
+                 "generation_config", "input_ids", "attention_mask", "num_return_sequences", "streamer",
+                 "use_cache", "eos_token_id", "pad_token_id", "bos_token_id", "stop_strings", "max_time",
+                 "cache_implementation", "cache_config", "assistant_model", "tokenizer", "custom_generate",
+                 "trust_remote_code"}
 
 
 class _Preset(BaseModel):
@@ -35,7 +38,8 @@ class _Preset(BaseModel):
     def _not_reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
         clash = sorted(RESERVED_ARGS & set(value))
         if clash:
-            raise ValueError(f"{', '.join(clash)} are set by llmbench (use max_new_tokens, fixed_length, ...)")
+            raise ValueError(f"{', '.join(clash)}: set by llmbench from the scenario (max_new_tokens, fixed_length, "
+                             "stop_strings, max_time_s, cache_implementation, ...)")
         return value
 
     @property

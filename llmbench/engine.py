@@ -212,13 +212,13 @@ def generate_once(loaded: LoadedModel, inputs: dict[str, Any], gen_config: Any, 
     _sync(loaded.device)  # the device is idle at t0, so the host clock and the device clock start together
     host_start = time.perf_counter()
     clock.start()
-    with torch.inference_mode():
-        out = loaded.model.generate(**inputs, generation_config=gen_config, stopping_criteria=[hook],
-                                    **(extra or {}))
+    # generate() runs under no_grad itself; inference_mode would break quanto's int4 kernels on a CPU
+    out = loaded.model.generate(**inputs, generation_config=gen_config, stopping_criteria=[hook], **(extra or {}))
     clock.mark()  # tE
     marks = clock.resolve()
     host_e2e_ms = (time.perf_counter() - host_start) * 1e3
-    new_tokens = count_new_tokens(out, inputs["input_ids"].shape[1], gen_config.eos_token_id)
+    ends = _as_list(gen_config.eos_token_id) + ([gen_config.pad_token_id] if gen_config.stop_strings else [])
+    new_tokens = count_new_tokens(out, inputs["input_ids"].shape[1], ends or None)
     prompt_tokens = int(inputs["attention_mask"].sum())
     call = derive_call_metrics(marks, prompt_tokens, new_tokens)
     call["host_e2e_ms"] = host_e2e_ms
@@ -266,6 +266,10 @@ def pipeline_once(loaded: LoadedModel, pipe: Any, texts: list[str], gen_config: 
     call = derive_call_metrics(marks, prompt_tokens, [len(marks) - 2] * len(texts))
     call.update(host_e2e_ms=host_e2e_ms, e2e_host_ratio=call["e2e_ms"] / host_e2e_ms if host_e2e_ms > 0 else None)
     return call
+
+
+def _as_list(value: Any) -> list[int]:
+    return list(value) if isinstance(value, list | tuple) else ([value] if value is not None else [])
 
 
 def count_new_tokens(output: Any, prompt_len: int, eos: int | list[int] | None) -> list[int]:

@@ -190,6 +190,10 @@ def _finish(plan: RunPlan, outcome: Any, wall_s: float) -> int:
         return 2
     records = [r for r in latest_records(read_records(plan.run_dir)[0]) if r["point_id"] in set(plan.planned)]
     print_summary(records)
+    for q in read_quality(plan.run_dir).values():  # a failed score must not hide behind a "–" cell
+        if q.get("status") != "ok":
+            why = q.get("reason") or (q.get("error") or {}).get("message")
+            err.print(f"[yellow]quality {q['model']}/{q['precision']} {q.get('status')}[/]: {why}", soft_wrap=True)
     missing = len(plan.planned) - len(records)
     out.print(f"run directory: [bold]{plan.run_dir}[/]  ({len(records)}/{len(plan.planned)} points recorded, "
               f"this session {wall_s:.1f} s)", soft_wrap=True)

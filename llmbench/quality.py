@@ -75,13 +75,13 @@ def eval_sequences(tokenizer: Any, vocab_size: int, n_tokens: int = 1024, seq_le
 
 def next_token_logprobs(model: Any, sequences: Any, batch_size: int = 4) -> Any:
     """float32 log-softmax of the model's logits at every position but the last, on CPU:
-    shape (n_seq, seq_len - 1, V), V = the model's logits width. Computed under inference_mode on the
+    shape (n_seq, seq_len - 1, V), V = the model's logits width. Computed under no_grad (quanto int4 refuses inference_mode) on the
     model's device, `batch_size` sequences per forward pass, no KV cache."""
     import torch
 
     device = getattr(model, "device", None) or next(model.parameters()).device
     chunks = []
-    with torch.inference_mode():
+    with torch.no_grad():
         for batch in sequences.split(batch_size):
             batch = batch.to(device)
             logits = model(input_ids=batch, attention_mask=torch.ones_like(batch), use_cache=False).logits

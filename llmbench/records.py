@@ -7,6 +7,7 @@ the per-metric statistics from the raw calls, so a reader can always recompute t
 
 from __future__ import annotations
 
+import statistics
 import traceback
 from datetime import datetime, timezone
 from typing import Any
@@ -101,7 +102,7 @@ def _compile_s(point: RunPoint, first_ms: float | None, calls: list[dict[str, An
     """With compile on: what the first call cost beyond a steady call (compilation, mostly)."""
     if not point.compile or first_ms is None or not calls:
         return None
-    steady = sorted(c["e2e_ms"] for c in calls)[len(calls) // 2]
+    steady = statistics.median(c["e2e_ms"] for c in calls)
     return max(first_ms - steady, 0.0) / 1e3
 
 

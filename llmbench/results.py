@@ -12,7 +12,8 @@ from typing import Any
 from llmbench import SCHEMA_VERSION
 from llmbench.store import latest_records, read_json, read_records
 
-POINT_COLUMNS = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding", "num_beams")
+POINT_COLUMNS = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding", "num_beams",
+                 "cache_implementation", "attn_implementation", "compile", "api")
 STATS = ("n", "mean", "median", "p90", "p99", "min", "max", "stdev", "cv", "median_ci_low", "median_ci_high",
          "median_ci_level")
 
@@ -59,7 +60,7 @@ def flatten_record(r: dict[str, Any]) -> dict[str, Any]:
     row.update({k: point.get(k) for k in POINT_COLUMNS})
     err = r.get("error") or {}
     row["error"] = f"{err.get('type')}: {err.get('message')}" if err else r.get("reason")
-    row.update({k: r.get(k) for k in ("device", "timer", "torch_threads", "load_s", "first_call_ms", "cold_start",
+    row.update({k: r.get(k) for k in ("device", "timer", "torch_threads", "load_s", "first_call_ms", "compile_s", "cold_start",
                                       "n_warmup", "n_calls", "measured_s", "kv_cache_mib", "fixed_length_ok")})
     row["weights_mib"] = (r.get("model") or {}).get("weights_mib")
     row.update(r.get("memory") or {})

@@ -205,7 +205,8 @@ def _score(loaded: Any, job: Any, ref: dict[str, Any]) -> dict[str, Any]:
     sequences = quality.eval_sequences(loaded.tokenizer, loaded.info["vocab_size"], q.tokens, q.seq_len)
     logprobs = quality.next_token_logprobs(loaded.model, sequences)
     point = dataclasses.replace(job.prompt_point, max_new_tokens=q.greedy_new_tokens, fixed_length=True,
-                                decoding=_greedy(), batch_size=min(job.prompt_point.batch_size, 4))
+                                decoding=_greedy(), batch_size=min(job.prompt_point.batch_size, 4),
+                                stop_strings=[], max_time_s=None, cache_implementation="dynamic")
     inputs = engine.build_inputs(loaded, point)
     with _inference():
         out = loaded.model.generate(**inputs, generation_config=engine.make_generation_config(loaded, point))
@@ -227,4 +228,4 @@ def _greedy() -> Any:
 def _inference() -> Any:
     import torch
 
-    return torch.inference_mode()
+    return torch.no_grad()  # not inference_mode: quanto int4 kernels refuse inference tensors

@@ -1,0 +1,97 @@
+// llmbench report: draws every figure from the JSON beside its div (plotly.js is inlined once, above),
+// makes the summary table sortable and filterable, and shows script errors on the page.
+(function () {
+  "use strict";
+  var errorList = document.getElementById("script-errors");
+
+  function showErrors() {
+    var errors = window.llmbenchErrors || [];
+    while (errorList.childNodes.length < errors.length) {
+      var li = document.createElement("li");
+      li.textContent = "script error: " + errors[errorList.childNodes.length];
+      errorList.appendChild(li);
+    }
+    errorList.hidden = errors.length === 0;
+  }
+  window.addEventListener("error", function () { setTimeout(showErrors, 0); });
+
+  function drawFigures() {
+    var template = JSON.parse(document.getElementById("plotly-template").textContent);
+    document.querySelectorAll("script.figure-json").forEach(function (node) {
+      try {
+        var fig = JSON.parse(node.textContent);
+        var layout = fig.layout || {};
+        layout.template = template;
+        Plotly.newPlot(node.dataset.target, fig.data, layout, {displaylogo: false, responsive: true});
+      } catch (e) {
+        window.llmbenchErrors.push(node.dataset.target + ": " + e.message);
+      }
+    });
+  }
+
+  // numbers sort as numbers ("1,368.8", "1.23×"); "–" (no value) sorts last either way
+  function sortKey(cell) {
+    var text = cell.textContent;
+    var number = parseFloat(text.replace(/,/g, ""));
+    return {text: text, number: isNaN(number) || !/^-?[\d.,]+(e[-+]?\d+)?×?$/.test(text) ? null : number,
+            empty: text === "–"};
+  }
+
+  function compare(a, b) {
+    if (a.empty !== b.empty) { return a.empty ? 1 : -1; }
+    if (a.number !== null && b.number !== null) { return a.number - b.number; }
+    return a.text.localeCompare(b.text, undefined, {numeric: true});
+  }
+
+  function makeSortable(table) {
+    var headers = table.tHead.rows[0].cells;
+    Array.prototype.forEach.call(headers, function (th, index) {
+      th.addEventListener("click", function () {
+        var descending = th.getAttribute("aria-sort") === "ascending";
+        Array.prototype.forEach.call(headers, function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+        var body = table.tBodies[0];
+        var rows = Array.prototype.map.call(body.rows, function (row) { return [sortKey(row.cells[index]), row]; });
+        rows.sort(function (a, b) {
+          if (a[0].empty !== b[0].empty) { return a[0].empty ? 1 : -1; }
+          return descending ? compare(b[0], a[0]) : compare(a[0], b[0]);
+        });
+        rows.forEach(function (pair) { body.appendChild(pair[1]); });
+      });
+    });
+  }
+
+  function makeFilterable(table, input, counter) {
+    function apply() {
+      var terms = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+      var shown = 0;
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+        var text = row.textContent.toLowerCase();
+        var keep = terms.every(function (t) { return text.indexOf(t) >= 0; });
+        row.hidden = !keep;
+        shown += keep ? 1 : 0;
+      });
+      counter.textContent = shown + " of " + table.tBodies[0].rows.length + " rows";
+    }
+    input.addEventListener("input", apply);
+    apply();
+  }
+
+  function markStatuses(table) {
+    var headers = Array.prototype.map.call(table.tHead.rows[0].cells, function (th) { return th.textContent; });
+    Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+      headers.forEach(function (h, i) {
+        if (h.indexOf("status") === 0) { row.cells[i].className = "st-" + row.cells[i].textContent; }
+      });
+    });
+  }
+
+  var table = document.getElementById("summary");
+  if (table) {
+    markStatuses(table);
+    makeSortable(table);
+    makeFilterable(table, document.getElementById("table-filter"), document.getElementById("table-count"));
+  }
+  if (window.Plotly) { drawFigures(); } else { window.llmbenchErrors.push("plotly.js did not load"); }
+  showErrors();
+})();
