@@ -75,7 +75,8 @@ def eval_sequences(tokenizer: Any, vocab_size: int, n_tokens: int = 1024, seq_le
 
 def next_token_logprobs(model: Any, sequences: Any, batch_size: int = 4) -> Any:
     """float32 log-softmax of the model's logits at every position but the last, on CPU:
-    shape (n_seq, seq_len - 1, V), V = the model's logits width. Computed under no_grad (quanto int4 refuses inference_mode) on the
+    shape (n_seq, seq_len - 1, V), V = the model's logits width. Computed under no_grad (quanto's int4
+    kernels refuse inference_mode) on the
     model's device, `batch_size` sequences per forward pass, no KV cache."""
     import torch
 

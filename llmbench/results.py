@@ -60,7 +60,8 @@ def flatten_record(r: dict[str, Any]) -> dict[str, Any]:
     row.update({k: point.get(k) for k in POINT_COLUMNS})
     err = r.get("error") or {}
     row["error"] = f"{err.get('type')}: {err.get('message')}" if err else r.get("reason")
-    row.update({k: r.get(k) for k in ("device", "timer", "torch_threads", "load_s", "first_call_ms", "compile_s", "cold_start",
+    row.update({k: r.get(k) for k in ("device", "timer", "torch_threads", "load_s", "first_call_ms", "compile_s",
+                                      "cold_start",
                                       "n_warmup", "n_calls", "measured_s", "kv_cache_mib", "fixed_length_ok")})
     row["weights_mib"] = (r.get("model") or {}).get("weights_mib")
     row.update(r.get("memory") or {})
