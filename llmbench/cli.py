@@ -140,6 +140,30 @@ def merge(run_dirs: list[Path] = typer.Argument(..., help="Run directories of on
         raise typer.Exit(1)
 
 
+@app.command()
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories; the first is the reference for ratio columns."),
+    out_file: Optional[Path] = typer.Option(None, "-o", "--out", help="File to write; default: report.<format> "  # noqa: UP045
+                                            "in the run directory (one run) or the current directory (several)."),
+    fmt: str = typer.Option("html", "--format", help="html (one offline page), md (fits a GitHub job summary) "
+                            "or csv (the tidy table, a row per point)."),
+) -> None:
+    """Write the report of run directories: an offline HTML page, a markdown summary or a CSV."""
+    from llmbench.report import FORMATS, render_report
+    from llmbench.results import ResultsError
+
+    if fmt not in FORMATS:
+        err.print(f"[red]--format {fmt}[/]: expected one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    target = out_file or (run_dirs[0] if len(run_dirs) == 1 else Path(".")) / f"report.{fmt}"
+    try:
+        path = render_report(run_dirs, target, fmt)
+    except (ResultsError, OSError) as exc:
+        err.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(f"report: {path}", soft_wrap=True)
+
+
 def main() -> None:
     app()
 

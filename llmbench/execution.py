@@ -195,6 +195,12 @@ def _finish(plan: RunPlan, outcome: Any, wall_s: float) -> int:
             why = q.get("reason") or (q.get("error") or {}).get("message")
             err.print(f"[yellow]quality {q['model']}/{q['precision']} {q.get('status')}[/]: {why}", soft_wrap=True)
     missing = len(plan.planned) - len(records)
+    try:  # the records are safe on disk: a failed report must not fail the run
+        from llmbench.report import render_report
+
+        out.print(f"report: {render_report([plan.run_dir], plan.run_dir / 'report.html')}", soft_wrap=True)
+    except Exception as exc:  # noqa: BLE001
+        err.print(f"[yellow]report.html not written[/]: {exc} (try `llmbench report {plan.run_dir}`)", soft_wrap=True)
     out.print(f"run directory: [bold]{plan.run_dir}[/]  ({len(records)}/{len(plan.planned)} points recorded, "
               f"this session {wall_s:.1f} s)", soft_wrap=True)
     failed = sum(r["status"] in FAILED for r in records)

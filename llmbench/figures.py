@@ -2,12 +2,13 @@
 
 A builder takes the runs and returns a plotly Figure, or a sentence saying why its data is absent (no energy
 counter on a CPU, no quality phase). Plotly draws labels as pseudo-HTML, so every user string it shows (model
-names, point ids) is HTML-escaped here, in `point_label` and `series_of`. Adding a plot: one function and one
-entry in FIGURES.
+names, point ids) is HTML-escaped here, by `text()`. Adding a plot: one function and one entry in FIGURES; its
+docstring is its caption.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import statistics
@@ -27,14 +28,19 @@ from llmbench.console import peak_memory
 SERIES_FIELDS = ("model", "precision", "input_tokens", "max_new_tokens", "decoding", "num_beams",
                  "cache_implementation", "attn_implementation", "compile", "api")
 FIELD_PREFIX = {"input_tokens": "in", "max_new_tokens": "out", "num_beams": "beams"}
+LINE_COLORS = qualitative.Dark24  # one per point where a figure draws a line per point: neighbours must differ
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # one per run: runs overlay, series keep their colour
 SYMBOLS = ("circle", "square", "diamond", "cross", "triangle-up")
+# A 10,000-point sweep has ~1,000 series: past these caps a figure draws the first ones (plan order) and says
+# so; the table has every point. They also keep a 500-point page under 8 MB and a render under 10 s.
+MAX_SERIES = 40  # lines (or marker groups) per figure
+MAX_BOXES = 300  # boxes or bars per figure: one per point
+MAX_POINT_LINES = 40  # per-point lines (ITL)
 VISIBLE_LINES = 8  # per-point lines drawn at first; the rest start hidden ("legendonly"), a click away
-MAX_POINT_LINES = 60  # per-point lines at most (ITL): a 500-point run stays readable and small
 PEAK_SOURCES = {"torch": "torch peak allocated", "nvml": "device used peak (NVML)", "rss": "host RSS peak"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, so points() can cache per set of runs
 class Run:
     """One run directory's data, as the report reads it."""
 
@@ -73,12 +79,17 @@ def text(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
-def point_label(run: Run, record: dict[str, Any]) -> str:
-    return text(f"{run.label} · {record['point_id']}" if run.label else record["point_id"])
+def point_label(run: Run, point_id: str) -> str:
+    return text(f"{run.label} · {point_id}" if run.label else point_id)
 
 
 def points(runs: list[Run]) -> list[Point]:
     """The ok points of every run, in plan order, each with its series styling."""
+    return _points(tuple(runs))
+
+
+@functools.lru_cache(maxsize=4)  # every figure asks; a 10,000-point run would pay ~0.3 s each time
+def _points(runs: tuple[Run, ...]) -> list[Point]:
     ok = [(run, r) for run in runs for r in run.records if r["status"] == "ok"]
     varying = [f for f in SERIES_FIELDS if len({str(r["point"].get(f)) for _, r in ok}) > 1] or ["precision"]
     colors: dict[str, str] = {}
@@ -91,7 +102,7 @@ def points(runs: list[Run]) -> list[Point]:
         color = colors.setdefault(base, qualitative.Plotly[len(colors) % len(qualitative.Plotly)])
         index = runs.index(run)
         series = text(f"{base} · {run.label}" if run.label else base)
-        out.append(Point(run, r, series, text(short) if unique else point_label(run, r), color,
+        out.append(Point(run, r, series, text(short) if unique else point_label(run, r["point_id"]), color,
                          DASHES[index % len(DASHES)], SYMBOLS[index % len(SYMBOLS)]))
     return out
 
@@ -103,6 +114,15 @@ def by_series(pts: Iterable[Point]) -> dict[str, list[Point]]:
     return {s: sorted(g, key=lambda p: p.batch_size) for s, g in groups.items()}
 
 
+def first_series(pts: list[Point], max_points: int | None = None) -> tuple[list[Point], str]:
+    """The points of the first MAX_SERIES series (and at most max_points of them), and a note if that is not all."""
+    names = list(dict.fromkeys(p.series for p in pts))
+    first = set(names[:MAX_SERIES])
+    kept = [p for p in pts if p.series in first][:max_points]
+    return kept, (f"Drawn: {len(kept)} of {len(pts)} points ({min(len(names), MAX_SERIES)} of {len(names)} series, "
+                  "plan order); the table has them all." if len(kept) < len(pts) else "")
+
+
 def batch_axis(pts: list[Point]) -> dict[str, Any]:
     """A log2-spaced x axis ticked at the batch sizes that ran (a log axis spaces 1, 2, 4, 8 evenly)."""
     sizes = sorted({p.batch_size for p in pts})
@@ -110,9 +130,13 @@ def batch_axis(pts: list[Point]) -> dict[str, Any]:
             "title": {"text": "batch size (sequences per call, log scale)"}}
 
 
-def style(fig: go.Figure, y_title: str, height_px: int = 440, **layout: Any) -> go.Figure:
-    fig.update_layout(height=height_px, margin={"l": 70, "r": 20, "t": 30, "b": 60}, hovermode="closest",
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.18}, yaxis_title_text=y_title, **layout)
+def style(fig: go.Figure, y_title: str, height_px: int = 440, note: str = "", **layout: Any) -> go.Figure:
+    """The layout every figure shares; `note` (what a cap left out) goes above the plot."""
+    fig.update_layout(height=height_px, margin={"l": 70, "r": 20, "t": 40 if note else 30, "b": 60},
+                      hovermode="closest", yaxis_title_text=y_title,
+                      # the legend under everything (x tick labels included), not over the long category labels
+                      legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0},
+                      title={"text": note, "font": {"size": 12}, "x": 0.01}, **layout)
     return fig
 
 
@@ -120,7 +144,7 @@ def _line(group: list[Point], x: list[Any], y: list[Any], mode: str = "lines+mar
     first = group[0]
     return go.Scatter(x=x, y=y, name=first.series, legendgroup=first.series, mode=mode,
                       line={"color": first.color, "dash": first.dash}, marker={"symbol": first.symbol},
-                      hovertext=[point_label(p.run, p.record) for p in group], **kwargs)
+                      hovertext=[point_label(p.run, p.record["point_id"]) for p in group], **kwargs)
 
 
 def batch_lines(pts: list[Point], metric: str, value: Callable[[Point], float | None] | None = None,
@@ -144,16 +168,16 @@ def batch_lines(pts: list[Point], metric: str, value: Callable[[Point], float | 
 
 def decode_throughput(runs: list[Run]) -> go.Figure | str:
     """decode_tokens_per_s: new tokens after each sequence's first, per second of decode_ms."""
-    pts = points(runs)
+    pts, note = first_series(points(runs))
     traces = batch_lines(pts, "decode_tokens_per_s")
     if not traces:
         return "No ok point has decode_tokens_per_s (it needs max_new_tokens > 1)."
-    return style(go.Figure(traces), "decode tokens/s (median, 95% CI)", xaxis=batch_axis(pts))
+    return style(go.Figure(traces), "decode tokens/s (median, 95% CI)", note=note, xaxis=batch_axis(pts))
 
 
 def ttft_tpot(runs: list[Run]) -> go.Figure | str:
     """Time to first token (prefill and the first token's selection) and time per output token after it."""
-    pts = points(runs)
+    pts, note = first_series(points(runs))
     fig = make_subplots(rows=1, cols=2, subplot_titles=("TTFT (ms)", "TPOT (ms)"), horizontal_spacing=0.08)
     for col, metric in ((1, "ttft_ms"), (2, "tpot_ms")):
         for trace in batch_lines(pts, metric, showlegend=col == 1):
@@ -162,8 +186,7 @@ def ttft_tpot(runs: list[Run]) -> go.Figure | str:
         return "No ok point to draw."
     for col in (1, 2):
         fig.update_xaxes(batch_axis(pts), row=1, col=col)
-    fig.update_yaxes(title_text="ms (median, 95% CI)", row=1, col=1)
-    return style(fig, "ms (median, 95% CI)")
+    return style(fig, "ms (median, 95% CI)", note=note)
 
 
 LATENCY_METRICS = {"e2e_ms": "e2e", "ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL"}
@@ -180,7 +203,7 @@ def latency_distributions(runs: list[Run]) -> go.Figure | str:
     """Per measured call (ITL: per step of every measured call). Box: quartiles; whiskers: min and max.
     The menu picks the metric."""
     # quartiles computed here, so a box is 5 numbers in the page however many calls the point ran
-    pts = [p for p in points(runs) if p.record.get("calls")]
+    pts, note = first_series([p for p in points(runs) if p.record.get("calls")], MAX_BOXES)
     if not pts:
         return "No ok point kept its measured calls."
     fig = go.Figure()
@@ -191,7 +214,7 @@ def latency_distributions(runs: list[Run]) -> go.Figure | str:
                 continue
             q = np.array([np.percentile(v, [0, 25, 50, 75, 100]) for _, v in mine]).round(4)
             fig.add_trace(go.Box(
-                x=[p.label for p, _ in mine], hovertext=[point_label(p.run, p.record) for p, _ in mine],
+                x=[p.label for p, _ in mine], hovertext=[point_label(p.run, p.record["point_id"]) for p, _ in mine],
                 lowerfence=q[:, 0], q1=q[:, 1], median=q[:, 2],
                 q3=q[:, 3], upperfence=q[:, 4], name=series, legendgroup=series, meta=metric,
                 marker_color=group[0].color, visible=metric == "e2e_ms"))
@@ -201,7 +224,7 @@ def latency_distributions(runs: list[Run]) -> go.Figure | str:
                for metric, name in LATENCY_METRICS.items() if metric in metrics]
     fig.update_layout(updatemenus=[{"buttons": buttons, "x": 0, "y": 1.12, "xanchor": "left"}])
     fig.update_xaxes(automargin=True, tickangle=-30)
-    return style(fig, "e2e per call (ms)", height_px=520)
+    return style(fig, "e2e per call (ms)", height_px=520, note=note)
 
 
 def itl_by_position(runs: list[Run]) -> go.Figure | str:
@@ -215,7 +238,7 @@ def itl_by_position(runs: list[Run]) -> go.Figure | str:
         steps = max(len(x) for x in lists)
         median_ms = [round(statistics.median([x[j] for x in lists if len(x) > j]), 4) for j in range(steps)]
         fig.add_trace(go.Scatter(x=list(range(2, steps + 2)), y=median_ms, name=p.label,
-                                 mode="lines", line={"color": p.color, "dash": p.dash, "width": 1.5},
+                                 mode="lines", line={"color": LINE_COLORS[i % len(LINE_COLORS)], "dash": p.dash},
                                  visible=True if i < VISIBLE_LINES else "legendonly"))
     note = f" (first {MAX_POINT_LINES} of {len(pts)} points)" if len(pts) > MAX_POINT_LINES else ""
     return style(fig, "ITL, median over measured calls (ms)", xaxis={"title": {
@@ -225,7 +248,7 @@ def itl_by_position(runs: list[Run]) -> go.Figure | str:
 def peak_memory_bars(runs: list[Run]) -> go.Figure | str:
     """Weights as loaded, the analytic KV cache at full length, and the rest of the measured peak (on a CPU
     the peak is the process's RSS, so the rest includes Python and torch themselves)."""
-    pts = points(runs)
+    pts, note = first_series(points(runs), MAX_BOXES)
     rows = [(p, (p.record.get("model") or {}).get("weights_mib"), p.record.get("kv_cache_mib"),
              *peak_memory(p.record)) for p in pts]
     if not any(w is not None or peak is not None for _, w, _, peak, _ in rows):
@@ -239,14 +262,20 @@ def peak_memory_bars(runs: list[Run]) -> go.Figure | str:
                                        for *_, peak, src in rows])])
     sources = sorted({PEAK_SOURCES[src] for *_, src in rows if src})
     fig.update_xaxes(automargin=True)
-    return style(fig, f"MiB (peak: {', '.join(sources) or 'not measured'})", barmode="stack")
+    return style(fig, f"MiB (peak: {', '.join(sources) or 'not measured'})", note=note, barmode="stack")
 
 
 ACTIVITY_COLUMNS = {"power_w": "board power (W)", "host_cpu_pct": "host CPU (% of one core)"}
 MEMORY_COLUMNS = {"host_rss_mib": "host RSS", "device_used_mib": "device used (all processes)",
                   "process_used_mib": "this process on the GPU"}
-TIMELINE_MAX_POINTS = 200  # dropdown entries; the first, in plan order
-TIMELINE_BUDGET_VALUES = 150_000  # samples x columns over the whole dropdown: ~1 MB of a page
+TIMELINE_MAX_POINTS = 100  # dropdown entries; the first, in plan order
+TIMELINE_BUDGET_VALUES = 120_000  # x and y values over the whole dropdown: under 1 MB of a page
+
+
+def timeline_ids(records: list[dict[str, Any]], runs_n: int) -> list[str]:
+    """The points whose timelines the figure offers: each run's first that ran, in plan order. The report reads
+    only these lines of timelines.jsonl (a 10,000-point run has hundreds of MB of them)."""
+    return [r["point_id"] for r in records if r["status"] != "skipped"][:max(1, TIMELINE_MAX_POINTS // runs_n)]
 
 
 def decimate(t_ms: list[float], values: list[float | None], samples: int, peak: bool) -> tuple[list, list]:
@@ -276,15 +305,15 @@ def _phases(calls: list[list[Any]]) -> list[dict[str, Any]]:
 def timeline(runs: list[Run]) -> go.Figure | str:
     """The sampler's columns over one point's time: memory (top), board power or, without NVML, host CPU
     (bottom). The menu picks the point."""
-    entries = [(point_label(run, r), run.timelines[r["point_id"]]) for run in runs for r in run.records
-               if run.timelines.get(r["point_id"], {}).get("t_ms")]
+    entries = [(point_label(run, pid), run.timelines[pid]) for run in runs
+               for pid in timeline_ids(run.records, len(runs)) if run.timelines.get(pid, {}).get("t_ms")]
     if not entries:
         return "No sampler timelines (timelines.jsonl is absent or empty)."
-    total, entries = len(entries), entries[:TIMELINE_MAX_POINTS]
+    total = sum(r["status"] != "skipped" for run in runs for r in run.records)  # points that could have one
     memory = [c for c in MEMORY_COLUMNS if any(c in tl for _, tl in entries)]
     activity = [c for c in ACTIVITY_COLUMNS if any(c in tl for _, tl in entries)][:1]  # power, when NVML gave it
     columns = memory + activity
-    samples = min(400, max(30, TIMELINE_BUDGET_VALUES // (len(entries) * (len(columns) + 1))))
+    samples = min(400, max(30, TIMELINE_BUDGET_VALUES // (len(entries) * len(columns) * 2)))
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.6, 0.4])
     buttons = []
     for label, tl in entries:
@@ -295,7 +324,8 @@ def timeline(runs: list[Run]) -> go.Figure | str:
     for i, c in enumerate(columns):
         fig.add_trace(go.Scatter(x=buttons[0]["args"][0]["x"][i], y=buttons[0]["args"][0]["y"][i], mode="lines",
                                  name=MEMORY_COLUMNS.get(c) or ACTIVITY_COLUMNS[c]), row=1 if c in memory else 2, col=1)
-    note = f" (first {TIMELINE_MAX_POINTS} of {total} points)" if total > TIMELINE_MAX_POINTS else ""
+    capped = total > sum(len(timeline_ids(run.records, len(runs))) for run in runs)
+    note = f" (the first {len(entries)} of {total} points)" if capped else ""
     fig.update_layout(shapes=buttons[0]["args"][1]["shapes"],
                       updatemenus=[{"buttons": buttons, "x": 0, "y": 1.14, "xanchor": "left"}])
     fig.update_xaxes(title_text=f"time since the point's sampler started (s); grey: warm-up, green: measured{note}",
@@ -306,11 +336,13 @@ def timeline(runs: list[Run]) -> go.Figure | str:
 
 def energy_per_token(runs: list[Run]) -> go.Figure | str:
     """energy_per_token_j: the board's energy over the measured phase per output token."""
-    pts = [p for p in points(runs) if (p.record.get("device_stats") or {}).get("energy_per_token_j") is not None]
+    pts, note = first_series([p for p in points(runs)
+                              if (p.record.get("device_stats") or {}).get("energy_per_token_j") is not None])
     if not pts:
         return "No energy figures: the energy counter is read through NVML on a GPU, and no point has one."
     traces = batch_lines(pts, "energy_per_token_j", value=lambda p: p.record["device_stats"]["energy_per_token_j"])
-    return style(go.Figure(traces), "energy per output token (J, board, measured phase)", xaxis=batch_axis(pts))
+    return style(go.Figure(traces), "energy per output token (J, board, measured phase)", note=note,
+                 xaxis=batch_axis(pts))
 
 
 def pareto_front(xy: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -323,48 +355,54 @@ def pareto_front(xy: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return front[::-1]
 
 
+def _kl(p: Point) -> float | None:
+    return (p.record.get("quality") or {}).get("kl_mean")
+
+
+def _weights_mib(p: Point) -> float:
+    return (p.record.get("model") or {}).get("weights_mib") or 0.0
+
+
 def quality_pareto(runs: list[Run]) -> go.Figure | str:
     """Mean KL of next-token distributions against the reference precision; marker area: weights MiB;
     ▼: the reference itself (KL 0, drawn at the axis floor). The line is the Pareto frontier: no other point is
     both faster and closer to the reference."""
-    pts = [p for p in points(runs) if (p.record.get("quality") or {}).get("kl_mean") is not None
-           and p.stat("decode_tokens_per_s") is not None]
-    if not pts:
+    scored = [p for p in points(runs) if _kl(p) is not None and p.stat("decode_tokens_per_s") is not None]
+    if not scored:
         return "No quality figures: the scenario has no `quality:` key, or no scored point has a decode speed."
-    positive = [p.record["quality"]["kl_mean"] for p in pts if p.record["quality"]["kl_mean"] > 0]
-    floor = min(positive, default=1e-6) / 10  # a log axis has no 0: the reference (KL = 0) sits on this floor
-    weights = [(p.record.get("model") or {}).get("weights_mib") or 0 for p in pts]
-    sizeref = 2 * max(max(weights), 1e-9) / 40**2  # area-proportional markers, the largest 40 px across
-    fig = go.Figure()
-    for group in by_series(pts).values():
-        kl = [p.record["quality"]["kl_mean"] for p in group]
-        fig.add_trace(go.Scatter(
-            x=[p.stat("decode_tokens_per_s") for p in group], y=[max(k, floor) for k in kl],
-            name=group[0].series, mode="markers", hovertext=[point_label(p.run, p.record) for p in group],
-            customdata=[[k, (p.record.get("model") or {}).get("weights_mib")] for p, k in zip(group, kl, strict=True)],
-            hovertemplate="%{hovertext}<br>%{x:.4g} tokens/s<br>KL %{customdata[0]:.3g}<br>"
-                          "weights %{customdata[1]:.4g} MiB<extra></extra>",
-            marker={"color": group[0].color, "symbol": [SYMBOLS[0] if k > 0 else "triangle-down" for k in kl],
-                    "size": [(p.record.get("model") or {}).get("weights_mib") or 0 for p in group],
-                    "sizemode": "area", "sizeref": sizeref, "sizemin": 5, "line": {"width": 1, "color": "white"}}))
-    front = pareto_front([(t.x[i], t.y[i]) for t in fig.data for i in range(len(t.x))])
+    # a log axis has no 0: the reference (KL = 0) sits on a floor a decade under the smallest KL
+    floor = min((_kl(p) for p in scored if _kl(p) > 0), default=1e-6) / 10
+    front = pareto_front([(p.stat("decode_tokens_per_s"), max(_kl(p), floor)) for p in scored])  # every point
+    sizeref = 2 * max(max(map(_weights_mib, scored)), 1e-9) / 40**2  # marker area ∝ weights, the largest 40 px
+    pts, note = first_series(scored)
+    fig = go.Figure([go.Scatter(
+        x=[p.stat("decode_tokens_per_s") for p in g], y=[max(_kl(p), floor) for p in g], name=g[0].series,
+        mode="markers", hovertext=[point_label(p.run, p.record["point_id"]) for p in g],
+        customdata=[[_kl(p), _weights_mib(p)] for p in g],
+        hovertemplate="%{hovertext}<br>%{x:.4g} tokens/s<br>KL %{customdata[0]:.3g}<br>"
+                      "weights %{customdata[1]:.4g} MiB<extra></extra>",
+        marker={"color": g[0].color, "symbol": [g[0].symbol if _kl(p) > 0 else "triangle-down" for p in g],
+                "size": [_weights_mib(p) for p in g], "sizemode": "area", "sizeref": sizeref, "sizemin": 5,
+                "line": {"width": 1, "color": "white"}}) for g in by_series(pts).values()])
     fig.add_trace(go.Scatter(x=[f[0] for f in front], y=[f[1] for f in front], name="Pareto frontier",
                              mode="lines", line={"color": "black", "shape": "vh", "width": 1}))
-    return style(fig, "KL vs reference (nats/position, log)", legend_itemsizing="constant",
+    return style(fig, "KL vs reference (nats/position, log)", note=note, legend_itemsizing="constant",
                  xaxis={"title": {"text": "decode tokens/s (median) → faster"}},
                  yaxis={"type": "log", "exponentformat": "power"})
 
 
 def throughput_latency(runs: list[Run]) -> go.Figure | str:
     """Each line walks the batch sizes: more tokens/s for the batch, at a longer TPOT for each sequence."""
-    pts = [p for p in points(runs) if p.stat("tpot_ms") is not None and p.stat("decode_tokens_per_s") is not None]
+    pts, note = first_series([p for p in points(runs)
+                              if p.stat("tpot_ms") is not None and p.stat("decode_tokens_per_s") is not None])
     if not pts:
         return "No ok point has both TPOT and decode tokens/s."
     traces = [_line(g, [p.stat("tpot_ms") for p in g], [p.stat("decode_tokens_per_s") for p in g],
                     text=[f"bs{p.batch_size}" for p in g], textposition="top center", mode="lines+markers+text",
                     hovertemplate="%{hovertext}<br>TPOT %{x:.4g} ms<br>%{y:.4g} tokens/s<extra></extra>")
               for g in by_series(pts).values()]
-    return style(go.Figure(traces), "decode tokens/s (median)", xaxis={"title": {"text": "TPOT (ms, median)"}})
+    return style(go.Figure(traces), "decode tokens/s (median)", note=note,
+                 xaxis={"title": {"text": "TPOT (ms, median)"}})
 
 
 # title -> builder; the builder's docstring is the figure's caption on the page. Adding a plot: one line here.

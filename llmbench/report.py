@@ -14,15 +14,16 @@ import json
 import re
 import string
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from llmbench.figures import FIGURES, Run
+from llmbench.figures import FIGURES, Run, timeline_ids
 from llmbench.results import flatten_record, load_records
-from llmbench.store import read_json, read_timelines
+from llmbench.store import TIMELINES, read_json
 from llmbench.validity import raised_flags
 
 ASSETS = Path(__file__).parent / "report_assets"
@@ -51,9 +52,30 @@ def load_runs(run_dirs: list[Path]) -> list[Run]:
             records = load_records(d)
         optional = {name: read_json(d, f"{name}.json") if (d / f"{name}.json").exists() else {}
                     for name in ("env", "scenario")}
-        runs.append(Run(_letters(i) if len(run_dirs) > 1 else "", records, read_timelines(d), optional["env"],
+        timelines = read_timelines_of(d, set(timeline_ids(records, len(run_dirs))))
+        runs.append(Run(_letters(i) if len(run_dirs) > 1 else "", records, timelines, optional["env"],
                         optional["scenario"], d, tuple(str(w.message) for w in caught)))
     return runs
+
+
+TIMELINE_ID = re.compile(r'\{"point_id":("(?:[^"\\]|\\.)*")')  # how store.compact_timeline's lines begin
+
+
+def read_timelines_of(run_dir: Path, point_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """store.read_timelines for some points only: a line of another point is skipped after reading its id."""
+    out: dict[str, dict[str, Any]] = {}
+    path = Path(run_dir) / TIMELINES
+    for line in path.open(encoding="utf-8") if path.exists() else []:
+        match = TIMELINE_ID.match(line)
+        if match and json.loads(match.group(1)) not in point_ids:
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a truncated last line: its record was never written
+        if data.get("point_id") in point_ids:
+            out[data["point_id"]] = data  # the latest line of a point wins, as in store.read_timelines
+    return out
 
 
 def _letters(i: int) -> str:
@@ -67,7 +89,8 @@ def _median(metric: str, statistic: str = "median") -> Callable[[dict], Any]:
 
 
 def _number(v: Any) -> str:
-    if not isinstance(v, int | float) or isinstance(v, bool):
+    """A cell's text: about 4 significant digits, thousands separated; "–" for no value."""
+    if not _numeric(v):
         return "–" if v is None else str(v)
     if isinstance(v, int):
         return f"{v:,}"
@@ -146,9 +169,7 @@ def problems(runs: list[Run]) -> list[tuple[Run, dict[str, Any], str]]:
 
 
 def status_counts(run: Run) -> str:
-    counts: dict[str, int] = {}
-    for r in run.records:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    counts = Counter(r["status"] for r in run.records)
     return f"{len(run.records)} points: " + ", ".join(f"{n} {s}" for s, n in counts.items())
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from llmbench import figures
 from llmbench.figures import Run
-from llmbench.report import glossary, metrics_doc, render_report, summary_table
+from llmbench.report import glossary, metrics_doc, read_timelines_of, render_report, summary_table
 
 RUN_SMALL = Path(__file__).parent / "data" / "run_small"
 XSS = "<script>alert(1)</script>"
@@ -127,6 +127,22 @@ def test_timeline_decimates_keeps_memory_peaks_and_shades_the_phases():
     assert fig.data[0].x[-1] <= 10.0  # seconds
     assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(0.0, 1.0), (1.0, 9.0)]
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["m/fp32/bs1/in8/out4/greedy"]
+
+
+def test_timelines_are_read_only_for_the_points_the_figure_offers(tmp_path: Path):
+    lines = [{"point_id": "a", "t_ms": [1.0]}, {"point_id": "b", "t_ms": [2.0]}, {"t_ms": [3.0], "point_id": "c"},
+             {"point_id": "a", "t_ms": [4.0]}]  # "c" written by another writer, its id not first; "a" resumed
+    (tmp_path / "timelines.jsonl").write_text("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines))
+    got = read_timelines_of(tmp_path, {"a", "c"})
+    assert got == {"a": {"point_id": "a", "t_ms": [4.0]}, "c": {"t_ms": [3.0], "point_id": "c"}}
+    assert read_timelines_of(tmp_path / "nowhere", {"a"}) == {}
+
+
+def test_a_figure_past_its_series_cap_draws_the_first_and_says_so():
+    recs = [record(f"p{i}", 1) for i in range(figures.MAX_SERIES + 5)]
+    fig = figures.decode_throughput([Run("", recs)])
+    assert len(fig.data) == figures.MAX_SERIES
+    assert fig.layout.title.text.startswith(f"Drawn: {figures.MAX_SERIES} of {len(recs)} points")
 
 
 def test_decimate_means_power_and_maxes_memory():

@@ -29,7 +29,7 @@
     });
   }
 
-  // numbers sort as numbers ("1,368.8", "1.23×"); "–" (no value) sorts last either way
+  // numbers sort as numbers ("1,368.8", "1.23×", "2.94e-03"); text by natural order ("bs2" before "bs16")
   function sortKey(cell) {
     var text = cell.textContent;
     var number = parseFloat(text.replace(/,/g, ""));
@@ -38,7 +38,6 @@
   }
 
   function compare(a, b) {
-    if (a.empty !== b.empty) { return a.empty ? 1 : -1; }
     if (a.number !== null && b.number !== null) { return a.number - b.number; }
     return a.text.localeCompare(b.text, undefined, {numeric: true});
   }
@@ -53,7 +52,7 @@
         var body = table.tBodies[0];
         var rows = Array.prototype.map.call(body.rows, function (row) { return [sortKey(row.cells[index]), row]; });
         rows.sort(function (a, b) {
-          if (a[0].empty !== b[0].empty) { return a[0].empty ? 1 : -1; }
+          if (a[0].empty !== b[0].empty) { return a[0].empty ? 1 : -1; }  // no value: last, either way
           return descending ? compare(b[0], a[0]) : compare(a[0], b[0]);
         });
         rows.forEach(function (pair) { body.appendChild(pair[1]); });
