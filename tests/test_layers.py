@@ -18,11 +18,12 @@ STAGES = [
     {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "environment", "faults", "runner",
      "worker", "quality", "smollm2"},
     {"store", "fingerprint", "sharding"},
-    {"results", "console", "figures", "report", "supervisor", "merging", "execution", "cli", "__main__"},
+    {"results", "console", "plotting", "memory_figures", "figures", "report", "supervisor", "merging", "execution",
+     "cli", "__main__"},
 ]
 MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
              "quality", "smollm2"}
-READERS = {"results", "console", "figures", "report"}  # read records only: never torch, never the measuring side
+READERS = {"results", "console", "plotting", "memory_figures", "figures", "report"}  # read records only: never torch, never the measuring side
 
 
 def stage_of(module: str) -> int:
