@@ -23,7 +23,8 @@ STAGES = [
 ]
 MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
              "quality", "smollm2"}
-READERS = {"results", "console", "plotting", "memory_figures", "figures", "report"}  # read records only: never torch, never the measuring side
+# read records only: never torch, never the measuring side
+READERS = {"results", "console", "plotting", "memory_figures", "figures", "report"}
 
 
 def stage_of(module: str) -> int:
