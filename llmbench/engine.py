@@ -75,7 +75,7 @@ def load_model(spec: ModelSpec, precision: str, device: Any, attn_implementation
         opts["attn_implementation"] = attn_implementation
     if quantization is not None:
         opts["quantization_config"] = quantization
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     placement: dict[str, Any] = {"device_map": spec.device_map or str(device)}
     if spec.max_memory:
@@ -84,7 +84,7 @@ def load_model(spec: ModelSpec, precision: str, device: Any, attn_implementation
     model.eval()
     if compile:
         model.forward = torch.compile(model.forward, dynamic=True)
-    _sync(device)
+    synchronize(device)
     load_s = time.perf_counter() - start
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **opts)
@@ -203,27 +203,37 @@ def call_kwargs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:
     return extra
 
 
-def generate_once(loaded: LoadedModel, inputs: dict[str, Any], gen_config: Any, clock: Any, hook: Any,
-                  seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One timed generate() call → the metrics of docs/metrics.md, plus the host-clock e2e."""
+def _timed(loaded: LoadedModel, clock: Any, seed: int, call: Any) -> tuple[Any, list[float], float]:
+    """Run `call()` between t0 and tE: (its result, the marks in ms, the host-clock e2e in ms).
+    Seeding and the device sync happen before t0, reading the marks after tE."""
     import torch
 
-    torch.manual_seed(seed)  # outside the timed region: reproducible sampling per call
-    _sync(loaded.device)  # the device is idle at t0, so the host clock and the device clock start together
+    torch.manual_seed(seed)  # reproducible sampling per call
+    synchronize(loaded.device)  # the device is idle at t0, so the host clock and the device clock start together
     host_start = time.perf_counter()
     clock.start()
-    # generate() runs under no_grad itself; inference_mode would break quanto's int4 kernels on a CPU
-    out = loaded.model.generate(**inputs, generation_config=gen_config, stopping_criteria=[hook], **(extra or {}))
+    result = call()
     clock.mark()  # tE
     marks = clock.resolve()
-    host_e2e_ms = (time.perf_counter() - host_start) * 1e3
-    ends = _as_list(gen_config.eos_token_id) + ([gen_config.pad_token_id] if gen_config.stop_strings else [])
-    new_tokens = count_new_tokens(out, inputs["input_ids"].shape[1], ends or None)
-    prompt_tokens = int(inputs["attention_mask"].sum())
-    call = derive_call_metrics(marks, prompt_tokens, new_tokens)
+    return result, marks, (time.perf_counter() - host_start) * 1e3
+
+
+def _with_host_clock(call: dict[str, Any], host_e2e_ms: float) -> dict[str, Any]:
     call["host_e2e_ms"] = host_e2e_ms
     call["e2e_host_ratio"] = call["e2e_ms"] / host_e2e_ms if host_e2e_ms > 0 else None  # the timer cross-check
     return call
+
+
+def generate_once(loaded: LoadedModel, inputs: dict[str, Any], gen_config: Any, clock: Any, hook: Any,
+                  seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One timed generate() call → the metrics of docs/metrics.md, plus the host-clock e2e."""
+    # generate() runs under no_grad itself; inference_mode would break quanto's int4 kernels on a CPU
+    out, marks, host_e2e_ms = _timed(loaded, clock, seed, lambda: loaded.model.generate(
+        **inputs, generation_config=gen_config, stopping_criteria=[hook], **(extra or {})))
+    ends = _as_list(gen_config.eos_token_id) + ([gen_config.pad_token_id] if gen_config.stop_strings else [])
+    new_tokens = count_new_tokens(out, inputs["input_ids"].shape[1], ends or None)
+    prompt_tokens = int(inputs["attention_mask"].sum())
+    return _with_host_clock(derive_call_metrics(marks, prompt_tokens, new_tokens), host_e2e_ms)
 
 
 def make_pipeline_call(loaded: LoadedModel, point: RunPoint, inputs: dict[str, Any]) -> tuple[Any, list[str]]:
@@ -251,21 +261,10 @@ def pipeline_once(loaded: LoadedModel, pipe: Any, texts: list[str], gen_config: 
                   seed: int) -> dict[str, Any]:
     """One timed pipeline call on text prompts: tokenizing, generate() and decoding all inside t0..tE.
     Fixed-length mode only: every sequence gets N tokens, one step mark each."""
-    import torch
-
-    torch.manual_seed(seed)
-    _sync(loaded.device)
-    host_start = time.perf_counter()
-    clock.start()
-    pipe(texts, batch_size=len(texts), generation_config=gen_config, stopping_criteria=[hook],
-         return_full_text=False)
-    clock.mark()
-    marks = clock.resolve()
-    host_e2e_ms = (time.perf_counter() - host_start) * 1e3
+    _, marks, host_e2e_ms = _timed(loaded, clock, seed, lambda: pipe(
+        texts, batch_size=len(texts), generation_config=gen_config, stopping_criteria=[hook], return_full_text=False))
     prompt_tokens = sum(len(ids) for ids in loaded.tokenizer(texts)["input_ids"])
-    call = derive_call_metrics(marks, prompt_tokens, [len(marks) - 2] * len(texts))
-    call.update(host_e2e_ms=host_e2e_ms, e2e_host_ratio=call["e2e_ms"] / host_e2e_ms if host_e2e_ms > 0 else None)
-    return call
+    return _with_host_clock(derive_call_metrics(marks, prompt_tokens, [len(marks) - 2] * len(texts)), host_e2e_ms)
 
 
 def _as_list(value: Any) -> list[int]:
@@ -312,10 +311,6 @@ def release(loaded: LoadedModel) -> None:
 
 def synchronize(device: Any) -> None:
     """Wait for the device (a no-op on a CPU): used outside the timed region only."""
-    _sync(device)
-
-
-def _sync(device: Any) -> None:
     if getattr(device, "type", "cpu") == "cuda":
         import torch
 

@@ -7,18 +7,10 @@ rule is one function in RULES. Packages are looked up, never imported. No torch.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 
-from llmbench.precision import unavailable_reason
+from llmbench.precision import installed, unavailable_reason
 from llmbench.sweep import RunPoint
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def _precision(p: RunPoint, device: str | None) -> str | None:
@@ -41,7 +33,7 @@ def _speculative_cache(p: RunPoint, device: str | None) -> str | None:
 
 
 def _quantized_cache(p: RunPoint, device: str | None) -> str | None:
-    if p.cache_implementation == "quantized" and not _installed("optimum.quanto"):
+    if p.cache_implementation == "quantized" and not installed("optimum.quanto"):
         return "the quantized KV cache needs optimum-quanto: pip install 'llmbench[quant]'"
     return None
 
@@ -51,7 +43,7 @@ def _attention(p: RunPoint, device: str | None) -> str | None:
         return None
     if device == "cpu":
         return "flash_attention_2 runs on CUDA only"
-    if not _installed("flash_attn"):
+    if not installed("flash_attn"):
         return "flash_attention_2 needs the flash-attn package"
     if p.precision not in ("bf16", "fp16"):
         return f"flash_attention_2 needs fp16 or bf16 weights, not {p.precision}"

@@ -69,17 +69,18 @@ def unavailable_reason(name: str, device_type: str | None) -> str | None:
     p = get_precision(name)
     if device_type is not None and device_type not in p.devices:
         return f"{name} runs on {' or '.join(p.devices)} only, not on {device_type}"
-    missing = [pkg for pkg in p.packages if _find(pkg) is None]
+    missing = [pkg for pkg in p.packages if not installed(pkg)]
     if missing:
         return f"{name} needs the package(s) {', '.join(missing)}: pip install 'llmbench[quant]'"
     return None
 
 
-def _find(module: str) -> object | None:
+def installed(module: str) -> bool:
+    """Whether `module` can be imported, looked up without importing it (plan must stay light)."""
     try:
-        return importlib.util.find_spec(module)
+        return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:  # a dotted name whose parent package is missing
-        return None
+        return False
 
 
 def get_precision(name: str) -> Precision:

@@ -84,14 +84,13 @@ def make_step_hook(clock: PerfCounterClock | CudaEventClock) -> Any:
 
     class StepHook(StoppingCriteria):
         def __init__(self) -> None:
-            self._never: dict[tuple[int, str], torch.Tensor] = {}
+            self._never = torch.zeros(0, dtype=torch.bool)
 
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-            clock.mark()
-            key = (input_ids.shape[0], str(input_ids.device))
-            never = self._never.get(key)
-            if never is None:  # cached: no allocation per step
-                never = self._never[key] = torch.zeros(key[0], dtype=torch.bool, device=input_ids.device)
+            clock.mark()  # first, so the hook's own work falls after the mark
+            never = self._never
+            if never.shape[0] != input_ids.shape[0] or never.device != input_ids.device:  # new shape: once
+                never = self._never = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
             return never
 
     return StepHook()
