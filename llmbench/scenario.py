@@ -90,7 +90,8 @@ class Quality(BaseModel):
 
     model_config = _Frozen
 
-    reference: str = Field(default="auto", description="Reference precision; auto: bf16 on a GPU, fp32 on a CPU.")
+    reference: Annotated[str, AfterValidator(lambda v: v if v == "auto" else _known_precision(v))] = Field(
+        default="auto", description="Reference precision; auto: bf16 on a GPU, fp32 on a CPU.")
     tokens: int = Field(default=1024, ge=16, description="Tokens of the shipped evaluation text to score.")
     seq_len: int = Field(default=256, ge=8, description="Window length the evaluation text is cut into.")
     greedy_new_tokens: int = Field(default=32, ge=1, description="Greedy tokens compared on the benchmark prompts.")
@@ -247,8 +248,11 @@ def _explain(err: Any, loc: tuple[Any, ...]) -> tuple[str, str]:
         return f"unknown decoding strategy {err.get('ctx', {}).get('tag')!r}", (
             f"did you mean {guess!r}?" if guess else f"known strategies: {tags}"
         )
+    if kind == "string_pattern_mismatch":  # a raw regex helps nobody: say what is allowed
+        return f"{given!r} has characters a label or name cannot have", (
+            "use letters, digits and . _ + - only (no spaces or slashes); " + _describe(loc))
     message = err["msg"].removeprefix("Value error, ")
-    if kind == "value_error" and len(loc) > 1 and loc[-2] == "precision":
+    if kind == "value_error" and (len(loc) > 1 and loc[-2] == "precision" or field == "reference"):
         guess = close_match(str(given), list(PRECISIONS)) if isinstance(given, str) else None
         return message, (f"did you mean {guess!r}?" if guess else f"known precisions: {', '.join(PRECISIONS)}")
     return f"{message} (got {given!r})" if not isinstance(given, dict | list) else message, _describe(loc)

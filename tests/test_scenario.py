@@ -164,3 +164,10 @@ def test_placement_fields(write_scenario):
     assert [(p.path, p.line) for p in problems] == [("models[1].device_map", 4)]
     (p,) = problems_of(write_scenario, "name: m\nmodels:\n  - {id: tiny-llama, max_memory: {0: 1GiB}}\n")
     assert p.path == "models[0].max_memory" and "device_map" in p.message
+
+
+def test_name_pattern_and_quality_reference_messages(write_scenario):
+    text = "name: my sweep\nmodels: [tiny-llama]\nquality: {reference: fp64}\n"
+    by_path = {p.path: p for p in problems_of(write_scenario, text)}
+    assert by_path["name"].line == 1 and "no spaces" in by_path["name"].hint
+    assert by_path["quality.reference"].line == 3 and "unknown precision 'fp64'" in by_path["quality.reference"].message
