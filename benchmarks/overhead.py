@@ -1,11 +1,14 @@
-"""What does llmbench's instrumentation cost? The same generate() call bare and instrumented (the step
-hook's marks, the clock's resolve, the sampler thread running), interleaved in random order per pair,
-both timed by the same host clock around a synchronised call.
+"""What does llmbench's instrumentation cost? Three arms of the same generate() call, interleaved in
+random order per round, each timed by the same host clock around a synchronised call:
 
-Prints the median overhead in % with a distribution-free 95% interval (over pairs). The goal on a GPU
-is at most 0.5%; on a CPU the figure is printed as it is.
+- plain: `model.generate(...)` exactly as a user calls it (generate's own no_grad, no hooks, no thread)
+- timer: llmbench's timed call (the step hook's marks on the point's clock, resolved after the call)
+- full:  the timed call with the sampler thread running (host, and NVML on a GPU), as in a real point
 
-    python benchmarks/overhead.py [--model tiny-llama] [--device auto] [--pairs 40] [--batch 4] [--new 32]
+Prints, per instrumented arm, the median ratio to plain in % with a distribution-free 95% interval
+(over rounds). The goal on a GPU is at most 0.5%; on a CPU the figure is printed as it is.
+
+    python benchmarks/overhead.py [--model tiny-llama] [--device auto] [--rounds 40] [--batch 4] [--new 32]
 """
 
 from __future__ import annotations
@@ -18,26 +21,26 @@ import time
 from pathlib import Path
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="tiny-llama")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--pairs", type=int, default=40)
+    ap.add_argument("--rounds", "--pairs", type=int, default=40)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--input", type=int, default=64)
     ap.add_argument("--new", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (ignored on a GPU)")
     ap.add_argument("--interval-ms", type=float, default=10.0, help="sampler period")
-    a = ap.parse_args()
+    return ap.parse_args()
 
-    import numpy as np
+
+def make_arms(a: argparse.Namespace) -> tuple[str, dict]:
     import torch
 
     from llmbench import engine
     from llmbench.sampler import make_instruments
     from llmbench.scenario import load_scenario
-    from llmbench.stats import median_ci
     from llmbench.sweep import expand_sweep
     from llmbench.timing import make_clock, make_step_hook
 
@@ -55,43 +58,54 @@ def main() -> None:
     if hasattr(clock, "reserve"):
         clock.reserve(a.new + 2)
 
-    def bare() -> float:
+    def plain() -> float:
+        torch.manual_seed(0)
         engine.synchronize(device)
         t = time.perf_counter()
-        with torch.inference_mode():
-            loaded.model.generate(**inputs, generation_config=gen_config)
+        loaded.model.generate(**inputs, generation_config=gen_config)
         engine.synchronize(device)
         return (time.perf_counter() - t) * 1e3
 
-    def instrumented(i: int) -> float:
-        instruments.call_start("measured", i)
-        call = engine.generate_once(loaded, inputs, gen_config, clock, hook, seed=0)
-        instruments.call_end("measured", i)
-        return call["host_e2e_ms"]
+    def timer() -> float:
+        return engine.generate_once(loaded, inputs, gen_config, clock, hook, seed=0)["host_e2e_ms"]
 
-    for _ in range(3):  # warm-up, both paths
-        bare()
-        engine.generate_once(loaded, inputs, gen_config, clock, hook, seed=0)
-    instruments.start_point()  # the sampler thread runs through the whole comparison, as in a real point
+    def full() -> float:
+        instruments.start_point()  # thread start and peak resets happen outside the timed call
+        instruments.call_start("measured", 0)
+        ms = engine.generate_once(loaded, inputs, gen_config, clock, hook, seed=0)["host_e2e_ms"]
+        instruments.call_end("measured", 0)
+        full.samples += len(instruments.stop_point()["timeline"]["t_ms"])
+        return ms
+
+    full.samples = 0
+    return f"{point.id} on {device}", {"plain": plain, "timer": timer, "full": full}
+
+
+def main() -> None:
+    a = parse_args()
+    import numpy as np
+
+    from llmbench.stats import median_ci
+
+    label, arms = make_arms(a)
+    for _ in range(3):  # warm-up, every arm
+        for arm in arms.values():
+            arm()
     rng = random.Random(0)
-    ratios, b_ms, i_ms = [], [], []
-    for i in range(a.pairs):
-        torch.manual_seed(0)
-        if rng.random() < 0.5:
-            b, m = bare(), instrumented(i)
-        else:
-            m, b = instrumented(i), bare()
-        b_ms.append(b)
-        i_ms.append(m)
-        ratios.append(m / b)
-    sampled = instruments.stop_point()
-    lo, hi, level = median_ci(np.sort(np.array(ratios)))
-    pct = (statistics.median(ratios) - 1) * 100
-    print(f"{point.id} on {device}: {a.pairs} interleaved pairs, sampler every {a.interval_ms:g} ms "
-          f"({len(sampled['timeline']['t_ms'])} samples)")
-    print(f"bare median {statistics.median(b_ms):.3f} ms, instrumented median {statistics.median(i_ms):.3f} ms")
-    print(f"overhead: median {pct:+.2f}% per pair, {level:.0%} interval [{(lo - 1) * 100:+.2f}%, "
-          f"{(hi - 1) * 100:+.2f}%]")
+    ms: dict[str, list[float]] = {name: [] for name in arms}
+    for _ in range(a.rounds):
+        order = list(arms)
+        rng.shuffle(order)
+        for name in order:
+            ms[name].append(arms[name]())
+    print(f"{label}: {a.rounds} rounds of 3 interleaved arms, sampler every {a.interval_ms:g} ms in 'full' "
+          f"({arms['full'].samples} samples)")
+    print("medians: " + ", ".join(f"{name} {statistics.median(v):.3f} ms" for name, v in ms.items()))
+    for name in ("timer", "full"):
+        ratios = np.sort(np.array(ms[name]) / np.array(ms["plain"]))
+        lo, hi, level = median_ci(ratios)
+        print(f"overhead {name} vs plain: median {(statistics.median(ratios) - 1) * 100:+.2f}% per round, "
+              f"{level:.0%} interval [{(lo - 1) * 100:+.2f}%, {(hi - 1) * 100:+.2f}%]")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ class RunPlan:
 
 
 def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, *, resume: Path | None = None,
-                shard: tuple[int, int] | None = None, parallel_gpus: bool = False) -> int:
+                shard: tuple[int, int] | None = None, parallel_gpus: bool = False,
+                made: list[Path] | None = None) -> int:
+    """Plan, measure and summarise; the exit code. `made`, when given, receives the run directory."""
     try:
         check_device(scenario.device)
         if parallel_gpus and scenario.device == "cpu":
@@ -62,6 +64,8 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, *, resu
         err.print(f"[red]{exc}[/]", soft_wrap=True)
         return 2
     plan.slots, plan.scenario_path, plan.scenario = slots, scenario_path, scenario
+    if made is not None and plan.run_dir is not None:
+        made.append(plan.run_dir)
     if plan.run_dir is None:  # more shards than model groups: this one has nothing to do, and that is fine
         out.print(f"shard {shard[0]}/{shard[1]} has no points (the sweep has fewer model groups than shards); "
                   "nothing to run", soft_wrap=True)

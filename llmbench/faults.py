@@ -1,9 +1,11 @@
 """Fault injection for testing the harness itself: make chosen points run out of memory, die or hang.
 
 Off unless the worker's environment has LLMBENCH_FAULTS, a JSON object such as
-  {"oom": ["<point id>"], "oom_batch_ge": 16, "kill": [...], "hang": [...], "exit": [...], "segfault": [...]}
+  {"oom": ["<point id>"], "oom_batch_ge": 16, "kill": [...], "hang": [...], "exit": [...], "segfault": [...],
+   "slowdown": 0.15}
 Scenarios never carry faults (configuration stays inert); tests and demos set the variable.
 The OOM is a real allocation failure (an impossible torch.empty), so the real handling path runs.
+`slowdown` makes every decoding step that much slower (the step hook spins), to test regression gates.
 """
 
 from __future__ import annotations
@@ -42,3 +44,29 @@ def inject(point_id: str, batch_size: int, faults: dict[str, Any]) -> None:
         import torch
 
         torch.empty(1 << 62, dtype=torch.uint8)  # 4 EiB: the allocator refuses, as in a real OOM
+
+
+def slowed(hook: Any, faults: dict[str, Any]) -> Any:
+    """The step hook, or one that after each decoding step but the first spins for `slowdown` x the time
+    since the previous step: every decode step takes (1 + slowdown) x as long; prefill is left alone."""
+    fraction = float(faults.get("slowdown") or 0)
+    if fraction <= 0:
+        return hook
+    from transformers import StoppingCriteria
+
+    class SlowHook(StoppingCriteria):
+        def __init__(self) -> None:
+            self.last: float | None = None
+            self.width = 1 << 62  # the sequence length seen last; a shorter one is a new call
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            done = hook(input_ids, scores, **kwargs)
+            now = time.perf_counter()
+            if self.last is not None and input_ids.shape[1] > self.width:
+                deadline = now + fraction * (now - self.last)
+                while time.perf_counter() < deadline:  # spin, like slower code would; sleep() overshoots
+                    pass
+            self.last, self.width = time.perf_counter(), input_ids.shape[1]
+            return done
+
+    return SlowHook()

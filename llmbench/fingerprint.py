@@ -1,5 +1,5 @@
 """The hardware and software fingerprint of a run, read from env.json: what must match for two sets of
-records to be comparable (resume, merge, and later compare). The hostname is left out on purpose:
+records to be comparable (resume, merge, compare). The hostname is left out on purpose:
 shards of one sweep run on many identical nodes.
 """
 
@@ -19,6 +19,8 @@ def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
         "gpu_memory_mib": round(gpu["memory_mib"]) if gpu.get("memory_mib") else None,
         "driver": gpu.get("driver"),
         "cuda": gpu.get("cuda"),
+        "power_limit_w": gpu.get("power_limit_w"),  # a capped card is a different card for speed
+        "sm_clock_max_mhz": gpu.get("sm_clock_max_mhz"),
         "cpu_model": cpu.get("model") if not gpu else None,  # a GPU run does not depend on the host CPU model
         "python": ".".join(str(env.get("python", "")).split(".")[:2]) or None,
         "torch": packages.get("torch"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from llmbench.faults import active_faults, inject
+from llmbench.faults import active_faults, inject, slowed
 from llmbench.feasibility import skip_reason
 from llmbench.precision import unavailable_reason
 from llmbench.records import error_info, fixed_length_violation, make_record, utc_now
@@ -50,7 +50,8 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
                                error=error_info(exc))
         return
     clock = make_clock(device)
-    tools = (clock, make_step_hook(clock), make_instruments(device, group.points[0].sample_interval_ms))
+    hook = slowed(make_step_hook(clock), active_faults())
+    tools = (clock, hook, make_instruments(device, group.points[0].sample_interval_ms))
     oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
     try:
         for i, point in enumerate(group.points):

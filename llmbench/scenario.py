@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from llmbench.decoding import DecodingPreset, Greedy
+from llmbench.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gate
 from llmbench.precision import PRECISIONS
 from llmbench.sourcemap import Problem, ScenarioError, YamlSource, close_match, format_path
 
@@ -101,6 +102,23 @@ def _as_quality(value: Any) -> Any:
     return {} if value is True else (None if value is False else value)
 
 
+def _gate_spec(text: str) -> str:
+    parse_gate(text)  # a ValueError becomes this item's error, with its line
+    return text
+
+
+class CompareSpec(BaseModel):
+    """How `llmbench compare` and `run --against` gate this scenario's runs (llmbench/gates.py)."""
+
+    model_config = _Frozen
+
+    metrics: list[Annotated[str, AfterValidator(_gate_spec)]] = Field(
+        default=list(DEFAULT_GATES), min_length=1, description="Gates as METRIC:+N% (lower is better) or "
+        "METRIC:-N% (higher is better): a point regresses when the change is significant and beyond N%.")
+    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=0.5, description="Significance level of the "
+                         "Mann-Whitney test on the raw per-call samples.")
+
+
 class Rule(BaseModel):
     """A partial point: matches (exclude) or adds (include) every point with these axis values."""
 
@@ -187,6 +205,8 @@ class Scenario(BaseModel):
     cpu_threads: int | None = Field(default=None, gt=0, description="torch.set_num_threads; default: torch's.")
     exclude: list[Rule] = Field(default=[], description="Drop every point matching one of these.")
     include: list[Rule] = Field(default=[], description="Add the points these describe (axes left out expand).")
+    compare: CompareSpec | None = Field(default=None, description="Regression gates for `llmbench compare`; "
+                                        "default: " + ", ".join(DEFAULT_GATES) + f", alpha {DEFAULT_ALPHA}.")
 
 
 

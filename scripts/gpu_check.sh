@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The one-call GPU check: on a GPU machine with torch and transformers but no internet, in under
 # 8 minutes. Installs the wheels carried in .whl/ when present (scripts/prepare_gpu_wheels.sh makes
-# them), runs the gpu-marked tests, the instrumentation-overhead benchmark, and a small real sweep
-# (scenarios/gpu-check.yaml), and prints the summary table. Everything it prints also lands in OUT.
+# them), runs the gpu-marked tests, the instrumentation-overhead benchmark, an A/A regression gate
+# (scenarios/ci-smoke.yaml twice, compared) and a small real sweep (scenarios/gpu-check.yaml). Everything it prints also lands in OUT.
 #
 #   bash scripts/gpu_check.sh [OUT_DIR]        (default: $OUT, else /tmp/llmbench-gpu-check)
+#   GPU_CHECK="tests overhead" bash scripts/gpu_check.sh   (only those parts; default: tests overhead gate sweep)
 set -uo pipefail  # pipefail: the exit status below is the check's, not tee's
 cd "$(dirname "$0")/.."
 OUT_DIR="${1:-${OUT:-/tmp/llmbench-gpu-check}}"
+PARTS=" ${GPU_CHECK:-tests overhead gate sweep} "
+want() { [[ "$PARTS" == *" $1 "* ]]; }
 mkdir -p "$OUT_DIR"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 LLMBENCH_CACHE="${LLMBENCH_CACHE:-/tmp/llmbench-cache}"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -24,16 +27,31 @@ fi
 'transformers', transformers.__version__)"
   python3 -c "import bitsandbytes, pydantic; print('bitsandbytes', bitsandbytes.__version__, 'pydantic', \
 pydantic.__version__)" || echo "bitsandbytes or pydantic missing: int8/int4 points will be skipped"
-  echo "== pytest -m gpu"
-  timeout 150 python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests/ 2>&1 | grep -v "^PASSED" | tail -n 60
-  status=${PIPESTATUS[0]}
-  echo "== instrumentation overhead (small-llama, bf16, batch 8, 64 new tokens)"
-  timeout 90 python3 benchmarks/overhead.py --model small-llama --precision bf16 --device cuda --pairs 30 \
-    --batch 8 --new 64
-  echo "== sweep: scenarios/gpu-check.yaml"
-  timeout 330 python3 -m llmbench run scenarios/gpu-check.yaml --out "$OUT_DIR/runs"
-  sweep=$?
-  echo "== pytest exit $status, sweep exit $sweep"
-  [ "$status" -eq 0 ] && [ "$sweep" -eq 0 ]
+  status=0; sweep=0; gate=0
+  if want tests; then
+    echo "== pytest -m gpu"
+    timeout 150 python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests/ 2>&1 | grep -v "^PASSED" | tail -n 60
+    status=${PIPESTATUS[0]}
+  fi
+  if want overhead; then
+    echo "== instrumentation overhead (small-llama, bf16, batch 8, 64 new tokens)"
+    timeout 90 python3 benchmarks/overhead.py --model small-llama --precision bf16 --device cuda --rounds 20 \
+      --batch 8 --new 64
+  fi
+  if want gate; then
+    echo "== regression gate A/A: scenarios/ci-smoke.yaml twice, then compare"
+    timeout 120 python3 -m llmbench run scenarios/ci-smoke.yaml --out "$OUT_DIR/gate/a" >/dev/null 2>&1
+    timeout 120 python3 -m llmbench run scenarios/ci-smoke.yaml --out "$OUT_DIR/gate/b" >/dev/null 2>&1
+    python3 -m llmbench compare "$OUT_DIR"/gate/a/*_ci-smoke "$OUT_DIR"/gate/b/*_ci-smoke \
+      --json "$OUT_DIR/gate-aa.json"
+    gate=$?
+  fi
+  if want sweep; then
+    echo "== sweep: scenarios/gpu-check.yaml"
+    timeout 330 python3 -m llmbench run scenarios/gpu-check.yaml --out "$OUT_DIR/runs"
+    sweep=$?
+  fi
+  echo "== pytest exit $status, sweep exit $sweep, gate A/A exit $gate"
+  [ "$status" -eq 0 ] && [ "$sweep" -eq 0 ] && [ "$gate" -eq 0 ]
 } 2>&1 | tee "$OUT_DIR/gpu-check.log"
 exit "${PIPESTATUS[0]}"

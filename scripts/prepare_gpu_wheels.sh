@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wheels for a GPU machine that has torch, transformers, scipy, pandas, rich, typer, pyyaml, psutil
 # and nvidia-ml-py but no internet (Python 3.12, x86-64): pydantic and its parts, and bitsandbytes
-# trimmed to its CUDA 13 and CPU libraries (41 MiB -> a few MiB). Run here, with internet; the files
+# trimmed to its CUDA 13 and CPU libraries (41 MiB -> a few MiB), and plotly for the report. Run here, with internet; the files
 # land in .whl/ (ignored by git), which scripts/gpu_check.sh installs from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ PLAT=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platfo
 mkdir -p .whl
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$PY" --implementation cp "${PLAT[@]}" \
-  -d .whl pydantic pydantic-core annotated-types typing-inspection "bitsandbytes==0.50.2"
+  -d .whl pydantic pydantic-core annotated-types typing-inspection "bitsandbytes==0.50.2" plotly
 # keep bitsandbytes' CUDA 13 libraries and its CPU library, drop the other CUDA, ROCm and XPU builds
 for whl in .whl/bitsandbytes-*.whl; do
   tmp=$(mktemp -d)

@@ -12,19 +12,20 @@ HEAVY = ("torch", "transformers", "pynvml", "bitsandbytes", "pandas")
 
 # stage order, left to right; a module may import modules of its own stage or stages to its left
 STAGES = [
-    {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity"},
+    {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity", "gates"},
     {"scenario", "checks", "sweep", "feasibility"},  # inert configuration, expanded into points
     {"records"},  # the plain data that comes out of the worker
     {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "environment", "faults", "runner",
      "worker", "quality", "smollm2"},
-    {"store", "fingerprint", "sharding"},
-    {"results", "console", "plotting", "memory_figures", "figures", "report", "supervisor", "merging", "execution",
+    {"store", "fingerprint", "sharding", "baselines"},
+    {"results", "compare", "compare_output", "console", "plotting", "memory_figures", "figures", "report", "supervisor",
+     "merging", "interleave", "execution",
      "cli", "__main__"},
 ]
 MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
              "quality", "smollm2"}
 # read records only: never torch, never the measuring side
-READERS = {"results", "console", "plotting", "memory_figures", "figures", "report"}
+READERS = {"results", "compare", "compare_output", "console", "plotting", "memory_figures", "figures", "report"}
 
 
 def stage_of(module: str) -> int:

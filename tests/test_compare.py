@@ -1,0 +1,238 @@
+"""Regression gates: statistics against hand-computed values, verdicts, the checked-in runs of
+tests/data/compare with golden outputs, exit codes, the JUnit file, baselines and interleaving."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from llmbench.baselines import BaselineError, list_baselines, resolve_baseline, save_baseline
+from llmbench.cli import app
+from llmbench.compare import (
+    CompareError,
+    compare_runs,
+    judge_samples,
+    judge_values,
+    mann_whitney_p,
+    ratio_of_medians,
+    smallest_p,
+)
+from llmbench.compare_output import render_json, render_junit, render_markdown
+from llmbench.gates import DEFAULT_GATES, parse_gate, parse_gates
+from llmbench.interleave import pool_runs, round_order
+from llmbench.results import load_records
+
+DATA = Path(__file__).parent / "data" / "compare"
+GOLDEN = DATA / "golden"
+runner = CliRunner()
+
+
+# --- statistics, by hand -------------------------------------------------------------------------
+
+def test_ratio_of_medians_and_its_interval():
+    ratio, lo, hi = ratio_of_medians(np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0, 100.0]))
+    assert ratio == 5.0 / 2.0  # medians 2 and 5
+    assert lo <= ratio <= hi
+    # every resampled median lies between the samples' extremes, so the ratio's interval does too
+    assert 2.0 / 3.0 <= lo and hi <= 100.0 / 1.0
+    # constants: the interval collapses onto the ratio
+    assert ratio_of_medians(np.full(5, 2.0), np.full(5, 3.0)) == (1.5, 1.5, 1.5)
+    # one sample on a side: a ratio, no interval
+    assert ratio_of_medians(np.array([2.0]), np.array([3.0, 3.0])) == (1.5, None, None)
+
+
+def test_mann_whitney_matches_the_exact_distribution():
+    # completely separated 5 vs 5: 2 of the C(10, 5) = 252 orderings are as extreme
+    assert mann_whitney_p(np.arange(5.0), np.arange(5.0) + 10) == pytest.approx(2 / 252)
+    assert smallest_p(5, 5) == pytest.approx(2 / 252)
+    assert smallest_p(3, 3) == pytest.approx(0.1)
+    # U = 10 of 16 for 4 vs 4; P(U <= 6) = (1+1+2+3+5+5+7)/70 = 24/70 by the table of U; two-sided 48/70
+    p = mann_whitney_p(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.5, 2.5, 3.5, 4.5]))
+    assert p == pytest.approx(48 / 70)
+    assert mann_whitney_p(np.full(4, 7.0), np.full(4, 7.0)) == 1.0
+
+
+def test_parse_gate_and_its_errors():
+    g = parse_gate("decode_tokens_per_s:-5%")
+    assert (g.metric, g.threshold, g.higher_is_better, g.per_call, g.spec) == (
+        "decode_tokens_per_s", 0.05, True, True, "decode_tokens_per_s:-5%")
+    assert parse_gate("ttft_ms:10%").spec == "ttft_ms:+10%"  # the sign may be left out
+    assert g.worse(0.94) and not g.worse(0.96) and g.better(1.06)
+    assert not parse_gate("torch_peak_allocated_mib:+5%").per_call
+    with pytest.raises(ValueError, match="a regression is a drop: write decode_tokens_per_s:-5%"):
+        parse_gate("decode_tokens_per_s:+5%")
+    with pytest.raises(ValueError, match="did you mean 'ttft_ms'"):
+        parse_gate("ttfy_ms:+5%")
+    with pytest.raises(ValueError, match="expected METRIC"):
+        parse_gate("ttft_ms>5")
+    assert [x.spec for x in parse_gates([*DEFAULT_GATES, "ttft_ms:+20%"])][1] == "ttft_ms:+20%"
+
+
+def test_verdicts_need_significance_and_size():
+    gate = parse_gate("decode_tokens_per_s:-5%")
+    base = [100.0, 101, 99, 100.5, 99.5, 100.2, 99.8, 100.1]
+    assert judge_samples(gate, base, [v * 0.8 for v in base], 0.01)["verdict"] == "regressed"
+    assert judge_samples(gate, base, [v * 1.2 for v in base], 0.01)["verdict"] == "improved"
+    assert judge_samples(gate, base, [v * 0.98 for v in base], 0.01)["verdict"] == "unchanged"
+    # 20% worse but 3 vs 3 calls can never reach p < 0.01: inconclusive, and it says why
+    row = judge_samples(gate, base[:3], [v * 0.8 for v in base[:3]], 0.01)
+    assert row["verdict"] == "inconclusive" and "raise iterations" in row["note"]
+    # 20% worse in the median, but the samples overlap: not significant
+    noisy = judge_samples(gate, [100, 60, 140, 90, 110], [80, 130, 50, 100, 70], 0.01)
+    assert noisy["verdict"] == "inconclusive" and "not significant" in noisy["note"]
+    mem = parse_gate("torch_peak_allocated_mib:+5%")
+    assert judge_values(mem, 1000.0, 1100.0)["verdict"] == "regressed"
+    assert judge_values(mem, 1000.0, 1040.0)["verdict"] == "unchanged"
+
+
+# --- the checked-in runs -----------------------------------------------------------------------
+
+def test_same_code_twice_passes():
+    result = compare_runs(DATA / "base", DATA / "same")
+    assert result["exit_code"] == 0
+    assert result["counts"]["regressed"] == 0 and result["counts"]["missing"] == 0
+    assert {r["metric"] for r in result["rows"]} == {"decode_tokens_per_s", "ttft_ms"}  # no GPU peak on a CPU
+
+
+def test_slowed_candidate_fails_naming_the_points():
+    result = compare_runs(DATA / "base", DATA / "slow")
+    assert result["exit_code"] == 1
+    regressed = {(r["point_id"], r["metric"]) for r in result["rows"] if r["verdict"] == "regressed"}
+    assert regressed == {("tiny-llama/fp32/bs1/in32/out16/greedy", "decode_tokens_per_s"),
+                         ("tiny-llama/fp32/bs4/in32/out16/greedy", "decode_tokens_per_s")}
+
+
+def test_a_point_lost_in_the_candidate_fails_unless_allowed():
+    result = compare_runs(DATA / "base", DATA / "oom")
+    (missing,) = [r for r in result["rows"] if r["verdict"] == "missing"]
+    assert missing["failing"] and missing["note"].startswith("candidate oom: ")
+    assert result["exit_code"] == 1
+    assert compare_runs(DATA / "base", DATA / "oom", allow_missing=True)["exit_code"] == 0
+
+
+def test_different_software_is_refused_unless_allowed():
+    with pytest.raises(CompareError, match=r"torch: '2\.13\.0\+cpu' vs '2\.12\.0'"):
+        compare_runs(DATA / "base", DATA / "other-env")
+    result = compare_runs(DATA / "base", DATA / "other-env", allow_mismatch=True)
+    assert result["fingerprint_differences"] == ["torch: '2.13.0+cpu' vs '2.12.0'"]
+
+
+@pytest.mark.parametrize("candidate,code", [("same", 0), ("slow", 1), ("oom", 1), ("other-env", 2)])
+def test_cli_exit_codes(candidate, code, monkeypatch):
+    monkeypatch.chdir(DATA)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    res = runner.invoke(app, ["compare", "base", candidate])
+    assert res.exit_code == code, res.output
+    if code == 1 and candidate == "slow":
+        assert "regressed" in res.output and "tiny-llama/fp32/bs4/in32/out16/greedy" in res.output
+    if code == 2:
+        assert "--allow-mismatch" in res.output
+
+
+def test_cli_usage_errors_exit_2(tmp_path):
+    assert runner.invoke(app, ["compare", str(DATA / "base"), str(tmp_path)]).exit_code == 2
+    res = runner.invoke(app, ["compare", str(DATA / "base"), str(DATA / "same"), "--metric", "tpot_ms:-5%"])
+    assert res.exit_code == 2 and "a regression is a rise" in res.output
+
+
+def _normalised(result: dict) -> dict:
+    for side in ("baseline", "candidate"):
+        result[side]["path"] = Path(result[side]["path"]).name
+    return result
+
+
+def test_golden_markdown_and_json():
+    """Regenerate with LLMBENCH_UPDATE_GOLDEN=1 after a deliberate change, and read the diff."""
+    result = _normalised(compare_runs(DATA / "base", DATA / "slow"))
+    outputs = {"base-vs-slow.md": render_markdown(result), "base-vs-slow.json": render_json(result)}
+    for name, text in outputs.items():
+        if os.environ.get("LLMBENCH_UPDATE_GOLDEN"):
+            GOLDEN.mkdir(exist_ok=True)
+            (GOLDEN / name).write_text(text, encoding="utf-8")
+        assert text == (GOLDEN / name).read_text(encoding="utf-8"), name
+
+
+def test_junit_parses_with_the_right_counts(tmp_path):
+    result = compare_runs(DATA / "base", DATA / "oom")
+    root = ET.fromstring(render_junit(result))
+    suite = root.find("testsuite")
+    cases = suite.findall("testcase")
+    assert int(suite.get("tests")) == len(cases) == len(result["rows"])
+    failures = [c for c in cases if c.find("failure") is not None]
+    assert int(suite.get("failures")) == len(failures) == sum(r["failing"] for r in result["rows"]) == 1
+    skipped = [c for c in cases if c.find("skipped") is not None]
+    assert int(suite.get("skipped")) == len(skipped)
+    assert failures[0].get("classname") == "tiny-llama/fp32/bs4/in32/out16/greedy"
+
+
+def test_outputs_and_the_github_step_summary(tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    res = runner.invoke(app, ["compare", str(DATA / "base"), str(DATA / "slow"), "--junit", str(tmp_path / "j.xml"),
+                              "--json", str(tmp_path / "c.json"), "--markdown", str(tmp_path / "c.md")])
+    assert res.exit_code == 1
+    text = summary.read_text()
+    assert text.startswith("earlier step\n### llmbench compare: FAIL")  # appended, not replaced
+    assert json.loads((tmp_path / "c.json").read_text())["exit_code"] == 1
+    assert (tmp_path / "c.md").read_text() in text
+    ET.parse(tmp_path / "j.xml")
+
+
+def test_scenario_compare_block_sets_the_gates(tmp_path):
+    cand = tmp_path / "cand"
+    shutil.copytree(DATA / "same", cand)
+    scenario = json.loads((cand / "scenario.json").read_text())
+    scenario["compare"] = {"metrics": ["e2e_ms:+50%"], "alpha": 0.05}
+    (cand / "scenario.json").write_text(json.dumps(scenario))
+    result = compare_runs(DATA / "base", cand)
+    assert result["gates"] == ["e2e_ms:+50%"] and result["alpha"] == 0.05
+    assert compare_runs(DATA / "base", cand, ["ttft_ms:+30%"], 0.01)["gates"] == ["ttft_ms:+30%"]  # flags win
+
+
+# --- baselines and interleaving ------------------------------------------------------------------
+
+def test_baseline_store_save_resolve_list(tmp_path, monkeypatch):
+    store = tmp_path / "baselines"
+    path = save_baseline(DATA / "base", "main", store)
+    assert sorted(p.name for p in path.iterdir()) == ["baseline.json", "env.json", "records.jsonl", "run.json",
+                                                      "scenario.json", "scenario.yaml"]
+    assert resolve_baseline("main", store) == path
+    assert resolve_baseline(DATA / "same", store) == DATA / "same"  # a run directory as it is
+    with pytest.raises(BaselineError, match="exists; --force"):
+        save_baseline(DATA / "same", "main", store)
+    save_baseline(DATA / "same", "main", store, force=True)
+    (b,) = list_baselines(store)
+    assert b["name"] == "main" and b["records"] == 2
+    with pytest.raises(BaselineError, match=r"saved: main"):
+        resolve_baseline("nope", store)
+    monkeypatch.setenv("LLMBENCH_BASELINES", str(store))
+    res = runner.invoke(app, ["compare", "main", str(DATA / "slow")])
+    assert res.exit_code == 1 and "baseline  main" in res.output
+
+
+def test_round_order_is_abba():
+    assert round_order(2) == [(1, "baseline"), (1, "candidate"), (2, "candidate"), (2, "baseline")]
+
+
+def test_pooling_keeps_every_round_s_calls(tmp_path):
+    pooled = pool_runs([DATA / "base", DATA / "same"], tmp_path / "pooled")
+    base, same, both = (load_records(d) for d in (DATA / "base", DATA / "same", pooled))
+    for b, s, p in zip(base, same, both, strict=True):
+        assert p["n_calls"] == len(p["calls"]) == b["n_calls"] + s["n_calls"]
+        assert p["summary"]["e2e_ms"]["n"] == len(p["calls"])
+        assert p["summary"]["e2e_ms"]["median"] == pytest.approx(
+            float(np.median([c["e2e_ms"] for c in b["calls"] + s["calls"]])))
+        assert p["rounds"] == [1, 2]
+    # a point that ran out of memory in one round is pooled from the rounds where it ran
+    mixed = load_records(pool_runs([DATA / "oom", DATA / "base"], tmp_path / "mixed"))
+    assert [r["rounds"] for r in mixed] == [[1, 2], [2]]
+    assert not math.isnan(mixed[1]["summary"]["e2e_ms"]["median"])
