@@ -146,6 +146,14 @@ def run(
 
     path = scenario_file or default_scenario()
     scenario = _load(path)
+    if against is not None and metric:
+        from llmbench.gates import parse_gates
+
+        try:  # a bad gate must not cost a whole run first
+            parse_gates(metric)
+        except ValueError as exc:
+            err.print(f"[red]--metric {escape(str(exc))}[/]", soft_wrap=True)
+            raise typer.Exit(2) from None
     if device is not None:
         import re
 

@@ -71,8 +71,9 @@ def parse_gate(text: str) -> Gate:
         bad = "a drop" if higher else "a rise"
         raise ValueError(f"{text!r}: for {metric} a regression is {bad}: write {metric}:{'-' if higher else '+'}"
                          f"{pct:g}%")
-    if not 0 < pct < 100:
-        raise ValueError(f"{text!r}: the threshold must be between 0% and 100%")
+    if pct <= 0 or (higher and pct >= 100):
+        raise ValueError(f"{text!r}: the threshold must be above 0%" + (" and below 100% (a drop of 100% is "
+                         "zero)" if higher else ""))
     return Gate(metric, pct / 100, higher)
 
 

@@ -236,3 +236,61 @@ def test_pooling_keeps_every_round_s_calls(tmp_path):
     mixed = load_records(pool_runs([DATA / "oom", DATA / "base"], tmp_path / "mixed"))
     assert [r["rounds"] for r in mixed] == [[1, 2], [2]]
     assert not math.isnan(mixed[1]["summary"]["e2e_ms"]["median"])
+
+
+# --- the real path: a run gated in one step, and two environments interleaved -------------------
+
+TINY = """name: gate-tiny
+models: [tiny-llama]
+precision: [fp32]
+batch_size: [1]
+prompt: {input_tokens: 16}
+max_new_tokens: 8
+warmup: 1
+iterations: 6
+min_duration_s: 0
+cpu_threads: 1
+device: cpu
+"""
+
+
+def test_run_against_a_saved_baseline(tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY)
+    store = tmp_path / "store"
+    assert runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "a")]).exit_code == 0
+    (first,) = (tmp_path / "a").iterdir()
+    assert runner.invoke(app, ["baseline", "save", str(first), "--name", "main", "--store", str(store)]).exit_code == 0
+    # thresholds no honest noise reaches: this gate must pass; the JSON says what was compared
+    res = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "b"), "--against", "main", "--store",
+                              str(store), "--metric", "ttft_ms:+300%", "--metric", "decode_tokens_per_s:-75%",
+                              "--json", str(tmp_path / "gate.json")])
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "gate.json").read_text())
+    assert result["baseline"]["baseline_name"] == "main"
+    assert [(r["point_id"], r["metric"]) for r in result["rows"]] == [
+        ("tiny-llama/fp32/bs1/in16/out8/greedy", "ttft_ms"), ("tiny-llama/fp32/bs1/in16/out8/greedy",
+                                                             "decode_tokens_per_s")]
+    assert all(r["n_baseline"] == r["n_candidate"] == 6 for r in result["rows"])
+    bad = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "c"), "--against", "nope", "--store",
+                              str(store)])
+    assert bad.exit_code == 2 and "saved: main" in bad.output
+
+
+def test_interleave_two_environments(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY)
+    res = runner.invoke(app, ["interleave", str(scenario), "--baseline-python", sys.executable, "--candidate-python",
+                              sys.executable, "--rounds", "2", "--out", str(tmp_path / "ab"), "--metric",
+                              "ttft_ms:+300%", "--json", str(tmp_path / "gate.json")])
+    assert res.exit_code == 0, res.output
+    for side in ("baseline", "candidate"):
+        rounds = sorted(p.name for p in (tmp_path / "ab" / side).iterdir())
+        assert rounds == ["pooled", "round-1", "round-2"]
+        (record,) = load_records(tmp_path / "ab" / side / "pooled")
+        assert record["n_calls"] == 12 and record["rounds"] == [1, 2]
+    assert json.loads((tmp_path / "gate.json").read_text())["rows"][0]["n_baseline"] == 12
