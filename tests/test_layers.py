@@ -12,7 +12,8 @@ HEAVY = ("torch", "transformers", "pynvml", "bitsandbytes", "pandas")
 
 # stage order, left to right; a module may import modules of its own stage or stages to its left
 STAGES = [
-    {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity"},
+    {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity", "trace_summary",
+     "snapshots"},
     {"scenario", "checks", "sweep", "feasibility"},  # inert configuration, expanded into points
     {"records"},  # the plain data that comes out of the worker
     {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "environment", "faults", "runner",
