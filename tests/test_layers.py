@@ -17,13 +17,13 @@ STAGES = [
     {"scenario", "checks", "sweep", "feasibility"},  # inert configuration, expanded into points
     {"records"},  # the plain data that comes out of the worker
     {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "environment", "faults", "runner",
-     "worker", "quality", "smollm2"},
+     "worker", "quality", "smollm2", "profiling"},
     {"store", "fingerprint", "sharding"},
     {"results", "console", "plotting", "memory_figures", "figures", "report", "supervisor", "merging", "execution",
      "cli", "__main__"},
 ]
 MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
-             "quality", "smollm2"}
+             "quality", "smollm2", "profiling"}
 # read records only: never torch, never the measuring side
 READERS = {"results", "console", "plotting", "memory_figures", "figures", "report"}
 
