@@ -19,13 +19,13 @@ STAGES = [
     {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "environment", "faults", "runner",
      "worker", "quality", "smollm2", "profiling"},
     {"store", "fingerprint", "sharding"},
-    {"results", "console", "plotting", "memory_figures", "figures", "report", "supervisor", "merging", "execution",
-     "cli", "__main__"},
+    {"results", "console", "plotting", "memory_figures", "figures", "profile_report", "report", "supervisor",
+     "merging", "execution", "cli", "__main__"},
 ]
 MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
              "quality", "smollm2", "profiling"}
 # read records only: never torch, never the measuring side
-READERS = {"results", "console", "plotting", "memory_figures", "figures", "report"}
+READERS = {"results", "console", "plotting", "memory_figures", "figures", "profile_report", "report"}
 
 
 def stage_of(module: str) -> int:
