@@ -215,3 +215,43 @@ def test_the_store_writes_a_records_files_before_the_record(tmp_path):
     assert (tmp_path / "merged" / "profiles" / "m.pickle").read_bytes() == b"\x80\x04"
     with RecordWriter(tmp_path) as writer, pytest.raises(ValueError, match="not inside"):
         writer.append({"point_id": "x", "status": "ok", "artifacts": {"../escape.json": "{}"}})
+
+
+def test_llmbench_run_writes_the_trace_and_the_report_shows_it(write_scenario, tmp_path):
+    from typer.testing import CliRunner
+
+    from llmbench.cli import app
+    from llmbench.results import load_records
+
+    text = SCENARIO + "profile: {points: [tiny-llama/fp32/bs1/in16/out8/greedy], steps: 4}\n"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["run", str(write_scenario(text)), "--out", str(out), "--nvtx"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    records = {r["point_id"]: r for r in load_records(run_dir)}
+    assert len(records) == 4 and sum(r["profile"] is not None for r in records.values()) == 1
+    p = records["tiny-llama/fp32/bs1/in16/out8/greedy"]["profile"]
+    trace = json.loads((run_dir / p["trace_file"]).read_text())
+    assert trace["traceEvents"] and p["phases"]["decode"]["top_ops"]
+    assert records["tiny-llama/fp32/bs1/in16/out8/greedy"]["point"]["nvtx"] is True  # a no-op on a CPU
+    page = (run_dir / "report.html").read_text()
+    assert f"href='{p['trace_file']}'" in page and "decode: top operators (host self time)" in page
+
+
+def test_llmbench_profile_measures_and_profiles_only_the_chosen_points(write_scenario, tmp_path):
+    from typer.testing import CliRunner
+
+    from llmbench.cli import app
+    from llmbench.results import load_records
+
+    path, out = write_scenario(SCENARIO), tmp_path / "out"
+    result = CliRunner().invoke(app, ["profile", str(path), "--point", "*/bs2/*/sampling", "--steps", "2",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    (r,) = load_records(run_dir)
+    assert r["point_id"] == "tiny-llama/fp32/bs2/in16/out8/sampling" and r["n_calls"] == 2
+    assert r["profile"]["status"] == "ok" and r["profile"]["phases"]["decode"]["steps"] == 2
+    assert (run_dir / r["profile"]["trace_file"]).stat().st_size > 1000
+    bad = CliRunner().invoke(app, ["profile", str(path), "--point", "tiny-llama/fp32/bs3/*", "--out", str(out)])
+    assert bad.exit_code == 2 and "matches no point" in bad.output and len(list(out.iterdir())) == 1
