@@ -21,6 +21,7 @@ PARTS = {  # breakdown part -> (label, colour); the order is the bar's
     "other": ("other model ops", "#72B7B2"),
     "model_python": ("Python in the model", "#B279A2"),
     "sampling": ("sampling & logits processing (generate()'s ops)", "#E45756"),
+    "device_wait": ("host waiting for the device", "#9D755D"),
     "generate_python": ("Python in generate()", "#FF9DA6"),
     "idle": ("device idle", "#BAB0AC"),
 }

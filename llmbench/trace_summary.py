@@ -1,6 +1,7 @@
 """A torch.profiler trace (the Chrome/Perfetto JSON of export_chrome_trace) read into plain tables: per phase
 (prefill, decode) the top operators and kernels by self time, and the phase's time split into attention, matmul,
-other model ops, sampling and logits processing, and the Python between ops (docs/metrics.md, "Profiling").
+other model ops, sampling and logits processing, waits for the device, and the Python between ops
+(docs/metrics.md, "Profiling").
 
 Pure Python on the JSON, no torch: tested on hand-written traces. Phases come from the ranges that
 profiling.py opens on the host thread: llmbench::prefill, llmbench::decode_step, llmbench::forward.
@@ -15,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFILL, DECODE_STEP, FORWARD = "llmbench::prefill", "llmbench::decode_step", "llmbench::forward"
-HOST_PARTS = ("attention", "matmul", "other", "sampling", "model_python", "generate_python")
+HOST_PARTS = ("attention", "matmul", "other", "sampling", "device_wait", "model_python", "generate_python")
 DEVICE_PARTS = ("attention", "matmul", "other", "sampling", "idle")
 TOP_N = 15
 # by the name of an op's outermost op; checked in this order (eager attention is bmm/matmul/softmax)
 ATTENTION = re.compile(r"attention|attn|softmax|::bmm$|::baddbmm$|::matmul$", re.IGNORECASE)
 MATMUL = re.compile(r"linear|addmm|::mm$|_mm$|gemm|gemv|matmul\d*bit|quanto|int8|int4", re.IGNORECASE)
 DEVICE_CATEGORIES = {"kernel", "gpu_memcpy", "gpu_memset"}
+LAUNCH_CATEGORIES = {"cuda_runtime", "cuda_driver"}
+WAIT = re.compile(r"Synchronize|^cudaMemcpy$")  # host calls that block until the device has caught up
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Op:
     start: float
     end: float
     ext: Any = None
+    wait: bool = False  # a runtime call that waits for the device (its own part: device_wait)
     children_us: float = 0.0
     root: Op | None = None  # the outermost op it runs inside (itself for a top-level op)
 
@@ -48,7 +52,7 @@ class Phase:
     forward_us: float = 0.0
     roots_in_forward_us: float = 0.0
     roots_outside_us: float = 0.0
-    host: dict[str, float] = field(default_factory=lambda: dict.fromkeys(HOST_PARTS[:4], 0.0))
+    host: dict[str, float] = field(default_factory=lambda: dict.fromkeys(HOST_PARTS[:5], 0.0))
     ops: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0.0]))
     device: dict[str, float] = field(default_factory=lambda: dict.fromkeys(DEVICE_PARTS[:4], 0.0))
     kernels: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0.0]))
@@ -76,14 +80,15 @@ def summarize_trace(trace: dict[str, Any], decode_steps: int | None = None) -> d
     windows = sorted((_span(e), "prefill" if e["name"] == PREFILL else "decode")
                      for e in marks if e["name"] in (PREFILL, DECODE_STEP) and (e.get("pid"), e.get("tid")) == thread)
     forwards = sorted(_span(e) for e in mine if e.get("cat") == "user_annotation" and e["name"] == FORWARD)
-    ops = nest_ops([e for e in mine if e.get("cat") == "cpu_op"])
+    ops = nest_ops([e for e in mine if e.get("cat") == "cpu_op" or
+                    (e.get("cat") in LAUNCH_CATEGORIES and WAIT.search(str(e.get("name", ""))))])
     phases = {"prefill": Phase(), "decode": Phase()}
     for span, name in windows:
         phases[name].windows.append(span)
     where = Locator(windows, forwards)
     _host_time(phases, ops, where, forwards)
     devices = [e for e in events if e.get("cat") in DEVICE_CATEGORIES]
-    _device_time(phases, devices, ops, where, [e for e in events if e.get("cat") == "cuda_runtime"])
+    _device_time(phases, devices, ops, where, [e for e in events if e.get("cat") in LAUNCH_CATEGORIES])
     steps = {"prefill": 1, "decode": decode_steps if decode_steps is not None else len(phases["decode"].windows)}
     out = {name: _phase_table(p, steps[name], bool(devices)) for name, p in phases.items()}
     decode = out["decode"]["host_breakdown_ms"]
@@ -104,8 +109,8 @@ def _span(e: dict[str, Any]) -> tuple[float, float]:
 
 def nest_ops(events: list[dict[str, Any]]) -> list[Op]:
     """Ops of one thread with parents found by time: a child starts before its parent ends."""
-    ops = sorted((Op(e["name"], *_span(e), (e.get("args") or {}).get("External id")) for e in events),
-                 key=lambda o: (o.start, -o.end))
+    ops = sorted((Op(e["name"], *_span(e), (e.get("args") or {}).get("External id"), e.get("cat") != "cpu_op")
+                  for e in events), key=lambda o: (o.start, -o.end))
     stack: list[Op] = []
     for op in ops:
         while stack and stack[-1].end <= op.start:
@@ -150,7 +155,7 @@ def _host_time(phases: dict[str, Phase], ops: list[Op], where: Locator, forwards
                 phase.roots_in_forward_us += op.end - op.start
             else:
                 phase.roots_outside_us += op.end - op.start
-        phase.host[category(root.name, inside)] += op.self_us
+        phase.host["device_wait" if op.wait else category(root.name, inside)] += op.self_us
         entry = phase.ops[op.name]
         entry[0] += 1
         entry[1] += op.self_us
@@ -159,7 +164,7 @@ def _host_time(phases: dict[str, Phase], ops: list[Op], where: Locator, forwards
 def _device_time(phases: dict[str, Phase], kernels: list[dict[str, Any]], ops: list[Op], where: Locator,
                  runtime: list[dict[str, Any]]) -> None:
     """Each kernel (or copy) into the phase and part of the host op that launched it."""
-    by_ext = {op.ext: op for op in ops if op.ext is not None}
+    by_ext = {op.ext: op for op in ops if op.ext is not None and not op.wait}
     launches = {(e.get("args") or {}).get("correlation"): float(e["ts"]) for e in runtime}
     roots = [op for op in ops if op.root is op]
     root_starts = [op.start for op in roots]

@@ -36,7 +36,8 @@ def hand_trace(with_device: bool = False) -> dict:
         kernels = [(20, 20, 6), (42, 8, 7), (90, 2, 8), (110, 20, 20), (146, 1, 30), (160, 20, 21), (196, 1, 31)]
         events += [op(f"kernel{ext}", ts, dur, cat="kernel", tid=7, **{"External id": ext}) for ts, dur, ext in kernels]
         events += [op("Memcpy DtoH", 147.5, 1, cat="gpu_memcpy", tid=7, correlation=99),
-                   op("cudaMemcpyAsync", 143, 1, cat="cuda_runtime", correlation=99)]
+                   op("cudaMemcpyAsync", 143, 1, cat="cuda_runtime", correlation=99),
+                   op("aten::item", 196, 3), op("cudaStreamSynchronize", 196.5, 2, cat="cuda_runtime")]
     return {"traceEvents": events + [{"ph": "M", "name": "process_name", "pid": 1}]}
 
 
@@ -45,9 +46,11 @@ def test_host_breakdown_matches_hand_computed_sums():
     pre, dec = s["phases"]["prefill"], s["phases"]["decode"]
     assert pre["wall_ms"] == pytest.approx(0.1) and dec["wall_ms"] == pytest.approx(0.1) and dec["steps"] == 2
     # prefill: forward 70 µs holds linear 18 (mm 16 inside), sdpa 10, mul 5, bmm 2; outside: ones_like 2, argmax 5
-    expected = {"attention": 12, "matmul": 18, "other": 5, "sampling": 7, "model_python": 35, "generate_python": 23}
+    expected = {"attention": 12, "matmul": 18, "other": 5, "sampling": 7, "device_wait": 0, "model_python": 35,
+                "generate_python": 23}
     assert pre["host_breakdown_ms"] == pytest.approx({k: v / 1e3 for k, v in expected.items()})
-    expected = {"attention": 0, "matmul": 40, "other": 0, "sampling": 6, "model_python": 30, "generate_python": 24}
+    expected = {"attention": 0, "matmul": 40, "other": 0, "sampling": 6, "device_wait": 0, "model_python": 30,
+                "generate_python": 24}
     assert dec["host_breakdown_ms"] == pytest.approx({k: v / 1e3 for k, v in expected.items()})
     assert s["generate_python_ms_per_step"] == pytest.approx(0.012)
     assert s["generate_ms_per_step"] == pytest.approx(0.015) and s["model_python_ms_per_step"] == pytest.approx(0.015)
@@ -64,6 +67,10 @@ def test_decode_steps_given_by_the_profiler_divide_the_decode_figures():
 
 def test_kernels_land_in_the_phase_and_part_of_the_op_that_launched_them():
     dec = summarize_trace(hand_trace(with_device=True))["phases"]["decode"]
+    # the host waited 2 µs inside aten::item (1 µs of its own): device_wait, not sampling
+    assert dec["host_breakdown_ms"]["device_wait"] == pytest.approx(0.002)
+    assert dec["host_breakdown_ms"]["sampling"] == pytest.approx(0.007)
+    assert dec["host_breakdown_ms"]["generate_python"] == pytest.approx(0.021)
     # decode kernels: 20 + 20 matmul; argmax 1 + 1 and a copy (found by its launch call) 1: sampling
     assert dec["device_breakdown_ms"] == pytest.approx({"attention": 0, "matmul": 0.04, "other": 0,
                                                         "sampling": 0.003, "idle": 0.044})
