@@ -238,7 +238,7 @@ def _memory_call(loaded: Any, point: Any, clock: Any, hook: Any, run_call: Any) 
     memory = torch.cuda.memory
     torch.cuda.synchronize(loaded.device)
     torch.cuda.reset_peak_memory_stats(loaded.device)
-    memory._record_memory_history(max_entries=MEMORY_MAX_ENTRIES, stacks="python")
+    memory._record_memory_history(max_entries=MEMORY_MAX_ENTRIES, stacks="python", clear_history=True)
     try:
         run_call(clock, hook)
         torch.cuda.synchronize(loaded.device)
