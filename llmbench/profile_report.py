@@ -81,10 +81,13 @@ def _ms(v: Any, digits: int = 3) -> str:
 
 def _facts(run: Run, r: dict[str, Any], p: dict[str, Any], base: Path | None) -> str:
     call, decode = p.get("call") or {}, (p.get("phases") or {}).get("decode") or {}
-    measured = ((r.get("summary") or {}).get("e2e_ms") or {}).get("median")
+    summary = r.get("summary") or {}
+    measured, tpot = ((summary.get(k) or {}).get("median") for k in ("e2e_ms", "tpot_ms"))
+    step = decode["wall_ms"] / decode["steps"] if decode.get("steps") else None
     idle = decode.get("device_idle_share")
-    items = [f"profiled call e2e {_ms(call.get('e2e_ms'), 1)} ms (measured median {_ms(measured, 1)} ms), "
-             f"{decode.get('steps', '–')} decode step(s) recorded",
+    items = [f"profiled call e2e {_ms(call.get('e2e_ms'), 1)} ms (measured median {_ms(measured, 1)} ms); "
+             f"{decode.get('steps', '–')} decode step(s) recorded, {_ms(step)} ms each under the profiler "
+             f"(measured TPOT median {_ms(tpot)} ms): the profiler's own cost is in the parts below",
              f"generate()'s own Python per decode step: <b>{_ms(p.get('generate_python_ms_per_step'))} ms</b> "
              f"(with its ops {_ms(p.get('generate_ms_per_step'))} ms; the model's Python "
              f"{_ms(p.get('model_python_ms_per_step'))} ms)",
