@@ -115,7 +115,8 @@ class Profile(BaseModel):
         "point.")
     steps: int | None = Field(default=16, gt=0, description="Decode steps kept in the trace after the prefill; "
                               "null: every step (traces grow by about 1000 events per layer-step).")
-    with_stack: bool = Field(default=False, description="Record Python stacks in the trace (larger, slower).")
+    with_stack: bool = Field(default=False, description="Record Python stacks in the trace (bigger; the profiled call "
+                               "runs tens of times slower).")
     memory: bool = Field(default=True, description="On CUDA: one more call records the allocator's history, saved "
                          "as a snapshot that pytorch.org/memory_viz opens.")
 
