@@ -114,7 +114,7 @@ class Profile(BaseModel):
         default=["all"], description="Point ids or shell-style patterns (tiny-llama/*/bs8/*) to profile; all: every "
         "point.")
     steps: int | None = Field(default=16, gt=0, description="Decode steps kept in the trace after the prefill; "
-                              "null: every step (traces grow by about 1000 events per layer-step).")
+                              "null: every step (~250 host ops per layer and step, plus kernels on CUDA).")
     with_stack: bool = Field(default=False, description="Record Python stacks in the trace (bigger; the profiled call "
                                "runs tens of times slower).")
     memory: bool = Field(default=True, description="On CUDA: one more call records the allocator's history, saved "
