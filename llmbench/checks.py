@@ -27,6 +27,8 @@ def check_scenario(scenario: Scenario, base_dir: Path) -> list[Finding]:
         findings += list(check(scenario, base_dir))
     if not findings:
         findings += list(_not_empty(scenario))
+    if not findings:
+        findings += list(_profile_points(scenario))
     return findings
 
 
@@ -112,6 +114,16 @@ def _not_empty(s: Scenario) -> Iterator[Finding]:
 
     if not expand_sweep(s):
         yield ("exclude",), "the exclude rules remove every point", "loosen a rule or add include entries"
+
+
+def _profile_points(s: Scenario) -> Iterator[Finding]:
+    from llmbench.sweep import expand_sweep, unmatched_profile_patterns
+
+    for i in unmatched_profile_patterns(s):
+        pattern = s.profile.points[i]  # type: ignore[union-attr]
+        guess = close_match(pattern, [p.id for p in expand_sweep(s)])
+        yield ("profile", "points", i), f"{pattern!r} matches no point of the sweep", (
+            f"did you mean {guess!r}?" if guess else "`llmbench plan` lists the point ids; * matches any characters")
 
 
 def read_prompt_file(path: Path, field: str = "prompt") -> list[str]:

@@ -1,4 +1,5 @@
-"""The `llmbench` command: run, validate, plan, schema, merge, report, compare, baseline, interleave.
+"""The `llmbench` command: run, profile, validate, plan, schema, merge, report, compare, baseline,
+interleave.
 
 A user's mistake (a bad scenario, a device that is not there) prints what is wrong and where, and
 exits 2 without a traceback. Heavy modules (torch, pandas) are imported inside the commands that use
@@ -130,6 +131,8 @@ def run(
                                         "Default: from SLURM_ARRAY_TASK_ID/COUNT when set."),
     parallel_gpus: bool = typer.Option(False, "--parallel-gpus", help="One worker per visible GPU, on disjoint "
                                        "model groups."),
+    nvtx: bool = typer.Option(False, "--nvtx", help="NVTX ranges around prefill, each decode step and the sampling "
+                              "in every call, for `nsys profile llmbench run ...` (CUDA only)."),
     against: Optional[str] = typer.Option(None, "--against", help="After the run, compare it with this saved "  # noqa: UP045
                                           "baseline (or run directory) and exit as `llmbench compare` does."),
     metric: list[str] = METRIC,
@@ -161,6 +164,8 @@ def run(
             err.print(f"[red]--device {device!r}[/]: expected auto, cpu, cuda or cuda:N")
             raise typer.Exit(2)
         scenario = scenario.model_copy(update={"device": device})
+    if nvtx:
+        scenario = scenario.model_copy(update={"nvtx": True})
     try:
         # a resume knows its shard from run.json: a SLURM array's variables must not re-shard it
         shard_kn = parse_shard(shard, None if resume is None else {})
@@ -174,6 +179,32 @@ def run(
         raise typer.Exit(code)
     err.print(f"gating {made[0]} against {against}", soft_wrap=True)
     raise typer.Exit(gate(against, made[0], metric, alpha, allow_mismatch, False, store, markdown, junit, json_out))
+
+
+@app.command()
+def profile(
+    scenario_file: Path = typer.Argument(..., metavar="SCENARIO", help="Scenario YAML."),
+    points: list[str] = typer.Option(..., "--point", help="Point id or shell-style pattern to profile (repeat for "
+                                     "several); `llmbench plan` lists the ids."),
+    steps: int = typer.Option(16, min=0, help="Decode steps kept in the trace after the prefill; 0: every step."),
+    with_stack: bool = typer.Option(False, "--with-stack", help="Record Python stacks in the trace."),
+    out_root: Path = typer.Option(Path("reports"), "--out", help="Where run directories are created."),
+    nvtx: bool = typer.Option(False, "--nvtx", help="NVTX ranges in every call too (CUDA only)."),
+) -> None:
+    """Measure only the chosen points of a scenario, then profile each once more: traces, tables and the report."""
+    from llmbench.execution import execute_run
+    from llmbench.scenario import Scenario
+    from llmbench.sweep import unmatched_profile_patterns
+
+    scenario = _load(scenario_file)
+    spec = {"points": points, "steps": steps or None, "with_stack": with_stack}
+    scenario = Scenario.model_validate({**scenario.model_dump(), "profile": spec, "nvtx": nvtx or scenario.nvtx})
+    unmatched = [points[i] for i in unmatched_profile_patterns(scenario)]
+    if unmatched:
+        err.print(f"[red]--point {', '.join(unmatched)}[/]: matches no point of {scenario_file}; "
+                  f"`llmbench plan {scenario_file}` lists the ids", soft_wrap=True)
+        raise typer.Exit(2)
+    raise typer.Exit(execute_run(scenario, scenario_file, out_root, profiled_only=True))
 
 
 @app.command()

@@ -50,7 +50,7 @@ class RunPlan:
 
 
 def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, *, resume: Path | None = None,
-                shard: tuple[int, int] | None = None, parallel_gpus: bool = False,
+                shard: tuple[int, int] | None = None, parallel_gpus: bool = False, profiled_only: bool = False,
                 made: list[Path] | None = None) -> int:
     """Plan, measure and summarise; the exit code. `made`, when given, receives the run directory."""
     try:
@@ -59,7 +59,7 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, *, resu
             raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
         slots = gpu_slots() if parallel_gpus else [{}]
         plan = (plan_resume(scenario, resume, shard) if resume is not None
-                else plan_new(scenario, scenario_path, out_root, shard))
+                else plan_new(scenario, scenario_path, out_root, shard, profiled_only))
     except UsageError as exc:
         err.print(f"[red]{exc}[/]", soft_wrap=True)
         return 2
@@ -109,8 +109,9 @@ def gpu_slots() -> list[dict[str, str]]:
     return [{"CUDA_VISIBLE_DEVICES": i} for i in ids]
 
 
-def plan_new(scenario: Scenario, scenario_path: Path, out_root: Path, shard: tuple[int, int] | None) -> RunPlan:
-    points = expand_sweep(scenario)
+def plan_new(scenario: Scenario, scenario_path: Path, out_root: Path, shard: tuple[int, int] | None,
+             profiled_only: bool = False) -> RunPlan:
+    points = [p for p in expand_sweep(scenario) if p.profile is not None or not profiled_only]
     name = scenario.name
     if shard is not None:
         points = select_shard(points, *shard)

@@ -12,7 +12,15 @@ from typing import Any
 
 from llmbench import __version__
 from llmbench.fingerprint import dict_differences, fingerprint_differences
-from llmbench.store import RecordWriter, latest_records, read_json, read_records, read_timelines, write_json
+from llmbench.store import (
+    RecordWriter,
+    copy_artifacts,
+    latest_records,
+    read_json,
+    read_records,
+    read_timelines,
+    write_json,
+)
 
 
 class MergeError(ValueError):
@@ -77,7 +85,7 @@ def _write(out: Path, first: Path, scenario: dict[str, Any], env: dict[str, Any]
         timelines.update({k: v for k, v in read_timelines(d).items() if chosen.get(k, {}).get("_from") == str(d)})
     with RecordWriter(out_dir) as writer:
         for r in records:
-            r.pop("_from", None)
+            copy_artifacts(r, Path(r.pop("_from")), out_dir)
             if r["point_id"] in timelines:
                 writer.append_timeline(timelines[r["point_id"]])
             writer.append(r)

@@ -95,6 +95,7 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
         "warmup_calls": warmup_calls,
         "calls": calls,
         "timeline": sampled.get("timeline"),  # the store moves it to timelines.jsonl
+        "profile": None,  # a profiled point's tables (llmbench/profiling.py); its files go under profiles/
     }
 
 

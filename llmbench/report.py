@@ -37,8 +37,8 @@ def render_report(run_dirs: list[Path], out: Path, fmt: str = "html") -> Path:
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     runs = load_runs(run_dirs)
-    render = {"html": render_html, "md": render_markdown, "csv": render_csv}[fmt]
     out = Path(out)
+    render = {"html": lambda rs: render_html(rs, out.parent), "md": render_markdown, "csv": render_csv}[fmt]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(runs), encoding="utf-8", newline="")
     return out
@@ -337,14 +337,18 @@ def _figures(runs: list[Run]) -> tuple[str, int]:
     return "".join(parts), drawn
 
 
-def render_html(runs: list[Run]) -> str:
+def render_html(runs: list[Run], base: Path | None = None) -> str:
+    """The page; `base`, the folder it is written to, makes its links to profile files relative."""
     import plotly.io as pio
     from markdown_it import MarkdownIt
     from plotly.offline import get_plotlyjs
 
+    from llmbench.profile_report import render_profiles
+
     doc = metrics_doc()
     terms = glossary(doc) if doc else {}
     figures, drawn = _figures(runs)
+    profiles, profile_figures = render_profiles(runs, base)
     names = ", ".join(str(run.scenario.get("name") or run.path) for run in runs)
     plotly_js = re.sub(r"</(script)", r"<\\/\1", get_plotlyjs(), flags=re.IGNORECASE)
     doc_html = (MarkdownIt("commonmark", {"html": False}).enable("table").render(doc) if doc else
@@ -354,6 +358,7 @@ def render_html(runs: list[Run]) -> str:
     return template.substitute(
         title=html.escape(f"llmbench report: {names}"), css=(ASSETS / "report.css").read_text(encoding="utf-8"),
         header=_header(runs, terms), table=_table(headers, rows, terms, "summary"), problems=_problems(runs),
-        figures=figures, figure_count=drawn, glossary=doc_html, plotly_js=plotly_js,
+        figures=figures, figure_count=drawn + profile_figures, profiles=profiles, glossary=doc_html,
+        plotly_js=plotly_js,
         plotly_template=script_json(pio.templates["plotly_white"].to_plotly_json()),
         report_js=(ASSETS / "report.js").read_text(encoding="utf-8"))

@@ -51,6 +51,10 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
         return
     clock = make_clock(device)
     hook = slowed(make_step_hook(clock), active_faults())
+    if group.points[0].nvtx:  # a scenario-wide setting: ranges in every call of the group, on CUDA
+        from llmbench.profiling import nvtx_tools
+
+        clock, hook = nvtx_tools(loaded, clock, hook)
     tools = (clock, hook, make_instruments(device, group.points[0].sample_interval_ms))
     oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
     try:
@@ -118,23 +122,40 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
         return make_record(point, status=status, error=error_info(exc), **common)
     violation = fixed_length_violation(point, warmup + calls)
     status, error = ("error", {"type": "FixedLengthViolation", "message": violation}) if violation else ("ok", None)
-    return make_record(point, status=status, error=error, **common)
+    record = make_record(point, status=status, error=error, **common)
+    if point.profile is not None and status == "ok":  # after the sampler stopped: the measured numbers are done
+        record["profile"], record["artifacts"] = _profile(loaded, point, (inputs, gen_config, extra), tools)
+    return record
+
+
+def _profile(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any],
+             tools: tuple[Any, Any, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One more call (two on CUDA) under the profiler, with the first measured call's seed; never measured."""
+    from llmbench.profiling import profile_point
+
+    clock, hook, _ = tools
+    seed = point.seed + point.warmup
+    return profile_point(loaded, point, clock, hook, lambda c, h: _call_once(loaded, call, c, h, seed))
+
+
+def _call_once(loaded: Any, call: tuple[Any, Any, Any], clock: Any, hook: Any, seed: int) -> dict[str, Any]:
+    from llmbench.engine import generate_once, pipeline_once
+
+    inputs, gen_config, extra = call
+    if "pipeline" in extra:
+        pipe, texts = extra["pipeline"]
+        return pipeline_once(loaded, pipe, texts, gen_config, clock, hook, seed)
+    return generate_once(loaded, inputs, gen_config, clock, hook, seed, extra)
 
 
 def _measure(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any], tools: tuple[Any, Any, Any],
              warmup: list[dict[str, Any]], calls: list[dict[str, Any]], emit: EventHook) -> None:
     """Warm-up calls, then measured calls until iterations AND min_duration_s (at most max_iterations).
     The sampler marks each call's window outside the timed region."""
-    from llmbench.engine import generate_once, pipeline_once
-
     clock, hook, instruments = tools
-    inputs, gen_config, extra = call
 
     def once(seed: int) -> dict[str, Any]:
-        if "pipeline" in extra:
-            pipe, texts = extra["pipeline"]
-            return pipeline_once(loaded, pipe, texts, gen_config, clock, hook, seed)
-        return generate_once(loaded, inputs, gen_config, clock, hook, seed, extra)
+        return _call_once(loaded, call, clock, hook, seed)
 
     for i in range(point.warmup):
         instruments.call_start("warmup", i)

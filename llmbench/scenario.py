@@ -119,6 +119,26 @@ class CompareSpec(BaseModel):
                          "Mann-Whitney test on the raw per-call samples.")
 
 
+def _as_profile(value: Any) -> Any:
+    return {} if value is True else (None if value is False else value)
+
+
+class Profile(BaseModel):
+    """Profile some points once more after their measured calls (llmbench/profiling.py): never a measured call."""
+
+    model_config = _Frozen
+
+    points: Annotated[list[str], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        default=["all"], description="Point ids or shell-style patterns (tiny-llama/*/bs8/*) to profile; all: every "
+        "point.")
+    steps: int | None = Field(default=16, gt=0, description="Decode steps kept in the trace after the prefill; "
+                              "null: every step (~250 host ops per layer and step, plus kernels on CUDA).")
+    with_stack: bool = Field(default=False, description="Record Python stacks in the trace (bigger; the profiled call "
+                               "runs tens of times slower).")
+    memory: bool = Field(default=True, description="On CUDA: one more call records the allocator's history, saved "
+                         "as a snapshot that pytorch.org/memory_viz opens.")
+
+
 class Rule(BaseModel):
     """A partial point: matches (exclude) or adds (include) every point with these axis values."""
 
@@ -195,6 +215,11 @@ class Scenario(BaseModel):
     quality: Annotated[Quality | None, BeforeValidator(_as_quality)] = Field(
         default=None, description="true, or {reference, tokens, ...}: score each precision against a reference."
     )
+    profile: Annotated[Profile | None, BeforeValidator(_as_profile)] = Field(
+        default=None, description="true, or {points, steps, with_stack, memory}: one profiled call per chosen point "
+        "after its measured calls (torch.profiler trace, top ops, prefill/decode breakdown).")
+    nvtx: bool = Field(default=False, description="NVTX ranges around prefill, each decode step and the sampling in "
+                       "every call, for nsys (CUDA only; a no-op on a CPU).")
     sample_interval_ms: float = Field(default=10, gt=0, description="Sampler thread period (memory, power, "
                                       "clocks).")
     max_cv: float = Field(default=0.05, gt=0, description="Flag a point unstable above this cv of e2e_ms.")

@@ -1,6 +1,7 @@
 """Run directories: reports/<UTC time>_<scenario name>/ with scenario.yaml (the file as given),
 scenario.json (as validated), run.json (the planned point ids and shard), env.json (what the first
-worker ran on), records.jsonl, and logs/ (each worker's stderr).
+worker ran on), records.jsonl, logs/ (each worker's stderr) and profiles/ (profiled points' traces and
+memory snapshots).
 
 Records are appended one JSON line per point, flushed and fsynced as each point finishes, so a crash
 loses at most the point in flight. `read_records` reports a truncated or corrupt line with its line
@@ -56,6 +57,7 @@ class RecordWriter:
         self._t = open(Path(run_dir) / TIMELINES, "a", encoding="utf-8")  # noqa: SIM115
 
     def append(self, record: dict[str, Any]) -> None:
+        write_artifacts(self.path.parent, record.pop("artifacts", None) or {})
         timeline = record.pop("timeline", None)
         if timeline:
             from llmbench.timelines import compact_timeline
@@ -85,6 +87,30 @@ class RecordWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_artifacts(run_dir: Path, files: dict[str, str | bytes]) -> None:
+    """A record's files (a profile's trace and snapshot), each under its relative path in the run directory,
+    written whole before the record that names them (temp file + rename)."""
+    root = Path(run_dir).resolve()
+    for name, content in files.items():
+        path = (root / name).resolve()
+        if root not in path.parents:
+            raise ValueError(f"artifact {name!r} is not inside the run directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part")
+        tmp.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+        os.replace(tmp, path)
+
+
+def copy_artifacts(record: dict[str, Any], source: Path, target: Path) -> None:
+    """The files a record names (its profile's), copied from one run directory to another (merge)."""
+    import shutil
+
+    for name in (record.get("profile") or {}).get("files") or []:
+        if (Path(source) / name).exists():
+            (Path(target) / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(source) / name, Path(target) / name)
 
 
 def _finite(value: Any) -> Any:

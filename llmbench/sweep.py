@@ -10,6 +10,7 @@ kernel, compile) share one model load: a group.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ DEFAULTS = {"cache_implementation": "dynamic", "attn_implementation": "default",
 # scenario-wide settings every point carries, so a worker needs nothing but its points
 SETTINGS = ("prompt", "fixed_length", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
             "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
-            "steady_tolerance", "stop_strings", "max_time_s")
+            "steady_tolerance", "stop_strings", "max_time_s", "nvtx")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class RunPoint:
     steady_tolerance: float
     stop_strings: list[str]
     max_time_s: float | None
+    nvtx: bool = False  # NVTX ranges in every call (CUDA only)
+    profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -175,5 +178,19 @@ def _matches(combo: dict[str, Any], rule: Rule) -> bool:
 
 def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: DecodingPreset) -> RunPoint:
     axes = {k: c[k] for k in AXES if k not in ("model", "decoding")}
-    return RunPoint(id=pid, group_id=group_id(c), model=model, decoding=preset, **axes,
+    profile = s.profile if s.profile is not None and profile_matches(s.profile.points, pid) else None
+    return RunPoint(id=pid, group_id=group_id(c), model=model, decoding=preset, **axes, profile=profile,
                     **{k: getattr(s, k) for k in SETTINGS})
+
+
+def profile_matches(patterns: list[str], pid: str) -> bool:
+    """A profile's `points`: exact ids, shell-style patterns (fnmatch), or the word all."""
+    return any(p == "all" or fnmatch.fnmatchcase(pid, p) for p in patterns)
+
+
+def unmatched_profile_patterns(s: Scenario) -> list[int]:
+    """Indices of profile.points entries that match no point of the sweep (a typo profiles nothing)."""
+    if s.profile is None:
+        return []
+    ids = [p.id for p in expand_sweep(s)]
+    return [i for i, p in enumerate(s.profile.points) if not any(profile_matches([p], pid) for pid in ids)]

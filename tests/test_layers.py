@@ -12,20 +12,21 @@ HEAVY = ("torch", "transformers", "pynvml", "bitsandbytes", "pandas")
 
 # stage order, left to right; a module may import modules of its own stage or stages to its left
 STAGES = [
-    {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity", "gates"},
+    {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity", "trace_summary",
+     "snapshots", "gates"},
     {"scenario", "checks", "sweep", "feasibility"},  # inert configuration, expanded into points
     {"records"},  # the plain data that comes out of the worker
     {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "environment", "faults", "runner",
-     "worker", "quality", "smollm2"},
+     "worker", "quality", "smollm2", "profiling"},
     {"store", "fingerprint", "sharding", "baselines"},
-    {"results", "compare", "compare_output", "console", "plotting", "memory_figures", "figures", "report", "supervisor",
-     "merging", "interleave", "execution",
-     "cli", "__main__"},
+    {"results", "compare", "compare_output", "console", "plotting", "memory_figures", "figures", "profile_report",
+     "report", "supervisor", "merging", "interleave", "execution", "cli", "__main__"},
 ]
 MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
-             "quality", "smollm2"}
+             "quality", "smollm2", "profiling"}
 # read records only: never torch, never the measuring side
-READERS = {"results", "compare", "compare_output", "console", "plotting", "memory_figures", "figures", "report"}
+READERS = {"results", "compare", "compare_output", "console", "plotting", "memory_figures", "figures",
+           "profile_report", "report"}
 
 
 def stage_of(module: str) -> int:
