@@ -16,7 +16,7 @@ from typing import Any
 from llmbench import __version__
 from llmbench.console import err, make_progress, out, print_summary
 from llmbench.fingerprint import dict_differences, fingerprint_differences
-from llmbench.scenario import Scenario
+from llmbench.scenario import Scenario, current_form
 from llmbench.sharding import select_shard
 from llmbench.store import (
     RecordWriter,
@@ -129,7 +129,7 @@ def plan_resume(scenario: Scenario, run_dir: Path, shard: tuple[int, int] | None
     """Exactly the points of `run_dir` whose latest record is not ok, if the scenario is the same one."""
     if not (run_dir / "run.json").exists():
         raise UsageError(f"--resume {run_dir}: not a run directory (no run.json)")
-    changes = dict_differences(read_json(run_dir, "scenario.json"), scenario.model_dump(mode="json"))
+    changes = dict_differences(current_form(read_json(run_dir, "scenario.json")), scenario.model_dump(mode="json"))
     if changes:
         raise UsageError(f"--resume {run_dir}: the scenario differs from the one this run was made from "
                          "(stored vs given):\n  " + "\n  ".join(changes))

@@ -12,6 +12,7 @@ from typing import Any
 
 from llmbench import __version__
 from llmbench.fingerprint import dict_differences, fingerprint_differences
+from llmbench.scenario import current_form
 from llmbench.store import (
     RecordWriter,
     copy_artifacts,
@@ -32,10 +33,10 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False) ->
     if not run_dirs:
         raise MergeError("name at least one run directory")
     first = run_dirs[0]
-    scenario = _read(first, "scenario.json")
+    scenario = current_form(_read(first, "scenario.json"))
     env = _read(first, "env.json")
     for other in run_dirs[1:]:
-        changes = dict_differences(scenario, _read(other, "scenario.json"))
+        changes = dict_differences(scenario, current_form(_read(other, "scenario.json")))
         if changes:
             raise MergeError(f"{other} ran another scenario than {first}:\n  " + "\n  ".join(changes))
         diffs = fingerprint_differences(env, _read(other, "env.json"))

@@ -235,6 +235,15 @@ class Scenario(BaseModel):
 
 
 
+def current_form(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored scenario.json as this version would write it: fields added since then get their defaults,
+    so resume and merge compare what was asked for, not which llmbench wrote it."""
+    try:
+        return Scenario.model_validate(stored).model_dump(mode="json")
+    except ValidationError:  # a field this version no longer knows: compare as stored
+        return stored
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read, validate and cross-check a scenario file; raise ScenarioError listing every problem."""
     source = YamlSource.from_file(path)

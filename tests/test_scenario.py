@@ -171,3 +171,20 @@ def test_name_pattern_and_quality_reference_messages(write_scenario):
     by_path = {p.path: p for p in problems_of(write_scenario, text)}
     assert by_path["name"].line == 1 and "no spaces" in by_path["name"].hint
     assert by_path["quality.reference"].line == 3 and "unknown precision 'fp64'" in by_path["quality.reference"].message
+
+
+def test_a_scenario_stored_by_an_older_version_compares_equal():
+    """Resume and merge compare stored scenario.json files: fields added since (profile, nvtx, compare)
+    must not read as a change."""
+    import json
+    from pathlib import Path
+
+    from llmbench.fingerprint import dict_differences
+    from llmbench.scenario import Scenario, current_form
+
+    stored = json.loads((Path(__file__).parent / "data" / "run_small" / "scenario.json").read_text())
+    assert "compare" not in stored and "profile" not in stored
+    again = Scenario.model_validate(stored).model_dump(mode="json")
+    assert dict_differences(current_form(stored), again) == []
+    assert dict_differences(current_form({**stored, "iterations": 99}), again) == ["iterations: 99 vs 5"]
+    assert current_form({**stored, "gone": 1}) == {**stored, "gone": 1}  # unknown to this version: as stored
