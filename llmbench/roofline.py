@@ -22,6 +22,10 @@ COPY_BYTES = {"cuda": 1 << 30, "cpu": 256 << 20}
 MATMUL_N = {"cuda": {"float32": 4096}, "cpu": {}}  # per dtype; default below
 MATMUL_N_DEFAULT = {"cuda": 8192, "cpu": 1024}
 MIN_BLOCK_S, BLOCKS = 0.05, 5  # each timed block repeats the operation for at least 50 ms; the best of 5 blocks
+# the dtype a precision's matrix products run in, where it is not the model's dtype: bitsandbytes LLM.int8 multiplies
+# int8 by int8 into int32 (igemmlt on CUDA, torch._int_mm on an AVX-512 CPU). 4-bit and weight-only int8 dequantize
+# and multiply in the compute dtype, which is the model's.
+MATMUL_DTYPE = {"int8": "int8"}
 MAX_MATMUL_S = 0.2  # a dtype a CPU emulates (float16: ~1 GFLOP/s) gets a smaller n, so a probe stays near a second
 
 
@@ -83,7 +87,7 @@ def _copy_seconds(device: Any, size: int) -> float:
 
 
 def measure_matmul(device: Any, dtype: str) -> dict[str, Any]:
-    """a @ b of two n × n matrices in `dtype`: 2 · n³ FLOPs per product, per second."""
+    """a @ b of two n × n matrices in `dtype`: 2 · n³ FLOPs (integer operations for int8) per product, per second."""
     n = MATMUL_N[device.type].get(dtype, MATMUL_N_DEFAULT[device.type])
     small = _matmul_seconds(device, dtype, 256, blocks=1)
     while n > 256 and small * (n / 256) ** 3 > MAX_MATMUL_S:
@@ -97,6 +101,9 @@ def _matmul_seconds(device: Any, dtype: str, n: int, blocks: int) -> float:
     import torch
 
     gen = torch.Generator(device=device).manual_seed(0)
+    if dtype == "int8":  # int8 × int8 → int32, as LLM.int8 runs it
+        a, b = (torch.randint(-127, 128, (n, n), generator=gen, device=device, dtype=torch.int8) for _ in range(2))
+        return _best_seconds(lambda: torch._int_mm(a, b), device, blocks)
     a, b = (torch.randn(n, n, generator=gen, device=device).to(getattr(torch, dtype)) for _ in range(2))
     out = torch.empty_like(a)
     return _best_seconds(lambda: torch.matmul(a, b, out=out), device, blocks)

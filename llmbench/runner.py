@@ -51,7 +51,7 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
         return
     clock = make_clock(device)
     tools = (clock, make_step_hook(clock), make_instruments(device, group.points[0].sample_interval_ms))
-    peaks = _device_peaks(device, loaded.info["dtype"])  # before the points, outside every timed call
+    peaks = _device_peaks(device, group.precision, loaded.info["dtype"])  # before the points, outside timed calls
     oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
     try:
         for i, point in enumerate(group.points):
@@ -76,11 +76,11 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
         engine.release(loaded)
 
 
-def _device_peaks(device: Any, dtype: str) -> dict[str, Any]:
-    from llmbench.roofline import device_peaks
+def _device_peaks(device: Any, precision: str, model_dtype: str) -> dict[str, Any]:
+    from llmbench.roofline import MATMUL_DTYPE, device_peaks
 
     try:
-        return device_peaks(device, dtype)
+        return device_peaks(device, MATMUL_DTYPE.get(precision, model_dtype))
     except Exception as exc:  # noqa: BLE001 - without peaks a point has no MBU/MFU, and still its timings
         return {"error": f"{type(exc).__name__}: {exc}"}
 

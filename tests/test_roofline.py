@@ -44,6 +44,7 @@ def test_cpu_probes_are_cached_per_device_torch_and_threads(cache, monkeypatch):
     second = roofline.device_peaks(cpu, "bfloat16")  # a new dtype: one more matmul, the copy figure kept
     assert second["copy_gb_per_s"] == first["copy_gb_per_s"]
     assert set(json.loads(next((cache / "roofline").glob("*.json")).read_text())["matmul"]) == {"float32", "bfloat16"}
+    assert roofline.device_peaks(cpu, "int8")["matmul_tflop_per_s"] > 0  # LLM.int8's int8 × int8 → int32
 
 
 def test_a_damaged_cache_is_measured_again(cache):
@@ -57,7 +58,7 @@ def test_a_damaged_cache_is_measured_again(cache):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "float32", "int8"])
 def test_cuda_probes(cache, monkeypatch, dtype, capsys):
     import torch
 
