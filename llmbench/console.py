@@ -47,7 +47,10 @@ def print_plan(name: str, groups: list[Group]) -> None:
         out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({len(g.points)} points){skip}", soft_wrap=True)
         for p in g.points:
             why = None if reason else skip_reason(p, device_type)
-            out.print(f"  {escape(p.id)}" + (f"  [yellow]skipped: {escape(why)}[/]" if why else ""), soft_wrap=True)
+            search = (f"  [dim]max-batch search: doubling from {p.batch_search.start}, then bisection, up to "
+                      f"{p.batch_search.limit}[/]" if p.batch_search else "")
+            out.print(f"  {escape(p.id)}" + (f"  [yellow]skipped: {escape(why)}[/]" if why else search),
+                      soft_wrap=True)
 
 
 def make_progress() -> Progress:

@@ -56,11 +56,10 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
     try:
         for i, point in enumerate(group.points):
             emit("point_start", point, None)
-            if point.batch_search is not None:
+            shape, reason = _shape(point), skip_reason(point, device_type)
+            if point.batch_search is not None and reason is None:
                 yield from _run_search(loaded, point, tools, emit, peaks, cold_start=(i == 0))
                 continue
-            shape = _shape(point)
-            reason = skip_reason(point, device_type)
             if reason is None and point.skip_larger_after_oom and shape in oom_at and point.batch_size > oom_at[shape]:
                 reason = f"skipped after OOM at batch {oom_at[shape]} with the same shape"
             if reason is not None:

@@ -25,7 +25,7 @@ fi
   python3 -c "import bitsandbytes, pydantic; print('bitsandbytes', bitsandbytes.__version__, 'pydantic', \
 pydantic.__version__)" || echo "bitsandbytes or pydantic missing: int8/int4 points will be skipped"
   echo "== pytest -m gpu"
-  timeout 150 python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests/ 2>&1 | grep -v "^PASSED" | tail -n 60
+  timeout 200 python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests/ 2>&1 | grep -v "^PASSED" | tail -n 60
   status=${PIPESTATUS[0]}
   echo "== instrumentation overhead (small-llama, bf16, batch 8, 64 new tokens)"
   timeout 90 python3 benchmarks/overhead.py --model small-llama --precision bf16 --device cuda --pairs 30 \
@@ -33,6 +33,8 @@ pydantic.__version__)" || echo "bitsandbytes or pydantic missing: int8/int4 poin
   echo "== sweep: scenarios/gpu-check.yaml"
   timeout 330 python3 -m llmbench run scenarios/gpu-check.yaml --out "$OUT_DIR/runs"
   sweep=$?
+  echo "== capacity: memory model, capacity table, device probes, MBU/MFU of the sweep"
+  for d in "$OUT_DIR"/runs/*_gpu-check; do timeout 60 python3 -m llmbench capacity "$d"; done
   echo "== pytest exit $status, sweep exit $sweep"
   [ "$status" -eq 0 ] && [ "$sweep" -eq 0 ]
 } 2>&1 | tee "$OUT_DIR/gpu-check.log"

@@ -179,3 +179,11 @@ def test_cuda_search_against_a_real_allocator_limit(write_scenario, monkeypatch,
     with capsys.disabled():
         print("\nsearch (memory, found, first failed, exact, predicted, error, model, trials):", row[1:])
     assert row[6] != "–" and abs(float(row[6].rstrip("%"))) < 50
+
+
+def test_a_strategy_fixed_at_batch_one_has_nothing_to_search(write_scenario):
+    from llmbench.feasibility import skip_reason
+
+    text = SCENARIO + "decoding: [{strategy: assisted, assistant_model: tiny-llama}]\n"
+    (point,) = expand_sweep(load_scenario(write_scenario(text)))
+    assert "no largest batch to search for" in skip_reason(point, "cpu")
