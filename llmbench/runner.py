@@ -5,6 +5,8 @@ Per point: warm-up calls (recorded apart), then measured calls until both `itera
 memory gets status oom (caches are emptied and the group goes on; larger batches of the same shape
 are then skipped unless the scenario says otherwise); one that raises gets status error with the
 calls measured before it; a model that fails to load makes every point of its group an error.
+Before a group's points, the device's peaks are probed (llmbench/roofline.py, cached); a max-batch search
+runs its steps as points through the same path (llmbench/batch_search.py).
 """
 
 from __future__ import annotations
