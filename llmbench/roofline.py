@@ -1,6 +1,7 @@
 """The device's own limits, measured: copy bandwidth (a large device-to-device copy) and matrix-product
 throughput in a dtype (a large square matmul), on CUDA or, with the same code, on a CPU. Measured once per
 device, torch version and (on a CPU) thread count, and cached as JSON under the llmbench cache; never typed in.
+A probe taken while other work loads the machine is cached as it is: delete <cache>/roofline/ to measure again.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ GB = 1e9
 COPY_BYTES = {"cuda": 1 << 30, "cpu": 256 << 20}
 MATMUL_N = {"cuda": {"float32": 4096}, "cpu": {}}  # per dtype; default below
 MATMUL_N_DEFAULT = {"cuda": 8192, "cpu": 1024}
-MIN_BLOCK_S, BLOCKS = 0.05, 5  # each timed block repeats the operation for at least 50 ms; the best of 5 blocks
+MIN_BLOCK_S, BLOCKS = 0.1, 5  # each timed block repeats the operation for at least 100 ms; the best of 5 blocks
 # the dtype a precision's matrix products run in, where it is not the model's dtype: bitsandbytes LLM.int8 multiplies
 # int8 by int8 into int32 (igemmlt on CUDA, torch._int_mm on an AVX-512 CPU). 4-bit and weight-only int8 dequantize
 # and multiply in the compute dtype, which is the model's.
 MATMUL_DTYPE = {"int8": "int8"}
-MAX_MATMUL_S = 0.2  # a dtype a CPU emulates (float16: ~1 GFLOP/s) gets a smaller n, so a probe stays near a second
+# a dtype a CPU emulates (float16: ~2 GFLOP/s) gets a smaller n, so a probe stays near a second; only then, as a
+# smaller product runs further from the peak
+MAX_MATMUL_S = 0.5
 
 
 def device_name(device: Any) -> str:
