@@ -66,7 +66,7 @@ def device_peaks(device: Any, dtype: str) -> dict[str, Any]:
         _write(path, data)
     return {"key": key, "copy_gb_per_s": data["copy"]["gb_per_s"], "matmul_dtype": dtype,
             "matmul_tflop_per_s": data["matmul"][dtype]["tflop_per_s"], "probe_file": str(path),
-            "measured_at": data["copy"]["measured_at"]}
+            "measured_at": min(data["copy"]["measured_at"], data["matmul"][dtype]["measured_at"])}
 
 
 def measure_copy(device: Any) -> dict[str, Any]:
