@@ -23,7 +23,8 @@ Finding = tuple[tuple[Any, ...], str, str]
 
 def check_scenario(scenario: Scenario, base_dir: Path) -> list[Finding]:
     findings: list[Finding] = []
-    for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds):
+    for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds,
+                  _batch_search):
         findings += list(check(scenario, base_dir))
     if not findings:
         findings += list(_not_empty(scenario))
@@ -43,7 +44,8 @@ def _unique_labels(s: Scenario, _: Path) -> Iterator[Finding]:
 
 
 def _unique_axis_values(s: Scenario, _: Path) -> Iterator[Finding]:
-    axes = {"precision": s.precision, "batch_size": s.batch_size, "max_new_tokens": s.max_new_tokens}
+    batch = s.batch_size if isinstance(s.batch_size, list) else []  # a search has no values to repeat
+    axes = {"precision": s.precision, "batch_size": batch, "max_new_tokens": s.max_new_tokens}
     axes["prompt.input_tokens"] = s.prompt.input_tokens
     for name, values in axes.items():
         seen: set[Any] = set()
@@ -107,6 +109,19 @@ def _bounds(s: Scenario, _: Path) -> Iterator[Finding]:
         yield ("iterations",), f"iterations {s.iterations} exceeds max_iterations {s.max_iterations}", (
             "raise max_iterations or lower iterations"
         )
+
+
+def _batch_search(s: Scenario, _: Path) -> Iterator[Finding]:
+    if isinstance(s.batch_size, list):
+        return
+    if s.batch_size.start > s.batch_size.limit:
+        yield ("batch_size", "start"), f"start {s.batch_size.start} is above limit {s.batch_size.limit}", (
+            "the search tries batch sizes from start up to limit")
+    for section in ("exclude", "include"):
+        for i, rule in enumerate(getattr(s, section)):
+            if rule.batch_size is not None:
+                yield (section, i, "batch_size"), "batch_size is searched, so a rule cannot name batch sizes", (
+                    "drop batch_size from the rule; the search chooses the batch sizes it runs")
 
 
 def _not_empty(s: Scenario) -> Iterator[Finding]:

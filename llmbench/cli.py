@@ -1,5 +1,5 @@
 """The `llmbench` command: run, profile, validate, plan, schema, merge, report, compare, baseline,
-interleave.
+interleave, capacity.
 
 A user's mistake (a bad scenario, a device that is not there) prints what is wrong and where, and
 exits 2 without a traceback. Heavy modules (torch, pandas) are imported inside the commands that use
@@ -16,7 +16,7 @@ from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10
 import typer
 from rich.markup import escape
 
-from llmbench.console import err, out, print_plan, print_problems
+from llmbench.console import err, out, print_plan, print_problems, print_tables
 from llmbench.gates import DEFAULT_ALPHA, DEFAULT_GATES
 from llmbench.sourcemap import ScenarioError
 
@@ -333,6 +333,38 @@ def interleave(
         raise typer.Exit(2) from None
     raise typer.Exit(gate(str(pooled["baseline"]), pooled["candidate"], metric, alpha, False, False, None,
                           markdown, junit, json_out))
+
+
+@app.command()
+def capacity(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    gpu_memory: str = typer.Option("24,40,80,141", help="Memory sizes to plan for, in GiB, comma-separated."),
+    context: int = typer.Option(4096, min=1, help="Tokens per sequence (prompt + new) to plan for."),
+    slo_ttft_ms: Optional[float] = typer.Option(None, help="TTFT limit (ms) at --percentile."),  # noqa: UP045
+    slo_tpot_ms: Optional[float] = typer.Option(None, help="TPOT limit (ms) at --percentile."),  # noqa: UP045
+    percentile: str = typer.Option("p90", help="p90 or p99 of a point's measured calls."),
+    target_tokens_per_s: Optional[float] = typer.Option(None, help="Throughput to plan devices for."),  # noqa: UP045
+) -> None:
+    """Capacity planning from a run: memory model, largest batch per memory size, searches, MBU/MFU, SLO view."""
+    from llmbench.capacity import capacity_report
+    from llmbench.results import ResultsError, load_records
+    from llmbench.slo import PERCENTILES, SLO
+
+    try:
+        sizes = tuple(float(v) for v in gpu_memory.split(",") if v.strip())
+        if not sizes or min(sizes) <= 0 or percentile not in PERCENTILES:
+            raise ValueError
+    except ValueError:
+        err.print(f"[red]--gpu-memory {gpu_memory!r} --percentile {percentile!r}[/]: expected positive GiB sizes "
+                  f"such as 24,40,80 and one of {', '.join(PERCENTILES)}")
+        raise typer.Exit(2) from None
+    try:
+        records = load_records(run_dir)
+    except ResultsError as exc:
+        err.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    tables = capacity_report(records, sizes, context, SLO(slo_ttft_ms, slo_tpot_ms, percentile), target_tokens_per_s)
+    print_tables(tables)
 
 
 def main() -> None:

@@ -47,7 +47,10 @@ def print_plan(name: str, groups: list[Group]) -> None:
         out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({len(g.points)} points){skip}", soft_wrap=True)
         for p in g.points:
             why = None if reason else skip_reason(p, device_type)
-            out.print(f"  {escape(p.id)}" + (f"  [yellow]skipped: {escape(why)}[/]" if why else ""), soft_wrap=True)
+            search = (f"  [dim]max-batch search: doubling from {p.batch_search.start}, then bisection, up to "
+                      f"{p.batch_search.limit}[/]" if p.batch_search else "")
+            out.print(f"  {escape(p.id)}" + (f"  [yellow]skipped: {escape(why)}[/]" if why else search),
+                      soft_wrap=True)
 
 
 def make_progress() -> Progress:
@@ -111,7 +114,29 @@ def print_summary(records: list[dict[str, Any]]) -> None:
             skipped[str(r.get("reason"))] = skipped.get(str(r.get("reason")), 0) + 1
         elif r["status"] != "ok":
             e = r.get("error") or {}
-            text = f"{e.get('type')}: {e.get('message')}"
+            text = f"{e.get('type')}: {e.get('message')}" if e else str(r.get("reason"))
             err.print(f"[red]{escape(r['point_id'])}[/] {r['status']}: {escape(text)}", soft_wrap=True)
     for reason, n in skipped.items():
         err.print(f"[yellow]{n} point{'s' if n > 1 else ''} skipped[/]: {escape(reason)}", soft_wrap=True)
+    print_searches(records)
+
+
+def print_searches(records: list[dict[str, Any]]) -> None:
+    """A max-batch search's result is its record's reason (llmbench/batch_search.py)."""
+    for r in records:
+        if r.get("search_result") and r["status"] == "ok":
+            out.print(f"[bold]{escape(r['point_id'])}[/]: {escape(str(r.get('reason')))}", soft_wrap=True)
+
+
+def print_tables(tables: list[Any]) -> None:
+    """Plain tables (llmbench/tables.py) as rich tables, each with its notes under it."""
+    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 160), highlight=False)
+    for t in tables:
+        table = Table(title=escape(t.title), title_justify="left")
+        for i, header in enumerate(t.headers):
+            table.add_column(escape(header), justify="left" if i == 0 else "right", overflow="fold")
+        for row in t.rows:
+            table.add_row(*(escape(cell) for cell in row))
+        wide.print(table)
+        for note in t.notes:
+            wide.print(f"[dim]{escape(note)}[/]", soft_wrap=False)

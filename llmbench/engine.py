@@ -128,7 +128,26 @@ def describe_model(model: Any, source: str) -> dict[str, Any]:
         "kv_bytes_per_element": model.dtype.itemsize,
         "footprint_mib": model.get_memory_footprint() / MiB,  # transformers' own figure, for comparison
         "vocab_size": getattr(cfg, "vocab_size", None),
+        "heads": heads,
+        **linear_facts(model),
     }
+
+
+def linear_facts(model: Any) -> dict[str, Any]:
+    """Counts the memory model and the prefill FLOPs need: the decoder's linear layers (what quantizers convert;
+    nn.Linear and its quantized subclasses, GPT-2's Conv1D), and the lm_head, whose weight may be tied."""
+    import torch
+
+    head = model.get_output_embeddings()
+    params = rows = layers = 0
+    for module in model.modules():
+        if module is head or not (isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"):
+            continue
+        params += logical_numel(module.weight)
+        rows += getattr(module, "out_features", None) or getattr(module, "nf", 0)
+        layers += 1
+    return {"linear_params": params, "linear_rows": rows, "linear_layers": layers,
+            "lm_head_params": logical_numel(head.weight) if head is not None else 0}
 
 
 def build_inputs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def collect_env(device: Any) -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "packages": {name: _version(name) for name in PACKAGES},
         "cpu": {
-            "model": _cpu_model(),
+            "model": cpu_model(),
             "logical_cores": os.cpu_count(),
             "torch_default_threads": torch.get_num_threads(),  # a point's own count is in its record
         },
@@ -46,7 +46,7 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str | None:
+def cpu_model() -> str | None:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

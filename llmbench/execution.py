@@ -148,11 +148,13 @@ def _measure(plan: RunPlan, device: str) -> Any:
 
     progress = make_progress()
     task = progress.add_task("points", total=len(plan.points), current="")
+    planned = set(plan.planned)
 
     def on_event(kind: str, point_id: str, detail: Any) -> None:
         text = {"load_start": f"{point_id} (loading the model)", "point_start": f"{point_id} (warm-up)",
                 "call": f"{point_id} call {detail}", "point_end": f"{point_id} {detail}"}.get(kind, point_id)
-        progress.update(task, advance=1 if kind == "point_end" else 0, current=text)
+        done = kind == "point_end" and point_id in planned  # a search's steps are not planned points
+        progress.update(task, advance=1 if done else 0, current=text)
         progress.refresh()
 
     def check_env(env: dict[str, Any]) -> str | None:
@@ -193,22 +195,24 @@ def _finish(plan: RunPlan, outcome: Any, wall_s: float) -> int:
     if outcome.refused:
         err.print(f"[red]{plan.run_dir}: {outcome.refused}[/]", soft_wrap=True)
         return 2
-    records = [r for r in latest_records(read_records(plan.run_dir)[0]) if r["point_id"] in set(plan.planned)]
+    planned = set(plan.planned)  # with the steps of its max-batch searches
+    records = [r for r in latest_records(read_records(plan.run_dir)[0])
+               if r["point_id"] in planned or (r.get("search") or {}).get("search_id") in planned]
     print_summary(records)
     for q in read_quality(plan.run_dir).values():  # a failed score must not hide behind a "–" cell
         if q.get("status") != "ok":
             why = q.get("reason") or (q.get("error") or {}).get("message")
             err.print(f"[yellow]quality {q['model']}/{q['precision']} {q.get('status')}[/]: {why}", soft_wrap=True)
-    missing = len(plan.planned) - len(records)
+    missing = len(planned - {r["point_id"] for r in records})
     try:  # the records are safe on disk: a failed report must not fail the run
         from llmbench.report import render_report
 
         out.print(f"report: {render_report([plan.run_dir], plan.run_dir / 'report.html')}", soft_wrap=True)
     except Exception as exc:  # noqa: BLE001
         err.print(f"[yellow]report.html not written[/]: {exc} (try `llmbench report {plan.run_dir}`)", soft_wrap=True)
-    out.print(f"run directory: [bold]{plan.run_dir}[/]  ({len(records)}/{len(plan.planned)} points recorded, "
+    out.print(f"run directory: [bold]{plan.run_dir}[/]  ({len(planned) - missing}/{len(planned)} points recorded, "
               f"this session {wall_s:.1f} s)", soft_wrap=True)
-    failed = sum(r["status"] in FAILED for r in records)
+    failed = sum(r["status"] in FAILED for r in records if r["point_id"] in planned)  # a search step's: its search's
     if outcome.interrupted or missing or failed:
         what = f"{missing} point(s) not run" if missing else ""
         what += (", " if what else "") + f"{failed} point(s) failed" if failed else ""

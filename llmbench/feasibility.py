@@ -19,6 +19,8 @@ def _precision(p: RunPoint, device: str | None) -> str | None:
 
 def _batch_limit(p: RunPoint, device: str | None) -> str | None:
     limit = p.decoding.max_batch_size
+    if limit is not None and p.batch_search is not None:
+        return f"{p.decoding.strategy} decoding runs at batch {limit} only: there is no largest batch to search for"
     if limit is not None and p.batch_size > limit:
         return (f"{p.decoding.strategy} decoding runs at batch {limit} only (generate() refuses batch "
                 f"{p.batch_size}); keep it at batch_size {limit} with an exclude or include rule")

@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from llmbench.capacity_figures import roofline, slo_goodput
 from llmbench.memory_figures import decimate, energy_per_token, peak_memory_bars, timeline, timeline_ids  # noqa: F401
 from llmbench.plotting import (  # noqa: F401 - some re-exported for report.py and tests
     LINE_COLORS,
@@ -187,4 +188,6 @@ FIGURES: dict[str, Callable[[list[Run]], go.Figure | str]] = {
     "Memory and power over time": timeline,
     "Energy per token": energy_per_token,
     "Quality vs speed vs memory": quality_pareto,
+    "Roofline: achieved bandwidth and compute against the measured peaks": roofline,
+    "SLO view: goodput against TPOT p90": slo_goodput,
 }

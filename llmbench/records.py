@@ -13,9 +13,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from llmbench import SCHEMA_VERSION
+from llmbench.memory_model import kv_element_bytes
 from llmbench.metrics import CALL_METRICS, kv_cache_mib
 from llmbench.stats import summarize
 from llmbench.sweep import RunPoint
+from llmbench.utilisation import point_utilisation
 from llmbench.validity import validity_flags
 
 # ok: measured; error: raised (or broke the fixed-length promise); oom: ran out of memory; crashed: the
@@ -53,7 +55,7 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
                 sampled: dict[str, Any] | None = None, prompt_tokens_per_sequence: list[int] | None = None,
                 error: dict[str, str] | None = None,
                 reason: str | None = None, cold_start: bool = False,
-                torch_threads: int | None = None) -> dict[str, Any]:
+                torch_threads: int | None = None, peaks: dict[str, Any] | None = None) -> dict[str, Any]:
     assert status in STATUSES, status
     calls, warmup_calls, sampled = calls or [], warmup_calls or [], sampled or {}
     first = (warmup_calls or calls or [{}])[0].get("e2e_ms")
@@ -62,7 +64,7 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
     if device_stats.get("energy_j") is not None and tokens:
         device_stats["energy_per_token_j"] = device_stats["energy_j"] / tokens
     flags, flag_details = validity_flags(calls, device_stats, point.max_cv, point.steady_tolerance)
-    return {
+    record = {
         "schema_version": SCHEMA_VERSION,
         "point_id": point.id,
         "group_id": point.group_id,
@@ -82,7 +84,7 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
         "compile_s": _compile_s(point, first, calls),
         "prompt_tokens_per_sequence": prompt_tokens_per_sequence,
         "fixed_length_ok": _fixed_length_ok(point, calls + warmup_calls),
-        "kv_cache_mib": _kv_mib(point, model, prompt_tokens_per_sequence),
+        "kv_cache_mib": point_kv_cache_mib(point, model, prompt_tokens_per_sequence),
         "memory": sampled.get("memory") or {},
         "device_stats": device_stats,
         "sources": sampled.get("sources") or [],
@@ -96,7 +98,12 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
         "calls": calls,
         "timeline": sampled.get("timeline"),  # the store moves it to timelines.jsonl
         "profile": None,  # a profiled point's tables (llmbench/profiling.py); its files go under profiles/
+        "device_peaks": peaks,  # the device's probe figures (llmbench/roofline.py) the utilisation is judged against
     }
+    record["utilisation"] = point_utilisation(record, peaks) if calls else None
+    if point.search_id is not None:  # a step of a max-batch search (llmbench/batch_search.py)
+        record["search"] = {"search_id": point.search_id}
+    return record
 
 
 def _compile_s(point: RunPoint, first_ms: float | None, calls: list[dict[str, Any]]) -> float | None:
@@ -125,10 +132,11 @@ def _fixed_length_ok(point: RunPoint, calls: list[dict[str, Any]]) -> bool | Non
     return fixed_length_violation(point, calls) is None
 
 
-def _kv_mib(point: RunPoint, model: dict[str, Any] | None, prompt_tokens: list[int] | None) -> float | None:
+def point_kv_cache_mib(point: RunPoint, model: dict[str, Any] | None, prompt_tokens: list[int] | None) -> float | None:
     facts = ("layers", "kv_heads", "head_dim", "kv_bytes_per_element")
     if not model or not prompt_tokens or any(model.get(k) is None for k in facts):
         return None  # a config that does not say its KV shape: no analytic figure, not a crash
     s = max(prompt_tokens)  # the cache holds the padded length for every sequence
-    return kv_cache_mib(model["layers"], model["kv_heads"], model["head_dim"], model["kv_bytes_per_element"],
-                        point.batch_size, point.decoding.beams, s + point.max_new_tokens)
+    element = kv_element_bytes(model["kv_bytes_per_element"], point.cache_implementation)
+    return kv_cache_mib(model["layers"], model["kv_heads"], model["head_dim"], element, point.batch_size,
+                        point.decoding.beams, s + point.max_new_tokens)

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from llmbench.capacity_figures import capacity_section
 from llmbench.figures import FIGURES, Run, timeline_ids
 from llmbench.results import flatten_record, load_records
 from llmbench.store import TIMELINES, read_json
@@ -124,6 +125,8 @@ COLUMNS = (
            "torch_peak_allocated_mib"),
     Column("weights MiB", lambda r: (r.get("model") or {}).get("weights_mib"), "weights_mib", "run"),
     Column("KV cache MiB", lambda r: r.get("kv_cache_mib"), "kv_cache_mib", "run"),
+    Column("MBU", lambda r: (r.get("utilisation") or {}).get("mbu"), "mbu"),
+    Column("MFU", lambda r: (r.get("utilisation") or {}).get("mfu"), "mfu"),
     Column("energy J/token", lambda r: (r.get("device_stats") or {}).get("energy_per_token_j"), "energy_per_token_j"),
     Column("KL mean", lambda r: (r.get("quality") or {}).get("kl_mean"), "kl_mean", "run"),
     Column("top-1 agreement", lambda r: (r.get("quality") or {}).get("top1_agreement"), "top1_agreement", "run"),
@@ -358,6 +361,7 @@ def render_html(runs: list[Run], base: Path | None = None) -> str:
     return template.substitute(
         title=html.escape(f"llmbench report: {names}"), css=(ASSETS / "report.css").read_text(encoding="utf-8"),
         header=_header(runs, terms), table=_table(headers, rows, terms, "summary"), problems=_problems(runs),
+        capacity=capacity_section(runs, lambda heads, cells: _table([(h, "") for h in heads], cells, terms)),
         figures=figures, figure_count=drawn + profile_figures, profiles=profiles, glossary=doc_html,
         plotly_js=plotly_js,
         plotly_template=script_json(pio.templates["plotly_white"].to_plotly_json()),

@@ -39,7 +39,8 @@ def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
     latest = latest_records(records)
     if (path / "run.json").exists():  # plan order, whatever order parallel workers finished in
         order = {pid: i for i, pid in enumerate(read_json(path, "run.json").get("point_ids", []))}
-        latest.sort(key=lambda r: order.get(r["point_id"], len(order)))
+        search = lambda r: (r.get("search") or {}).get("search_id")  # noqa: E731 - a search's steps go with it
+        latest.sort(key=lambda r: order.get(r["point_id"], order.get(search(r), len(order))))
     return latest
 
 
@@ -67,6 +68,8 @@ def flatten_record(r: dict[str, Any]) -> dict[str, Any]:
     row.update(r.get("memory") or {})
     row.update({k: v for k, v in (r.get("device_stats") or {}).items() if not isinstance(v, list | dict)})
     row.update({f"flag_{k}": v for k, v in (r.get("flags") or {}).items()})
+    row.update({k: v for k, v in (r.get("utilisation") or {}).items()})
+    row["search_id"] = (r.get("search") or {}).get("search_id")
     quality = r.get("quality") or {}
     row.update({f"quality_{k}": v for k, v in quality.items() if not isinstance(v, list | dict)})
     for metric, summary in (r.get("summary") or {}).items():

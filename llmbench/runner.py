@@ -5,6 +5,8 @@ Per point: warm-up calls (recorded apart), then measured calls until both `itera
 memory gets status oom (caches are emptied and the group goes on; larger batches of the same shape
 are then skipped unless the scenario says otherwise); one that raises gets status error with the
 calls measured before it; a model that fails to load makes every point of its group an error.
+Before a group's points, the device's peaks are probed (llmbench/roofline.py, cached); a max-batch search
+runs its steps as points through the same path (llmbench/batch_search.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from llmbench.faults import active_faults, inject, slowed
 from llmbench.feasibility import skip_reason
 from llmbench.precision import unavailable_reason
-from llmbench.records import error_info, fixed_length_violation, make_record, utc_now
+from llmbench.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now
 from llmbench.sweep import Group, RunPoint, group_points
 
 # on_event(kind, point, detail): "load_start", "point_start", "call" (detail = calls done), "point_end"
@@ -56,18 +58,21 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
 
         clock, hook = nvtx_tools(loaded, clock, hook)
     tools = (clock, hook, make_instruments(device, group.points[0].sample_interval_ms))
+    peaks = _device_peaks(device, group.precision, loaded.info["dtype"])  # before the points, outside timed calls
     oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
     try:
         for i, point in enumerate(group.points):
             emit("point_start", point, None)
-            shape = _shape(point)
-            reason = skip_reason(point, device_type)
+            shape, reason = _shape(point), skip_reason(point, device_type)
+            if point.batch_search is not None and reason is None:
+                yield from _run_search(loaded, point, tools, emit, peaks, cold_start=(i == 0))
+                continue
             if reason is None and point.skip_larger_after_oom and shape in oom_at and point.batch_size > oom_at[shape]:
                 reason = f"skipped after OOM at batch {oom_at[shape]} with the same shape"
             if reason is not None:
                 record = make_record(point, status="skipped", started_at=utc_now(), device=str(device), reason=reason)
             else:
-                record = run_point(loaded, point, tools, emit, cold_start=(i == 0))
+                record = run_point(loaded, point, tools, emit, cold_start=(i == 0), peaks=peaks)
             if record["status"] == "oom":
                 oom_at[shape] = min(point.batch_size, oom_at.get(shape, point.batch_size))
                 engine.empty_caches(device)
@@ -75,6 +80,46 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
             emit("point_end", point, record["status"])
     finally:
         engine.release(loaded)
+
+
+def _device_peaks(device: Any, precision: str, model_dtype: str) -> dict[str, Any]:
+    from llmbench.roofline import MATMUL_DTYPE, device_peaks
+
+    try:
+        return device_peaks(device, MATMUL_DTYPE.get(precision, model_dtype))
+    except Exception as exc:  # noqa: BLE001 - without peaks a point has no MBU/MFU, and still its timings
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _run_search(loaded: Any, search: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
+                peaks: dict[str, Any], cold_start: bool) -> Iterator[dict[str, Any]]:
+    """A max-batch search (llmbench/batch_search.py): each step a point of its own, then the search's record."""
+    from llmbench import engine
+    from llmbench.batch_search import run_search
+
+    cold = [cold_start]
+
+    def measure(step: RunPoint) -> dict[str, Any]:
+        emit("point_start", step, search.id)  # the supervisor times a step by its search's point_timeout_s
+        record = run_point(loaded, step, tools, emit, cold_start=cold.pop() if cold else False, peaks=peaks)
+        if record["status"] == "oom":
+            engine.empty_caches(loaded.device)
+        emit("point_end", step, record["status"])
+        return record
+
+    yield from run_search(search, measure, _memory_limit(loaded.device))
+    emit("point_end", search, "searched")
+
+
+def _memory_limit(device: Any) -> tuple[float | None, str]:
+    """(MiB, source) a search runs against: a limit LLMBENCH_FAULTS sets, else the device's whole memory."""
+    from llmbench.faults import memory_limit_override
+    from llmbench.roofline import device_memory_mib
+
+    override = memory_limit_override(device, active_faults())
+    if override is not None:
+        return override
+    return device_memory_mib(device), "cuda" if getattr(device, "type", "cpu") == "cuda" else "host"
 
 
 def _shape(point: RunPoint) -> tuple[Any, ...]:
@@ -91,7 +136,7 @@ def _all_points(group: Group, emit: EventHook, **fields: Any) -> Iterator[dict[s
 
 
 def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
-              cold_start: bool = False) -> dict[str, Any]:
+              cold_start: bool = False, peaks: dict[str, Any] | None = None) -> dict[str, Any]:
     from llmbench import engine
 
     clock, hook, instruments = tools
@@ -99,7 +144,7 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
     calls: list[dict[str, Any]] = []
     common = {"started_at": utc_now(), "device": str(loaded.device), "timer": clock.name, "model": loaded.info,
               "torch_threads": _threads(), "load_s": loaded.load_s, "cold_start": cold_start,
-              "warmup_calls": warmup, "calls": calls}
+              "warmup_calls": warmup, "calls": calls, "peaks": peaks}
     try:
         inputs = engine.build_inputs(loaded, point)
         gen_config = engine.make_generation_config(loaded, point)
@@ -112,7 +157,8 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
             clock.reserve(point.max_new_tokens + 2)
         instruments.start_point()
         common["sampled"] = {}  # from here on, an error must still stop the sampler thread
-        inject(point.id, point.batch_size, active_faults())
+        modelled_mib = loaded.info["weights_mib"] + (point_kv_cache_mib(point, loaded.info, prompt_tokens) or 0)
+        inject(point.id, point.batch_size, active_faults(), modelled_mib)
         _measure(loaded, point, (inputs, gen_config, extra), (clock, hook, instruments), warmup, calls, emit)
         common["sampled"] = instruments.stop_point()
     except Exception as exc:  # noqa: BLE001 - the point fails, the sweep goes on

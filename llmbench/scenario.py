@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from llmbench.decoding import DecodingPreset, Greedy
 from llmbench.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gate
@@ -84,6 +84,31 @@ class Prompt(BaseModel):
         "line) or .jsonl (an object per line)."
     )
     field: str = Field(default="prompt", description="JSONL key that holds the prompt text.")
+
+
+class BatchSearch(BaseModel):
+    """A batch size found while running: the largest that fits (llmbench/batch_search.py)."""
+
+    model_config = _Frozen
+
+    search: Literal["max"] = Field(description="max: double from `start` until out of memory, then bisect to the "
+                                   "largest batch that fits.")
+    limit: int = Field(default=1024, gt=0, le=1_000_000, description="Largest batch size tried.")
+    start: int = Field(default=1, gt=0, description="First batch size tried.")
+
+    @property
+    def label(self) -> str:
+        return self.search  # point ids read bs-max
+
+
+def _batch_form(value: Any) -> str:
+    return "batch-search" if isinstance(value, dict | BatchSearch) else "batch-list"
+
+
+# tags pydantic adds to an error's location inside batch_size; not fields, so never shown
+BATCH_TAGS = ("batch-search", "batch-list")
+BatchAxis = Annotated[Annotated[BatchSearch, Tag(BATCH_TAGS[0])] | Annotated[Axis, Tag(BATCH_TAGS[1])],
+                      Discriminator(_batch_form)]
 
 
 class Quality(BaseModel):
@@ -171,7 +196,8 @@ class Scenario(BaseModel):
     precision: Annotated[list[PrecisionName], BeforeValidator(_as_list), Field(min_length=1)] = Field(
         default=["fp32"], description=f"Precisions to sweep: {', '.join(PRECISIONS)}."
     )
-    batch_size: Axis = Field(default=[1], description="Batch sizes to sweep: sequences per generate() call (>= 1).")
+    batch_size: BatchAxis = Field(default=[1], description="Batch sizes to sweep: sequences per generate() call "
+                                  "(>= 1); or {search: max, limit: 1024}: find the largest that fits.")
     prompt: Prompt = Field(default_factory=Prompt, description="Where prompts come from.")
     max_new_tokens: Annotated[list[MaxNewTokens], BeforeValidator(_as_list), Field(min_length=1)] = Field(
         default=[32], description="New tokens per sequence to sweep (>= 1); bounds every call."
@@ -278,7 +304,7 @@ def parse_scenario(source: YamlSource, base_dir: Path) -> Scenario:
 def _problem(source: YamlSource, err: Any) -> Problem:
     from llmbench.decoding import STRATEGIES
 
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in BATCH_TAGS)))
     message, hint = _explain(err, loc)
     shown = tuple(p for i, p in enumerate(loc) if not (p in STRATEGIES and i and isinstance(loc[i - 1], int)))
     return Problem(source.file, source.line_of(loc), format_path(shown), message, hint)

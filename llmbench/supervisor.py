@@ -22,6 +22,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from llmbench.batch_search import in_flight_step, note_record
 from llmbench.records import make_record, utc_now
 from llmbench.sweep import RunPoint, group_points
 
@@ -216,14 +217,15 @@ class Supervisor:
             self.outcome.refused = self.outcome.refused or self.check_env(msg[1])
         elif kind == "event":
             _, event, point_id, detail = msg
-            if event == "point_start":
-                w.in_flight, w.deadline = point_id, time.monotonic() + w.points[point_id].point_timeout_s
+            if event == "point_start":  # a search step has no entry of its own: its search (detail) sets the limit
+                point = w.points.get(point_id) or w.points[detail]
+                w.in_flight, w.deadline = point_id, time.monotonic() + point.point_timeout_s
             elif event == "load_start":
                 w.in_flight = "load"
             self.on_event(event, point_id, detail)
         elif kind == "record":
             record = msg[1]
-            w.points.pop(record["point_id"], None)
+            note_record(w.points, record)
             w.in_flight, w.deadline = None, time.monotonic() + _idle_limit(w)
             self.on_record(record)
         return kind == "done"
@@ -239,10 +241,11 @@ class Supervisor:
         error = {"type": {"crashed": "WorkerCrashed", "timeout": "PointTimeout"}[status], "message": message,
                  "stderr_tail": _tail(w.stderr)}
         for pid in victims:
-            point = w.points.pop(pid)
+            point = w.points.pop(pid, None) or in_flight_step(w.points, pid)  # a search step: its search goes on
             self.on_event("point_start", pid, None)
             record = make_record(point, status=status, started_at=w.started_at, error=error)
             record["worker"] = {"pid": w.process.pid, "slot": w.slot, "exitcode": w.process.exitcode}
+            note_record(w.points, record)
             self.on_record(record)
             self.on_event("point_end", pid, status)
         return list(w.points.values())

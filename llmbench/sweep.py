@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from llmbench.decoding import DecodingPreset
-from llmbench.scenario import ModelSpec, Prompt, Rule, Scenario
+from llmbench.scenario import BatchSearch, ModelSpec, Prompt, Rule, Scenario
 
 AXES = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding",
         "cache_implementation", "attn_implementation", "compile", "api")
@@ -64,6 +64,11 @@ class RunPoint:
     max_time_s: float | None
     nvtx: bool = False  # NVTX ranges in every call (CUDA only)
     profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
+    # a max-batch search (llmbench/batch_search.py): the search's own point carries its form and the outcomes known
+    # so far, as (batch size, status) pairs; each batch it tries is a point of its own, whose search_id is the search's
+    batch_search: BatchSearch | None = None
+    search_trials: tuple[tuple[int, str], ...] = ()
+    search_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -119,9 +124,10 @@ def _options(c: dict[str, Any], axes: tuple[str, ...]) -> str:
 
 
 def point_id(c: dict[str, Any], prompt: Prompt) -> str:
-    s = c["input_tokens"]
+    s, b = c["input_tokens"], c["batch_size"]
+    batch = f"bs-{b.label}" if isinstance(b, BatchSearch) else f"bs{b}"
     prompt_part = f"in{s}" if s is not None else f"in-{Path(prompt.path or 'file').stem}"
-    base = f"{c['model']}/{c['precision']}/bs{c['batch_size']}/{prompt_part}/out{c['max_new_tokens']}/{c['decoding']}"
+    base = f"{c['model']}/{c['precision']}/{batch}/{prompt_part}/out{c['max_new_tokens']}/{c['decoding']}"
     return base + _options(c, ("cache_implementation", "attn_implementation", "compile", "api"))
 
 
@@ -157,7 +163,7 @@ def _axis_values(s: Scenario) -> dict[str, list[Any]]:
     return {
         "model": [m.label for m in s.models],
         "precision": list(s.precision),
-        "batch_size": list(s.batch_size),
+        "batch_size": [s.batch_size] if isinstance(s.batch_size, BatchSearch) else list(s.batch_size),
         "input_tokens": list(s.prompt.input_tokens) if s.prompt.kind == "synthetic" else [None],
         "max_new_tokens": list(s.max_new_tokens),
         "decoding": [d.label for d in s.decoding],
@@ -179,6 +185,8 @@ def _matches(combo: dict[str, Any], rule: Rule) -> bool:
 def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: DecodingPreset) -> RunPoint:
     axes = {k: c[k] for k in AXES if k not in ("model", "decoding")}
     profile = s.profile if s.profile is not None and profile_matches(s.profile.points, pid) else None
+    if isinstance(c["batch_size"], BatchSearch):  # the search's own point: it starts at `start`
+        axes.update(batch_size=c["batch_size"].start, batch_search=c["batch_size"])
     return RunPoint(id=pid, group_id=group_id(c), model=model, decoding=preset, **axes, profile=profile,
                     **{k: getattr(s, k) for k in SETTINGS})
 

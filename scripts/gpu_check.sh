@@ -30,7 +30,7 @@ pydantic.__version__)" || echo "bitsandbytes or pydantic missing: int8/int4 poin
   status=0; sweep=0; gate=0
   if want tests; then
     echo "== pytest -m gpu"
-    timeout 150 python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests/ 2>&1 | grep -v "^PASSED" | tail -n 60
+    timeout 200 python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests/ 2>&1 | grep -v "^PASSED" | tail -n 60
     status=${PIPESTATUS[0]}
   fi
   if want overhead; then
@@ -50,6 +50,8 @@ pydantic.__version__)" || echo "bitsandbytes or pydantic missing: int8/int4 poin
     echo "== sweep: scenarios/gpu-check.yaml"
     timeout 330 python3 -m llmbench run scenarios/gpu-check.yaml --out "$OUT_DIR/runs"
     sweep=$?
+    echo "== capacity: memory model, capacity table, device probes, MBU/MFU of the sweep"
+    for d in "$OUT_DIR"/runs/*_gpu-check; do timeout 60 python3 -m llmbench capacity "$d"; done
   fi
   echo "== pytest exit $status, sweep exit $sweep, gate A/A exit $gate"
   [ "$status" -eq 0 ] && [ "$sweep" -eq 0 ] && [ "$gate" -eq 0 ]

@@ -90,7 +90,18 @@ def test_a_figure_that_cannot_be_drawn_is_reported_on_the_page(tmp_path: Path):
     def break_one(text: str) -> str:
         return re.sub(r"(data-target='fig-ttft_tpot'>)\{", r"\1{oops", text, count=1)
 
-    dom = dump_dom(instrumented(tmp_path, break_one), tmp_path)
+    page = instrumented(tmp_path, break_one)
+    figures = int(re.search(r'name="llmbench-figures" content="(\d+)"', page.read_text()).group(1))
+    dom = dump_dom(page, tmp_path)
     errors = re.search(r'<ul id="script-errors">(.*?)</ul>', dom, re.S)
     assert errors and "fig-ttft_tpot" in errors.group(1)
-    assert dom.count('class="plot-container') == 7  # the others are still drawn
+    assert dom.count('class="plot-container') == figures - 1  # the others are still drawn
+
+
+def test_the_capacity_figures_draw_from_a_search_run(tmp_path: Path):
+    page = render_report([RUN_SMALL.parent / "run_search"], tmp_path / "report.html")
+    page.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + HOOKS, 1), encoding="utf-8")
+    figures = int(re.search(r'name="llmbench-figures" content="(\d+)"', page.read_text()).group(1))
+    dom = dump_dom(page, tmp_path)
+    assert figures >= 8 and dom.count('class="plot-container') == figures
+    assert html_attr(dom, "data-test-errors") is None and "Max-batch searches" in dom

@@ -13,20 +13,21 @@ HEAVY = ("torch", "transformers", "pynvml", "bitsandbytes", "pandas")
 # stage order, left to right; a module may import modules of its own stage or stages to its left
 STAGES = [
     {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity", "trace_summary",
-     "snapshots", "gates"},
+     "snapshots", "gates", "memory_model", "utilisation"},
     {"scenario", "checks", "sweep", "feasibility"},  # inert configuration, expanded into points
-    {"records"},  # the plain data that comes out of the worker
+    {"records", "batch_search"},  # the plain data that comes out of the worker, and the search over it
     {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "environment", "faults", "runner",
-     "worker", "quality", "smollm2", "profiling"},
+     "worker", "quality", "smollm2", "profiling", "roofline"},
     {"store", "fingerprint", "sharding", "baselines"},
-    {"results", "compare", "compare_output", "console", "plotting", "memory_figures", "figures", "profile_report",
-     "report", "supervisor", "merging", "interleave", "execution", "cli", "__main__"},
+    {"results", "compare", "compare_output", "tables", "slo", "capacity", "console", "plotting", "memory_figures",
+     "capacity_figures", "figures", "profile_report", "report", "supervisor", "merging", "interleave", "execution",
+     "cli", "__main__"},
 ]
 MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
-             "quality", "smollm2", "profiling"}
+             "quality", "smollm2", "profiling", "roofline"}
 # read records only: never torch, never the measuring side
-READERS = {"results", "compare", "compare_output", "console", "plotting", "memory_figures", "figures",
-           "profile_report", "report"}
+READERS = {"results", "compare", "compare_output", "tables", "slo", "capacity", "console", "plotting",
+           "memory_figures", "capacity_figures", "figures", "profile_report", "report"}
 
 
 def stage_of(module: str) -> int:
@@ -63,7 +64,8 @@ def test_readers_never_touch_the_measuring_side():
 
 def test_importing_the_package_and_the_cli_loads_nothing_heavy():
     modules = ["llmbench", "llmbench.cli", "llmbench.scenario", "llmbench.sweep", "llmbench.store",
-               "llmbench.records", "llmbench.results", "llmbench.console", "llmbench.execution"]
+               "llmbench.records", "llmbench.results", "llmbench.console", "llmbench.execution", "llmbench.capacity",
+               "llmbench.batch_search"]
     code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint([h for h in {HEAVY!r} if h in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,0 +1,118 @@
+"""Capacity planning and the SLO view from hand-made records, against hand-computed numbers; the command on the
+checked-in run directories."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from llmbench.capacity import capacity_report, capacity_table, interpolate, memory_models, search_table
+from llmbench.slo import SLO, devices_needed, frontier, goodput_table
+
+DATA = Path(__file__).parent / "data"
+KV_BYTES = 2 * 4 * 4 * 32 * 4  # tiny-llama fp32: 4096 bytes per token
+
+
+def stats(median: float, p90: float | None = None, p99: float | None = None) -> dict:
+    return {"median": median, "p90": p90 if p90 is not None else median, "p99": p99 if p99 is not None else median}
+
+
+def record(batch: int, *, precision: str = "fp32", peak: float | None = None, tps: float = 100.0, ttft: float = 10.0,
+           tpot: float = 5.0, e2e_tps: float | None = None, status: str = "ok") -> dict:
+    """A point of 8 prompt + 4 new tokens (12 per sequence); host RSS peak 450 + 0.03 MiB per cached token."""
+    tokens = batch * 12
+    return {
+        "point_id": f"m/{precision}/bs{batch}/in8/out4/greedy", "status": status,
+        "point": {"model": "m", "precision": precision, "batch_size": batch, "input_tokens": 8, "max_new_tokens": 4,
+                  "decoding": "greedy", "num_beams": 1, "cache_implementation": "dynamic"},
+        "prompt_tokens_per_sequence": [8] * batch,
+        "model": {"weights_mib": 16.0, "layers": 4, "kv_heads": 4, "head_dim": 32, "kv_bytes_per_element": 4},
+        "memory": {"host_rss_peak_mib": peak if peak is not None else 450 + 0.03 * tokens},
+        "calls": [{}] if status == "ok" else [],
+        "summary": {"decode_tokens_per_s": stats(tps), "ttft_ms": stats(ttft, ttft * 1.5, ttft * 2),
+                    "tpot_ms": stats(tpot, tpot * 1.5, tpot * 2), "e2e_tokens_per_s": stats(e2e_tps or tps / 2)},
+    }
+
+
+SWEEP = [record(b, tps=100.0 * b, ttft=2.0 * b, tpot=1.0 + b) for b in (1, 2, 4, 8)]
+
+
+def test_memory_model_is_fitted_to_the_peaks_per_series():
+    (key, (model, source)), = memory_models(SWEEP).items()
+    assert key == "m/fp32" and source == "host RSS" and model.source == "fit"
+    assert model.base_mib == pytest.approx(450) and model.per_token_mib == pytest.approx(0.03)
+    assert model.kv_per_token_mib == KV_BYTES / 2**20 and model.workspace_mib == pytest.approx(434)
+    assert model.fit.n == 4 and model.fit.rms_error_mib == pytest.approx(0, abs=1e-9)
+
+
+def test_capacity_table_largest_batch_cache_tokens_and_the_throughput_estimate():
+    table = capacity_table(SWEEP, memory_gib=(24, 0.5), context=4096)
+    big, small = table.rows
+    expected = math.floor((24 * 1024 - 450) / (0.03 * 4096))  # 196
+    assert big[:4] == ["m/fp32", "24", f"{expected}", f"{math.floor((24 * 1024 - 450) / 0.03):,}"]
+    assert big[4] == "~800 *" and big[5] == "in8/out4/greedy"  # beyond bs8: bs8's value, held flat, starred
+    assert small[2] == "0" and small[4] == "–"  # 512 MiB leaves no room for a 4096-token sequence
+    assert any(n.startswith("*") for n in table.notes)
+
+
+def test_interpolation_is_linear_in_log2_batch():
+    curve = [(1, 100.0), (4, 400.0), (16, 1000.0)]
+    assert interpolate(curve, 2) == (250.0, False)  # halfway between 1 and 4 on a log2 axis
+    assert interpolate(curve, 8) == (700.0, False)
+    assert interpolate(curve, 4) == (400.0, False)
+    assert interpolate(curve, 64) == (1000.0, True) and interpolate(curve, 0) == (None, False)
+
+
+def test_slo_picks_the_fastest_point_within_both_limits_and_counts_devices():
+    # TPOT p90 = 1.5 * (1 + b): 3, 4.5, 7.5, 13.5; TTFT p90 = 3 * b: 3, 6, 12, 24
+    table = goodput_table(SWEEP, SLO(ttft_ms=12, tpot_ms=8, percentile="p90"), target_tokens_per_s=1000)
+    (row,) = table.rows
+    assert row[1] == "bs4 in8/out4/greedy" and row[4] == "200" and row[5] == "5"  # ⌈1000 / 200⌉
+    strict = goodput_table(SWEEP, SLO(tpot_ms=1, percentile="p99"))
+    assert strict.rows[0][1] == "none meets the limits"
+    assert devices_needed(1000, 300) == 4 and devices_needed(None, 300) is None
+
+
+def test_frontier_drops_points_beaten_on_every_axis():
+    slow = record(16, tps=100, ttft=50, tpot=20)  # slower and less throughput than bs8: dominated
+    front = frontier([*SWEEP, slow], "p90")
+    assert [r["point"]["batch_size"] for r in front] == [1, 2, 4, 8]
+
+
+def test_search_prediction_from_the_calibrated_model_and_the_analytic_one():
+    search = {**record(1), "point_id": "m/fp32/bs-max/in8/out4/greedy", "calls": [], "summary": {},
+              "search_result": {"boundary_batch_size": 40, "first_failed_batch_size": 41, "exact": True,
+                                "memory_limit_mib": 450 + 0.03 * 12 * 50, "memory_limit_source": "host",
+                                "trials": [[1, "ok"]] * 12}}
+    (row,) = search_table([*SWEEP, search]).rows
+    assert row[2:7] == ["40", "41", "yes", "50", "+25.0%"] and row[7] == "fit"  # the fit predicts 50
+    artificial = {**search, "search_result": {**search["search_result"], "memory_limit_source": "artificial",
+                                              "memory_limit_mib": 16.0 + 40.5 * 12 * KV_BYTES / 2**20}}
+    (row,) = search_table([*SWEEP, artificial]).rows
+    assert row[5:8] == ["40", "+0.0%", "analytic"]
+
+
+def test_old_records_without_the_new_facts_still_plan():
+    """tests/data/run_small predates the linear counts and the probes: memory model and capacity, no MBU."""
+    from llmbench.results import load_records
+
+    titles = [t.title for t in capacity_report(load_records(DATA / "run_small"))]
+    assert titles[:2] == ["Memory model: peak ≈ a + b · tokens in the cache (B · beams · (S + N))",
+                          "Capacity at 4096 tokens per sequence"]
+    assert not any(t.startswith("Utilisation") or t.startswith("Device probes") for t in titles)
+
+
+def test_capacity_command(tmp_path):
+    run = [sys.executable, "-m", "llmbench", "capacity", str(DATA / "run_small"), "--gpu-memory", "24,80",
+           "--context", "2048", "--slo-tpot-ms", "10", "--target-tokens-per-s", "5000"]
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Capacity at 2048 tokens per sequence" in proc.stdout and "SLO: TPOT p90 ≤ 10 ms" in proc.stdout
+    bad = subprocess.run(run[:5] + ["--gpu-memory", "24,x"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--gpu-memory" in bad.stderr
+    missing = subprocess.run(run[:4] + [str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no records.jsonl" in missing.stderr
