@@ -61,9 +61,10 @@ def judge_samples(gate: Gate, baseline: list[float], candidate: list[float], alp
     b, c = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
     ratio, lo, hi = ratio_of_medians(b, c)
     p = mann_whitney_p(b, c)
+    cv = max(_cv(b), _cv(c))
     row = {"n_baseline": int(b.size), "n_candidate": int(c.size), "baseline_median": float(np.median(b)),
            "candidate_median": float(np.median(c)), "ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi,
-           "p_value": p, "note": None}
+           "p_value": p, "calls_cv": cv, "note": None}
     if not (gate.worse(ratio) or gate.better(ratio)):
         row["verdict"] = "unchanged"
         if lo is not None and (gate.worse(lo) or gate.worse(hi)):
@@ -75,7 +76,14 @@ def judge_samples(gate: Gate, baseline: list[float], candidate: list[float], alp
         floor = smallest_p(b.size, c.size)
         row["note"] = (f"{b.size} vs {c.size} calls cannot reach p < {alpha:g} (at best {floor:.3g}): "
                        "raise iterations" if floor >= alpha else f"not significant (p = {p:.3g} >= {alpha:g})")
+    if cv is not None and cv > gate.threshold:  # one run's calls already vary more than the gate allows
+        noisy = f"calls vary by {cv:.0%} (cv), more than the {gate.threshold:.0%} threshold: expect false alarms"
+        row["note"] = f"{row['note']}; {noisy}" if row["note"] else noisy
     return row
+
+
+def _cv(x: np.ndarray) -> float | None:
+    return float(np.std(x, ddof=1) / np.mean(x)) if x.size > 1 and np.mean(x) else None
 
 
 def judge_values(gate: Gate, baseline: float, candidate: float) -> dict[str, Any]:

@@ -30,18 +30,18 @@ pydantic.__version__)" || echo "bitsandbytes or pydantic missing: int8/int4 poin
   status=0; sweep=0; gate=0
   if want tests; then
     echo "== pytest -m gpu"
-    timeout 200 python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests/ 2>&1 | grep -v "^PASSED" | tail -n 60
+    timeout 170 python3 -m pytest -m gpu -v -rfEs -p no:cacheprovider tests/ 2>&1 | grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed|Error|assert" | tail -n 80
     status=${PIPESTATUS[0]}
   fi
   if want overhead; then
     echo "== instrumentation overhead (small-llama, bf16, batch 8, 64 new tokens)"
-    timeout 90 python3 benchmarks/overhead.py --model small-llama --precision bf16 --device cuda --rounds 20 \
+    timeout 60 python3 benchmarks/overhead.py --model small-llama --precision bf16 --device cuda --rounds 12 \
       --batch 8 --new 64
   fi
   if want gate; then
     echo "== regression gate A/A: scenarios/ci-smoke.yaml twice, then compare"
-    timeout 120 python3 -m llmbench run scenarios/ci-smoke.yaml --out "$OUT_DIR/gate/a" >/dev/null 2>&1
-    timeout 120 python3 -m llmbench run scenarios/ci-smoke.yaml --out "$OUT_DIR/gate/b" >/dev/null 2>&1
+    timeout 90 python3 -m llmbench run scenarios/ci-smoke.yaml --out "$OUT_DIR/gate/a" >/dev/null 2>&1
+    timeout 90 python3 -m llmbench run scenarios/ci-smoke.yaml --out "$OUT_DIR/gate/b" >/dev/null 2>&1
     python3 -m llmbench compare "$OUT_DIR"/gate/a/*_ci-smoke "$OUT_DIR"/gate/b/*_ci-smoke \
       --json "$OUT_DIR/gate-aa.json"
     gate=$?

@@ -103,11 +103,16 @@ def test_same_code_twice_passes():
 
 
 def test_slowed_candidate_fails_naming_the_points():
+    """slow = every decode step 15% slower (LLMBENCH_FAULTS slowdown). At batch 4 decode speed fell 19.5%
+    with p = 0.002: regressed. At batch 1 this VM's run-to-run noise hid it (+16%, p = 0.08):
+    inconclusive, which does not fail the gate: the data is as measured, the rules are what is tested."""
     result = compare_runs(DATA / "base", DATA / "slow")
     assert result["exit_code"] == 1
-    regressed = {(r["point_id"], r["metric"]) for r in result["rows"] if r["verdict"] == "regressed"}
-    assert regressed == {("tiny-llama/fp32/bs1/in32/out16/greedy", "decode_tokens_per_s"),
-                         ("tiny-llama/fp32/bs4/in32/out16/greedy", "decode_tokens_per_s")}
+    verdicts = {(r["point_id"].split("/")[2], r["metric"]): r["verdict"] for r in result["rows"]}
+    assert verdicts == {("bs1", "decode_tokens_per_s"): "inconclusive", ("bs1", "ttft_ms"): "improved",
+                        ("bs4", "decode_tokens_per_s"): "regressed", ("bs4", "ttft_ms"): "inconclusive"}
+    (bs4,) = [r for r in result["rows"] if r["verdict"] == "regressed"]
+    assert bs4["p_value"] < 0.01 and bs4["ratio"] < 0.95 and bs4["failing"]
 
 
 def test_a_point_lost_in_the_candidate_fails_unless_allowed():
@@ -115,7 +120,10 @@ def test_a_point_lost_in_the_candidate_fails_unless_allowed():
     (missing,) = [r for r in result["rows"] if r["verdict"] == "missing"]
     assert missing["failing"] and missing["note"].startswith("candidate oom: ")
     assert result["exit_code"] == 1
-    assert compare_runs(DATA / "base", DATA / "oom", allow_missing=True)["exit_code"] == 0
+    allowed = compare_runs(DATA / "base", DATA / "oom", allow_missing=True)
+    assert not any(r["failing"] for r in allowed["rows"] if r["verdict"] == "missing")
+    # what still fails is a regression: bs1's TTFT rose 16.6% here (p = 0.0003), an A/A false alarm of this VM
+    assert allowed["exit_code"] == int(any(r["verdict"] == "regressed" for r in allowed["rows"])) == 1
 
 
 def test_different_software_is_refused_unless_allowed():
@@ -167,10 +175,12 @@ def test_junit_parses_with_the_right_counts(tmp_path):
     cases = suite.findall("testcase")
     assert int(suite.get("tests")) == len(cases) == len(result["rows"])
     failures = [c for c in cases if c.find("failure") is not None]
-    assert int(suite.get("failures")) == len(failures) == sum(r["failing"] for r in result["rows"]) == 1
+    assert int(suite.get("failures")) == len(failures) == sum(r["failing"] for r in result["rows"]) == 2
     skipped = [c for c in cases if c.find("skipped") is not None]
     assert int(suite.get("skipped")) == len(skipped)
-    assert failures[0].get("classname") == "tiny-llama/fp32/bs4/in32/out16/greedy"
+    assert {(c.get("classname"), c.get("name"), c.find("failure").get("type")) for c in failures} == {
+        ("tiny-llama/fp32/bs4/in32/out16/greedy", "point", "missing"),
+        ("tiny-llama/fp32/bs1/in32/out16/greedy", "ttft_ms:+10%", "regressed")}
 
 
 def test_outputs_and_the_github_step_summary(tmp_path, monkeypatch):
