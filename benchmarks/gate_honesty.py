@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +68,8 @@ def main() -> None:
     normal = [_run_dir(a.work, f"n{i}") for i in range(a.repetitions + 1)]
     slow = [_run_dir(a.work, f"s{i}") for i in range(1, a.repetitions + 1)]
     report(normal, slow, a.slowdown)
+    for rounds in (2, 3):
+        report_pooled(normal, slow, rounds, a.work)
 
 
 def _run_dir(work: Path, tag: str) -> Path:
@@ -111,6 +114,31 @@ def report(normal: list[Path], slow: list[Path], slowdown: float) -> None:
         hit = sum(r["verdict"] == "regressed" for r in dec)
         print(f"| -{d}% | +{t}% | {fa}/{len(rows)} ({100 * fa / len(rows):.1f}%) | "
               f"{sum(c['exit_code'] for c in aa)}/{len(aa)} | {hit}/{len(dec)} ({100 * hit / len(dec):.0f}%) |")
+
+
+def report_pooled(normal: list[Path], slow: list[Path], rounds: int, work: Path) -> None:
+    """What `llmbench interleave --rounds R` would give from these runs: each side pools R runs that
+    alternate in time with the other side's (n and s runs alternate; A/A pairs use alternate n runs)."""
+    from llmbench.compare import compare_runs
+    from llmbench.interleave import pool_runs
+
+    out = work / f"pooled-{rounds}"
+    shutil.rmtree(out, ignore_errors=True)
+    aa, ab, k = [], [], 0
+    for start in range(0, len(normal) - 2 * rounds + 1, 2 * rounds):  # disjoint windows: independent comparisons
+        a, b = normal[start:start + 2 * rounds:2], normal[start + 1:start + 2 * rounds:2]
+        aa.append(compare_runs(pool_runs(a, out / f"aa{k}a"), pool_runs(b, out / f"aa{k}b")))
+        k += 1
+    for start in range(0, len(slow) - rounds + 1, rounds):
+        base = pool_runs(normal[start:start + rounds], out / f"ab{start}a")
+        ab.append(compare_runs(base, pool_runs(slow[start:start + rounds], out / f"ab{start}b")))
+    rows = [r for c in aa for r in c["rows"]]
+    fa = sum(r["verdict"] == "regressed" for r in rows)
+    dec = [r for c in ab for r in c["rows"] if r["metric"] == "decode_tokens_per_s"]
+    hit = sum(r["verdict"] == "regressed" for r in dec)
+    print(f"pooled, {rounds} interleaved runs a side, default gates: A/A {fa}/{len(rows)} false alarms "
+          f"({100 * fa / max(len(rows), 1):.1f}%, {len(aa)} comparisons); slowdown caught {hit}/{len(dec)} "
+          f"({100 * hit / max(len(dec), 1):.0f}%, {len(ab)} comparisons)")
 
 
 if __name__ == "__main__":

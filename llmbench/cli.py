@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
+from typing import Any, Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
 
 import typer
 from rich.markup import escape
@@ -133,6 +133,8 @@ def run(
                                        "model groups."),
     nvtx: bool = typer.Option(False, "--nvtx", help="NVTX ranges around prefill, each decode step and the sampling "
                               "in every call, for `nsys profile llmbench run ...` (CUDA only)."),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="Run the scenario this many times and pool every "
+                               "measured call into one run directory (outvotes bursts of noise; for gates)."),
     against: Optional[str] = typer.Option(None, "--against", help="After the run, compare it with this saved "  # noqa: UP045
                                           "baseline (or run directory) and exit as `llmbench compare` does."),
     metric: list[str] = METRIC,
@@ -172,13 +174,35 @@ def run(
     except ShardError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
-    made: list[Path] = []
-    code = execute_run(scenario, path, out_root, resume=resume, shard=shard_kn, parallel_gpus=parallel_gpus,
-                       made=made)
-    if against is None or not made or code == 2:
+    def once(root: Path) -> tuple[int, Path | None]:
+        made: list[Path] = []
+        code = execute_run(scenario, path, root, resume=resume, shard=shard_kn, parallel_gpus=parallel_gpus,
+                           made=made)
+        return code, (made[0] if made else None)
+
+    if rounds > 1 and (resume is not None or shard_kn is not None):
+        err.print("[red]--rounds[/] makes a new pooled run: it does not combine with --resume or --shard")
+        raise typer.Exit(2)
+    code, run_dir = once(out_root) if rounds == 1 else _pooled_rounds(once, rounds, out_root, scenario.name)
+    if against is None or run_dir is None or code == 2:
         raise typer.Exit(code)
-    err.print(f"gating {made[0]} against {against}", soft_wrap=True)
-    raise typer.Exit(gate(against, made[0], metric, alpha, allow_mismatch, False, store, markdown, junit, json_out))
+    err.print(f"gating {run_dir} against {against}", soft_wrap=True)
+    raise typer.Exit(gate(against, run_dir, metric, alpha, allow_mismatch, False, store, markdown, junit, json_out))
+
+
+def _pooled_rounds(once: Any, rounds: int, out_root: Path, name: str) -> tuple[int, Path | None]:
+    from llmbench.interleave import measure_rounds
+
+    code, pooled = measure_rounds(once, rounds, out_root, name)
+    if pooled is not None:
+        try:  # the pooled records are on disk: a failed report must not fail the run
+            from llmbench.report import render_report
+
+            render_report([pooled], pooled / "report.html")
+        except Exception as exc:  # noqa: BLE001
+            err.print(f"[yellow]report.html not written[/]: {escape(str(exc))}", soft_wrap=True)
+        out.print(f"pooled run directory ({rounds} rounds, every measured call): [bold]{pooled}[/]", soft_wrap=True)
+    return code, pooled
 
 
 @app.command()

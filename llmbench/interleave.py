@@ -1,7 +1,8 @@
-"""Interleaved A/B runs: one scenario run alternately by two Python environments on one machine (say two
-virtualenvs holding two git refs of the code under test), in ABBA order, so that slow drift (heat, clocks,
-other tenants) lands on both sides alike. Each side's rounds are then pooled into one run directory, every
-measured call kept, and the pooled runs are compared like any two runs.
+"""Rounds: one scenario measured several times and pooled, every measured call kept, so that a burst of
+noise that hit one point in one run is outvoted (`llmbench run --rounds R`). Interleaved A/B runs: one
+scenario run alternately by two Python environments on one machine (say two virtualenvs holding two git
+refs of the code under test), in ABBA order, so that slow drift (heat, clocks, other tenants) lands on
+both sides alike; each side's rounds are pooled and the pooled runs compared like any two runs.
 
 The parent waits on each child run (subprocess.run blocks; it never polls), so it costs the measured
 process nothing.
@@ -17,7 +18,7 @@ from typing import Any
 
 from llmbench.records import summarize_calls
 from llmbench.results import load_records
-from llmbench.store import RECORDS, RecordWriter, read_json, write_json
+from llmbench.store import RECORDS, RecordWriter, create_run_dir, read_json, write_json
 
 SIDES = ("baseline", "candidate")
 COPIED = ("env.json", "run.json", "scenario.json", "scenario.yaml")
@@ -44,7 +45,9 @@ def run_round(python: str, scenario: Path, out_dir: Path, extra: list[str]) -> t
 def pool_runs(run_dirs: list[Path], out_dir: Path) -> Path:
     """One run directory whose record per point holds the measured calls of every round where it was ok
     (summaries recomputed from them); peaks are the largest of the rounds. env/scenario from the first."""
-    out_dir.mkdir(parents=True, exist_ok=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / RECORDS).exists():
+        raise ValueError(f"{out_dir} already holds records")
     pooled: dict[str, dict[str, Any]] = {}
     for k, run_dir in enumerate(run_dirs, 1):
         for r in load_records(run_dir):
@@ -75,6 +78,22 @@ def _absorb(into: dict[str, Any], r: dict[str, Any], k: int) -> None:
         mine = into["memory"].get(key)
         if value is not None and (mine is None or value > mine):
             into["memory"][key] = value
+
+
+def measure_rounds(execute: Callable[[Path], tuple[int, Path | None]], rounds: int, out_root: Path,
+                   name: str) -> tuple[int, Path | None]:
+    """`execute(root)` runs the scenario once into a new run directory under root: (exit code, its run
+    directory). Rounds go to <time>_<name>-rounds/round-K/, the pooled run to <time>_<name>/. The exit code
+    is the worst round's (2 stops at once)."""
+    pooled = create_run_dir(out_root, name)
+    made, worst = [], 0
+    for k in range(1, rounds + 1):
+        code, run_dir = execute(Path(f"{pooled}-rounds") / f"round-{k}")
+        worst = max(worst, code)
+        if code == 2 or run_dir is None:
+            return 2, None
+        made.append(run_dir)
+    return worst, pool_runs(made, pooled)
 
 
 def run_interleaved(scenario: Path, pythons: dict[str, str], rounds: int, out_root: Path,

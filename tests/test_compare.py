@@ -273,16 +273,20 @@ def test_run_against_a_saved_baseline(tmp_path, monkeypatch):
     (first,) = (tmp_path / "a").iterdir()
     assert runner.invoke(app, ["baseline", "save", str(first), "--name", "main", "--store", str(store)]).exit_code == 0
     # thresholds no honest noise reaches: this gate must pass; the JSON says what was compared
-    res = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "b"), "--against", "main", "--store",
-                              str(store), "--metric", "ttft_ms:+300%", "--metric", "decode_tokens_per_s:-75%",
-                              "--json", str(tmp_path / "gate.json")])
+    # two rounds pooled into one run directory, then gated
+    res = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "b"), "--rounds", "2", "--against", "main",
+                              "--store", str(store), "--metric", "ttft_ms:+300%", "--metric",
+                              "decode_tokens_per_s:-75%", "--json", str(tmp_path / "gate.json")])
     assert res.exit_code == 0, res.output
+    pooled, rounds = sorted((tmp_path / "b").iterdir())
+    assert rounds.name == pooled.name + "-rounds" and sorted(p.name for p in rounds.iterdir()) == ["round-1", "round-2"]
+    assert (pooled / "report.html").exists() and load_records(pooled)[0]["rounds"] == [1, 2]
     result = json.loads((tmp_path / "gate.json").read_text())
-    assert result["baseline"]["baseline_name"] == "main"
+    assert result["baseline"]["baseline_name"] == "main" and result["candidate"]["path"] == str(pooled)
     assert [(r["point_id"], r["metric"]) for r in result["rows"]] == [
         ("tiny-llama/fp32/bs1/in16/out8/greedy", "ttft_ms"), ("tiny-llama/fp32/bs1/in16/out8/greedy",
                                                              "decode_tokens_per_s")]
-    assert all(r["n_baseline"] == r["n_candidate"] == 6 for r in result["rows"])
+    assert all(r["n_baseline"] == 6 and r["n_candidate"] == 12 for r in result["rows"])
     bad = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "c"), "--against", "nope", "--store",
                               str(store)])
     assert bad.exit_code == 2 and "saved: main" in bad.output
