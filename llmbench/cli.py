@@ -17,7 +17,19 @@ import typer
 from rich.markup import escape
 
 from llmbench.console import err, out, print_plan, print_problems, print_tables
-from llmbench.gates import DEFAULT_ALPHA, DEFAULT_GATES
+from llmbench.gate_commands import (
+    ALLOW_MISMATCH,
+    ALPHA,
+    JSON_OUT,
+    JUNIT,
+    MARKDOWN,
+    METRIC,
+    STORE,
+    baseline_app,
+    compare,
+    gate,
+    interleave,
+)
 from llmbench.sourcemap import ScenarioError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0],
@@ -84,39 +96,6 @@ def schema() -> None:
     from llmbench.scenario import Scenario
 
     print(json.dumps(Scenario.model_json_schema(), indent=2))
-
-
-METRIC = typer.Option([], "--metric", "-m", help="Gate METRIC:+N% (lower is better) or METRIC:-N% (higher is "
-                      "better), repeatable; default: the scenario's compare block, else " + ", ".join(DEFAULT_GATES))
-ALPHA = typer.Option(None, "--alpha", help=f"Significance level (default: the scenario's, else {DEFAULT_ALPHA}).")
-ALLOW_MISMATCH = typer.Option(False, "--allow-mismatch", help="Compare even if GPU, driver, CUDA, torch or "
-                              "transformers differ.")
-STORE = typer.Option(None, "--store", help="Baseline store folder (default: $LLMBENCH_BASELINES, else ./baselines).")
-MARKDOWN = typer.Option(None, "--markdown", help="Write the comparison as markdown (also appended to "
-                        "$GITHUB_STEP_SUMMARY when set).")
-JUNIT = typer.Option(None, "--junit", help="Write JUnit XML: a testcase per point and metric.")
-JSON_OUT = typer.Option(None, "--json", help="Write the whole comparison as JSON.")
-
-
-def gate(baseline: str, candidate: Path, metric: list[str], alpha: float | None, allow_mismatch: bool,
-         allow_missing: bool, store: Path | None, markdown: Path | None, junit: Path | None,
-         json_out: Path | None) -> int:
-    """Compare, print, write the outputs; 0 no regression, 1 regression or a missing point, 2 refused."""
-    from llmbench.baselines import BaselineError, resolve_baseline
-    from llmbench.compare import CompareError, compare_runs
-    from llmbench.compare_output import print_comparison, write_outputs
-    from llmbench.results import ResultsError
-
-    try:
-        base = resolve_baseline(baseline, store)
-        result = compare_runs(base, candidate, metric or None, alpha, allow_mismatch, allow_missing)
-    except (BaselineError, CompareError, ResultsError, OSError) as exc:
-        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
-        return 2
-    print_comparison(result, out)
-    for path in write_outputs(result, markdown, junit, json_out):
-        err.print(f"wrote {path}", soft_wrap=True)
-    return result["exit_code"]
 
 
 @app.command()
@@ -277,89 +256,6 @@ def report(
 
 
 @app.command()
-def compare(
-    baseline: str = typer.Argument(..., help="Baseline: a run directory or the name of a saved baseline."),
-    candidate: Path = typer.Argument(..., help="Candidate run directory."),
-    metric: list[str] = METRIC,
-    alpha: Optional[float] = ALPHA,  # noqa: UP045
-    allow_mismatch: bool = ALLOW_MISMATCH,
-    allow_missing: bool = typer.Option(False, "--allow-missing", help="Do not fail when a baseline point has no "
-                                       "ok record in the candidate."),
-    store: Optional[Path] = STORE,  # noqa: UP045
-    markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
-    junit: Optional[Path] = JUNIT,  # noqa: UP045
-    json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
-) -> None:
-    """Gate a candidate run against a baseline, point by point: exit 0 no regression, 1 regression, 2 refused.
-
-    A point regresses on a metric only when the change is significant (Mann-Whitney on the raw per-call
-    samples) AND beyond its threshold; the ratio of medians gets a bootstrap 95% interval."""
-    raise typer.Exit(gate(baseline, candidate, metric, alpha, allow_mismatch, allow_missing, store, markdown, junit,
-                          json_out))
-
-
-baseline_app = typer.Typer(no_args_is_help=True, help="Save and list baselines: named runs to gate against.")
-app.add_typer(baseline_app, name="baseline")
-
-
-@baseline_app.command("save")
-def baseline_save(run_dir: Path = typer.Argument(..., help="The run directory to keep."),
-                  name: str = typer.Option(..., "--name", help="The baseline's name, e.g. main or h100-main."),
-                  store: Optional[Path] = STORE,  # noqa: UP045
-                  force: bool = typer.Option(False, "--force", help="Replace a baseline of that name.")) -> None:
-    """Copy a run's records, environment and scenario into the store under NAME."""
-    from llmbench.baselines import BaselineError, save_baseline
-
-    try:
-        path = save_baseline(run_dir, name, store, force)
-    except (BaselineError, OSError) as exc:
-        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
-        raise typer.Exit(2) from None
-    out.print(f"saved baseline {name!r}: {path}", soft_wrap=True)
-
-
-@baseline_app.command("list")
-def baseline_list(store: Optional[Path] = STORE) -> None:  # noqa: UP045
-    """The saved baselines: name, when, from which git commit."""
-    from llmbench.baselines import list_baselines, store_root
-
-    saved = list_baselines(store)
-    if not saved:
-        out.print(f"no baselines in {store_root(store)}")
-    for b in saved:
-        out.print(f"{b['name']}  saved {b['saved_at']}  git {b.get('git_sha') or '-'}  {b['records']} records  "
-                  f"from {b['source']}", soft_wrap=True, highlight=False)
-
-
-@app.command()
-def interleave(
-    scenario_file: Path = typer.Argument(..., metavar="SCENARIO", help="Scenario YAML both sides run."),
-    baseline_python: str = typer.Option(..., "--baseline-python", help="Python of the baseline environment "
-                                        "(e.g. ../main/.venv/bin/python)."),
-    candidate_python: str = typer.Option(..., "--candidate-python", help="Python of the candidate environment."),
-    rounds: int = typer.Option(2, "--rounds", min=1, help="Rounds; each runs both sides, ABBA order."),
-    out_root: Path = typer.Option(Path("reports/interleave"), "--out", help="Where the rounds and pooled runs go."),
-    metric: list[str] = METRIC,
-    alpha: Optional[float] = ALPHA,  # noqa: UP045
-    markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
-    junit: Optional[Path] = JUNIT,  # noqa: UP045
-    json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
-) -> None:
-    """Run a scenario alternately in two environments on this machine, pool each side, and gate."""
-    from llmbench.interleave import run_interleaved
-
-    _load(scenario_file)  # a bad scenario fails here, once, not in every round
-    try:
-        pooled = run_interleaved(scenario_file, {"baseline": baseline_python, "candidate": candidate_python},
-                                 rounds, out_root, say=lambda s: err.print(s, soft_wrap=True, highlight=False))
-    except (ValueError, OSError) as exc:
-        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
-        raise typer.Exit(2) from None
-    raise typer.Exit(gate(str(pooled["baseline"]), pooled["candidate"], metric, alpha, False, False, None,
-                          markdown, junit, json_out))
-
-
-@app.command()
 def capacity(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     gpu_memory: str = typer.Option("24,40,80,141", help="Memory sizes to plan for, in GiB, comma-separated."),
@@ -389,6 +285,11 @@ def capacity(
         raise typer.Exit(2) from None
     tables = capacity_report(records, sizes, context, SLO(slo_ttft_ms, slo_tpot_ms, percentile), target_tokens_per_s)
     print_tables(tables)
+
+
+app.command()(compare)
+app.command()(interleave)
+app.add_typer(baseline_app, name="baseline")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ STAGES = [
     {"store", "fingerprint", "sharding", "baselines"},
     {"results", "compare", "compare_output", "tables", "slo", "capacity", "console", "plotting", "memory_figures",
      "capacity_figures", "figures", "profile_report", "report", "supervisor", "merging", "interleave", "execution",
-     "cli", "__main__"},
+     "gate_commands", "cli", "__main__"},
 ]
 MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
              "quality", "smollm2", "profiling", "roofline"}
