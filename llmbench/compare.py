@@ -3,7 +3,8 @@ counts only when it is significant AND beyond its threshold).
 
 Per point and per-call metric: the ratio of medians candidate / baseline, its bootstrap 95% interval over
 the raw per-call samples, and a two-sided Mann-Whitney U test. Verdicts: regressed / improved (beyond the
-threshold and p < alpha), inconclusive (beyond the threshold, not significant), unchanged (within it),
+threshold, p < alpha and the interval excludes 1), inconclusive (beyond the threshold, not significant
+by both), unchanged (within it),
 missing (no ok record, or no value, on one side). The environments' fingerprints are compared first.
 """
 
@@ -69,8 +70,11 @@ def judge_samples(gate: Gate, baseline: list[float], candidate: list[float], alp
         row["verdict"] = "unchanged"
         if lo is not None and (gate.worse(lo) or gate.worse(hi)):
             row["note"] = "the interval crosses the threshold"
-    elif p < alpha:
+    elif p < alpha and (lo is None or not lo <= 1 <= hi):  # the test and the interval both see a change
         row["verdict"] = "regressed" if gate.worse(ratio) else "improved"
+    elif p < alpha:
+        row["verdict"] = "inconclusive"
+        row["note"] = f"p = {p:.2g}, but the interval [{lo:.3f}, {hi:.3f}] of the ratio includes no change"
     else:
         row["verdict"] = "inconclusive"
         floor = smallest_p(b.size, c.size)

@@ -88,6 +88,12 @@ def test_verdicts_need_significance_and_size():
     # 20% worse in the median, but the samples overlap: not significant
     noisy = judge_samples(gate, [100, 60, 140, 90, 110], [80, 130, 50, 100, 70], 0.01)
     assert noisy["verdict"] == "inconclusive" and "not significant" in noisy["note"]
+    # bimodal calls (two modes, one per half of the calls): the test sees a shift (p = 0.0099) but the
+    # median's bootstrap interval reaches past 1.0, no change: not a regression
+    bimodal = judge_samples(gate, [100, 101, 101, 102, 103, 131, 131, 132, 133, 134, 134, 134],
+                            [70, 71, 71, 72, 72, 74, 101, 104, 104, 104, 105, 105], 0.01)
+    assert bimodal["p_value"] < 0.01 and bimodal["ratio_ci_high"] > 1.0
+    assert bimodal["verdict"] == "inconclusive" and "includes no change" in bimodal["note"]
     mem = parse_gate("torch_peak_allocated_mib:+5%")
     assert judge_values(mem, 1000.0, 1100.0)["verdict"] == "regressed"
     assert judge_values(mem, 1000.0, 1040.0)["verdict"] == "unchanged"
