@@ -129,30 +129,16 @@ def run(
     from llmbench.sharding import ShardError, parse_shard
 
     path = scenario_file or default_scenario()
-    scenario = _load(path)
+    scenario = _overridden(_load(path), device, nvtx)
     if against is not None and metric:
-        from llmbench.gates import parse_gates
-
-        try:  # a bad gate must not cost a whole run first
-            parse_gates(metric)
-        except ValueError as exc:
-            err.print(f"[red]--metric {escape(str(exc))}[/]", soft_wrap=True)
-            raise typer.Exit(2) from None
-    if device is not None:
-        import re
-
-        if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+", device):
-            err.print(f"[red]--device {device!r}[/]: expected auto, cpu, cuda or cuda:N")
-            raise typer.Exit(2)
-        scenario = scenario.model_copy(update={"device": device})
-    if nvtx:
-        scenario = scenario.model_copy(update={"nvtx": True})
+        _check_gates(metric)  # a bad gate must not cost a whole run first
     try:
         # a resume knows its shard from run.json: a SLURM array's variables must not re-shard it
         shard_kn = parse_shard(shard, None if resume is None else {})
     except ShardError as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
+
     def once(root: Path) -> tuple[int, Path | None]:
         made: list[Path] = []
         code = execute_run(scenario, path, root, resume=resume, shard=shard_kn, parallel_gpus=parallel_gpus,
@@ -167,6 +153,28 @@ def run(
         raise typer.Exit(code)
     err.print(f"gating {run_dir} against {against}", soft_wrap=True)
     raise typer.Exit(gate(against, run_dir, metric, alpha, allow_mismatch, False, store, markdown, junit, json_out))
+
+
+def _overridden(scenario: Any, device: str | None, nvtx: bool) -> Any:
+    """The scenario with run's --device and --nvtx applied; a malformed --device exits 2."""
+    if device is not None:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+", device):
+            err.print(f"[red]--device {device!r}[/]: expected auto, cpu, cuda or cuda:N")
+            raise typer.Exit(2)
+        scenario = scenario.model_copy(update={"device": device})
+    return scenario.model_copy(update={"nvtx": True}) if nvtx else scenario
+
+
+def _check_gates(metric: list[str]) -> None:
+    from llmbench.gates import parse_gates
+
+    try:
+        parse_gates(metric)
+    except ValueError as exc:
+        err.print(f"[red]--metric {escape(str(exc))}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _pooled_rounds(once: Any, rounds: int, out_root: Path, name: str) -> tuple[int, Path | None]:

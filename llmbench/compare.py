@@ -21,6 +21,7 @@ from scipy import stats as sps
 from llmbench.fingerprint import fingerprint_differences
 from llmbench.gates import DEFAULT_ALPHA, DEFAULT_GATES, PER_POINT, Gate, parse_gates
 from llmbench.results import load_records
+from llmbench.stats import summarize
 from llmbench.store import read_json
 
 COMPARE_SCHEMA = 1
@@ -87,7 +88,7 @@ def judge_samples(gate: Gate, baseline: list[float], candidate: list[float], alp
 
 
 def _cv(x: np.ndarray) -> float | None:
-    return float(np.std(x, ddof=1) / np.mean(x)) if x.size > 1 and np.mean(x) else None
+    return summarize(x).cv
 
 
 def judge_values(gate: Gate, baseline: float, candidate: float) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from typing import Any
 
 from rich.markup import escape
 
+from llmbench.tables import md
+
 # failing rows first, then what a reader should look at, then the quiet rest
 _ORDER = {"regressed": 0, "missing": 1, "inconclusive": 2, "improved": 3, "unchanged": 4}
 _STYLE = {"regressed": "bold red", "missing": "yellow", "inconclusive": "magenta", "improved": "green",
@@ -77,26 +79,22 @@ def print_comparison(result: dict[str, Any], console: Any) -> None:
     console.print(f"[{style}]{headline(result)}[/]")
 
 
-def _md_cell(value: str) -> str:
-    return value.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
-
-
 def render_markdown(result: dict[str, Any]) -> str:
     b, c = result["baseline"], result["candidate"]
     lines = [f"### llmbench compare: {headline(result)}", "",
              f"baseline `{b.get('baseline_name') or b['path']}` ({b.get('git_sha') or 'no git sha'}) → candidate "
              f"`{c['path']}` ({c.get('git_sha') or 'no git sha'}); gates {', '.join(result['gates'])}, "
              f"alpha {result['alpha']:g}", ""]
-    lines += [f"> environment differs (compared with --allow-mismatch): {_md_cell(d)}"
+    lines += [f"> environment differs (compared with --allow-mismatch): {md(d)}"
               for d in result["fingerprint_differences"]]
     rows = sorted_rows(result)
     head = ["| | point | metric | baseline | candidate | change [95% CI] | p | note |",
             "|---|---|---|---:|---:|---|---:|---|"]
 
     def table(part: list[dict[str, Any]]) -> list[str]:
-        return head + [f"| {_MARK[r['verdict']]} {r['verdict']} | {_md_cell(r['point_id'])} | "
-                       f"{_md_cell(r.get('gate') or '')} | {_num(r.get('baseline_median'))} | "
-                       f"{_num(r.get('candidate_median'))} | {change(r)} | {_p(r)} | {_md_cell(_note(r))} |"
+        return head + [f"| {_MARK[r['verdict']]} {r['verdict']} | {md(r['point_id'])} | "
+                       f"{md(r.get('gate') or '')} | {_num(r.get('baseline_median'))} | "
+                       f"{_num(r.get('candidate_median'))} | {change(r)} | {_p(r)} | {md(_note(r))} |"
                        for r in part]
 
     loud = [r for r in rows if r["verdict"] != "unchanged"]

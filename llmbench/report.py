@@ -25,6 +25,7 @@ from llmbench.capacity_figures import capacity_section
 from llmbench.figures import FIGURES, Run, timeline_ids
 from llmbench.results import flatten_record, load_records
 from llmbench.store import TIMELINES, read_json
+from llmbench.tables import md
 from llmbench.validity import raised_flags
 
 ASSETS = Path(__file__).parent / "report_assets"
@@ -208,11 +209,6 @@ ENV_ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
 
 
 # ---- markdown and csv -------------------------------------------------------------------------------------
-
-def md(value: Any) -> str:
-    """A table cell's text for GitHub markdown: HTML escaped, markdown syntax and pipes backslashed."""
-    return re.sub(r"([\\`*_\[\]|])", r"\\\1", html.escape(str(value), quote=False)).replace("\n", " ")
-
 
 def render_markdown(runs: list[Run]) -> str:
     lines = []

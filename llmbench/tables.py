@@ -4,6 +4,8 @@ A table is a title, headers, rows of display strings and notes under it; no rend
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,11 @@ class TableData:
     headers: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
+
+
+def md(value: Any) -> str:
+    """A table cell's text for GitHub markdown: HTML escaped, markdown syntax and pipes backslashed."""
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", html.escape(str(value), quote=False)).replace("\n", " ")
 
 
 def fmt(value: Any, digits: int = 3) -> str:
