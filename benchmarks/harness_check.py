@@ -43,11 +43,11 @@ def main() -> None:
     import transformers
     from transformers import AutoModelForCausalLM
 
-    from llmbench import tinymodels
-    from llmbench.engine import resolve_device
-    from llmbench.runner import run_points
-    from llmbench.scenario import load_scenario
-    from llmbench.sweep import expand_sweep
+    from llmbench.config.scenario import load_scenario
+    from llmbench.config.sweep import expand_sweep
+    from llmbench.measure import tinymodels
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.runner import run_points
 
     torch.set_num_threads(1)
     transformers.utils.logging.disable_progress_bar()

@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=300, help="sampler samples per point's timeline")
     a = ap.parse_args()
 
-    from llmbench.report import render_report
+    from llmbench.report.render import render_report
 
     with tempfile.TemporaryDirectory() as tmp:
         for n in a.points:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.report import render_report
+from llmbench.report.render import render_report
 
 RUN_SMALL = Path(__file__).parent / "data" / "run_small"
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.capacity import capacity_report, capacity_table, interpolate, memory_models, search_table
-from llmbench.slo import SLO, devices_needed, frontier, goodput_table
+from llmbench.analysis.capacity import capacity_report, capacity_table, interpolate, memory_models, search_table
+from llmbench.analysis.slo import SLO, devices_needed, frontier, goodput_table
 
 DATA = Path(__file__).parent / "data"
 KV_BYTES = 2 * 4 * 4 * 32 * 4  # tiny-llama fp32: 4096 bytes per token
@@ -98,7 +98,7 @@ def test_search_prediction_from_the_calibrated_model_and_the_analytic_one():
 
 def test_old_records_without_the_new_facts_still_plan():
     """tests/data/run_small predates the linear counts and the probes: memory model and capacity, no MBU."""
-    from llmbench.results import load_records
+    from llmbench.analysis.results import load_records
 
     titles = [t.title for t in capacity_report(load_records(DATA / "run_small"))]
     assert titles[:2] == ["Memory model: peak ≈ a + b · tokens in the cache (B · beams · (S + N))",

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.capacity_figures import capacity_tables, roofline, slo_goodput
-from llmbench.report import load_runs, render_report
+from llmbench.report.capacity_figures import capacity_tables, roofline, slo_goodput
+from llmbench.report.render import load_runs, render_report
 
 DATA = Path(__file__).parent / "data"
 

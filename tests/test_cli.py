@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmbench.cli import app, default_scenario
-from llmbench.results import load
+from llmbench.analysis.results import load
+from llmbench.cli.app import app, default_scenario
 
 runner = CliRunner()
 
@@ -123,7 +123,7 @@ def test_default_scenario_is_the_shipped_file():
 
 
 def test_plan_marks_a_precision_that_cannot_run(write_scenario, monkeypatch):
-    from llmbench.precision import PRECISIONS, Precision
+    from llmbench.core.precisions import PRECISIONS, Precision
 
     monkeypatch.setitem(PRECISIONS, "cuda-test", Precision("cuda-test", "float16", 2, devices=("cuda",)))
     text = "name: p\nmodels: [tiny-llama]\nprecision: [fp32, cuda-test]\ndevice: cpu\n"

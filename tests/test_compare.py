@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llmbench.baselines import BaselineError, list_baselines, resolve_baseline, save_baseline
-from llmbench.cli import app
-from llmbench.compare import (
+from llmbench.analysis.baselines import BaselineError, list_baselines, resolve_baseline, save_baseline
+from llmbench.analysis.compare import (
     CompareError,
     compare_runs,
     judge_samples,
@@ -25,10 +24,11 @@ from llmbench.compare import (
     ratio_of_medians,
     smallest_p,
 )
-from llmbench.compare_output import render_json, render_junit, render_markdown
-from llmbench.gates import DEFAULT_GATES, parse_gate, parse_gates
-from llmbench.interleave import pool_runs, round_order
-from llmbench.results import load_records
+from llmbench.analysis.results import load_records
+from llmbench.cli.app import app
+from llmbench.config.gates import DEFAULT_GATES, parse_gate, parse_gates
+from llmbench.execute.rounds import pool_runs, round_order
+from llmbench.report.compare_output import render_json, render_junit, render_markdown
 
 DATA = Path(__file__).parent / "data" / "compare"
 GOLDEN = DATA / "golden"

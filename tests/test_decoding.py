@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.decoding import Assisted, Beam, PromptLookup, Sampling
-from llmbench.engine import resolve_device
-from llmbench.feasibility import skip_reason
-from llmbench.runner import run_points
-from llmbench.scenario import load_scenario
-from llmbench.sourcemap import ScenarioError
-from llmbench.sweep import expand_sweep, group_points
+from llmbench.config.decoding import Assisted, Beam, PromptLookup, Sampling
+from llmbench.config.feasibility import skip_reason
+from llmbench.config.scenario import load_scenario
+from llmbench.config.sourcemap import ScenarioError
+from llmbench.config.sweep import expand_sweep, group_points
+from llmbench.measure.engine import resolve_device
+from llmbench.measure.runner import run_points
 
 
 def points_of(write_scenario, text: str):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.engine import resolve_device
-from llmbench.runner import run_points
-from llmbench.scenario import load_scenario
-from llmbench.sweep import expand_sweep
+from llmbench.config.scenario import load_scenario
+from llmbench.config.sweep import expand_sweep
+from llmbench.measure.engine import resolve_device
+from llmbench.measure.runner import run_points
 
 pytestmark = pytest.mark.gpu
 
@@ -68,7 +68,7 @@ def test_event_timer_agrees_with_a_synchronised_host_clock():
 
     import torch
 
-    from llmbench.timing import CudaEventClock
+    from llmbench.measure.timing import CudaEventClock
 
     x = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
     clock = CudaEventClock(torch.device("cuda"))
@@ -94,7 +94,7 @@ def test_nvml_used_memory_rises_by_a_known_allocation():
     import torch
 
     pytest.importorskip("pynvml")
-    from llmbench.nvml import open_nvml
+    from llmbench.measure.nvml import open_nvml
 
     opened = open_nvml(torch.device("cuda", torch.cuda.current_device()))
     if opened is None:
@@ -115,7 +115,7 @@ def test_energy_counter_advances_under_load():
     import torch
 
     pytest.importorskip("pynvml")
-    from llmbench.nvml import NvmlReader, open_nvml
+    from llmbench.measure.nvml import NvmlReader, open_nvml
 
     opened = open_nvml(torch.device("cuda", torch.cuda.current_device()))
     if opened is None:
@@ -135,7 +135,7 @@ def test_energy_counter_advances_under_load():
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16", "int8", "int4"])
 def test_tiny_model_on_cuda_gives_a_valid_record_per_precision(precision, tmp_path):
-    from llmbench.precision import unavailable_reason
+    from llmbench.core.precisions import unavailable_reason
 
     if unavailable_reason(precision, "cuda"):
         pytest.skip(unavailable_reason(precision, "cuda"))

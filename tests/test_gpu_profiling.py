@@ -8,10 +8,10 @@ import pickle
 
 import pytest
 
-from llmbench.engine import resolve_device
-from llmbench.runner import run_points
-from llmbench.scenario import load_scenario
-from llmbench.sweep import expand_sweep
+from llmbench.config.scenario import load_scenario
+from llmbench.config.sweep import expand_sweep
+from llmbench.measure.engine import resolve_device
+from llmbench.measure.runner import run_points
 
 pytestmark = pytest.mark.gpu
 

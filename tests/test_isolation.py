@@ -14,12 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-from llmbench.engine import resolve_device
-from llmbench.runner import run_points
-from llmbench.scenario import load_scenario
-from llmbench.store import read_records
-from llmbench.supervisor import Supervisor
-from llmbench.sweep import expand_sweep
+from llmbench.config.scenario import load_scenario
+from llmbench.config.sweep import expand_sweep
+from llmbench.execute.store import read_records
+from llmbench.execute.supervisor import Supervisor
+from llmbench.measure.engine import resolve_device
+from llmbench.measure.runner import run_points
 
 SURVIVE = """
 name: survive

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from llmbench.memory_model import (
+from llmbench.analysis.memory_model import (
     MiB,
     analytic_model,
     calibrate,
@@ -16,7 +16,7 @@ from llmbench.memory_model import (
     shape_from_config,
     weight_bytes,
 )
-from llmbench.utilisation import decode_bytes_per_step, prefill_flops
+from llmbench.measure.utilisation import decode_bytes_per_step, prefill_flops
 
 LLAMA2_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32, "num_key_value_heads": 32,
              "num_hidden_layers": 32, "vocab_size": 32000, "tie_word_embeddings": False}
@@ -96,11 +96,11 @@ def test_decode_bytes_average_the_growing_cache_and_prefill_flops_count_causal_a
                                        "int4-quanto"])
 def test_analytic_weights_match_the_real_tensors_of_tiny_llama(precision):
     """The storage layouts of memory_model.QUANT_LAYOUTS against what the engine counts from the loaded tensors."""
-    from llmbench.engine import load_model, release, resolve_device
-    from llmbench.memory_model import shape_from_record
-    from llmbench.precision import unavailable_reason
-    from llmbench.scenario import ModelSpec
-    from llmbench.tinymodels import BUILTIN_MODELS
+    from llmbench.analysis.memory_model import shape_from_record
+    from llmbench.config.scenario import ModelSpec
+    from llmbench.core.precisions import unavailable_reason
+    from llmbench.measure.engine import load_model, release, resolve_device
+    from llmbench.measure.tinymodels import BUILTIN_MODELS
 
     if unavailable_reason(precision, "cpu"):
         pytest.skip(unavailable_reason(precision, "cpu"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.metrics import derive_call_metrics, kv_cache_mib
+from llmbench.core.metrics import derive_call_metrics, kv_cache_mib
 
 
 def test_fixed_length_call():

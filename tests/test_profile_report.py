@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.plotting import Run
-from llmbench.profile_report import breakdown_figure, breakdown_rows, render_profiles
-from llmbench.report import render_report
+from llmbench.report.plotting import Run
+from llmbench.report.profiles import breakdown_figure, breakdown_rows, render_profiles
+from llmbench.report.render import render_report
 
 RUN_SMALL = Path(__file__).parent / "data" / "run_small"
 

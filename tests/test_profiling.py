@@ -7,13 +7,13 @@ import json
 
 import pytest
 
-from llmbench.profiling import PhaseClock, Ranges, file_stem
-from llmbench.trace_summary import HOST_PARTS
+from llmbench.measure.profiling import PhaseClock, Ranges, file_stem
+from llmbench.measure.trace_summary import HOST_PARTS
 
 
 def test_profile_chooses_points_by_id_pattern_or_all(write_scenario):
-    from llmbench.scenario import load_scenario
-    from llmbench.sweep import expand_sweep
+    from llmbench.config.scenario import load_scenario
+    from llmbench.config.sweep import expand_sweep
 
     base = "name: p\nmodels: [tiny-llama]\nbatch_size: [1, 8]\nmax_new_tokens: 4\n"
     chosen = {p.id: p.profile for p in expand_sweep(load_scenario(write_scenario(base + "profile: true\n")))}
@@ -26,8 +26,8 @@ def test_profile_chooses_points_by_id_pattern_or_all(write_scenario):
 
 
 def test_a_profile_pattern_that_matches_nothing_is_a_scenario_error(write_scenario):
-    from llmbench.scenario import load_scenario
-    from llmbench.sourcemap import ScenarioError
+    from llmbench.config.scenario import load_scenario
+    from llmbench.config.sourcemap import ScenarioError
 
     text = "name: p\nmodels: [tiny-llama]\nbatch_size: [1, 8]\nprofile:\n  points: [tiny-llama/fp32/bs2/in32/out32/x]\n"
     with pytest.raises(ScenarioError) as info:
@@ -123,10 +123,10 @@ cpu_threads: 1
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from llmbench.engine import resolve_device
-    from llmbench.runner import run_points
-    from llmbench.scenario import load_scenario
-    from llmbench.sweep import expand_sweep
+    from llmbench.config.scenario import load_scenario
+    from llmbench.config.sweep import expand_sweep
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.runner import run_points
 
     out = {}
     for name, extra in (("plain", ""), ("profiled", "profile: {points: ['*/bs2/*/greedy', '*/bs1/*/sampling'], "
@@ -184,10 +184,10 @@ def test_cuda_only_parts_say_so_on_a_cpu(runs):
 
 
 def test_a_step_limit_keeps_the_first_decode_steps(write_scenario):
-    from llmbench.engine import resolve_device
-    from llmbench.runner import run_points
-    from llmbench.scenario import load_scenario
-    from llmbench.sweep import expand_sweep
+    from llmbench.config.scenario import load_scenario
+    from llmbench.config.sweep import expand_sweep
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.runner import run_points
 
     text = SCENARIO.replace("batch_size: [1, 2]", "batch_size: 1").replace(
         "decoding: [greedy, {strategy: sampling, top_k: 20}]", "decoding: greedy") + "profile: {steps: 3}\n"
@@ -200,7 +200,7 @@ def test_a_step_limit_keeps_the_first_decode_steps(write_scenario):
 
 
 def test_the_store_writes_a_records_files_before_the_record(tmp_path):
-    from llmbench.store import RecordWriter, copy_artifacts, read_records
+    from llmbench.execute.store import RecordWriter, copy_artifacts, read_records
 
     files = ["profiles/a__b.trace.json", "profiles/m.pickle"]
     record = {"point_id": "a/b", "status": "ok", "profile": {"files": files},
@@ -220,8 +220,8 @@ def test_the_store_writes_a_records_files_before_the_record(tmp_path):
 def test_llmbench_run_writes_the_trace_and_the_report_shows_it(write_scenario, tmp_path):
     from typer.testing import CliRunner
 
-    from llmbench.cli import app
-    from llmbench.results import load_records
+    from llmbench.analysis.results import load_records
+    from llmbench.cli.app import app
 
     text = SCENARIO + "profile: {points: [tiny-llama/fp32/bs1/in16/out8/greedy], steps: 4}\n"
     out = tmp_path / "out"
@@ -241,8 +241,8 @@ def test_llmbench_run_writes_the_trace_and_the_report_shows_it(write_scenario, t
 def test_llmbench_profile_measures_and_profiles_only_the_chosen_points(write_scenario, tmp_path):
     from typer.testing import CliRunner
 
-    from llmbench.cli import app
-    from llmbench.results import load_records
+    from llmbench.analysis.results import load_records
+    from llmbench.cli.app import app
 
     path, out = write_scenario(SCENARIO), tmp_path / "out"
     result = CliRunner().invoke(app, ["profile", str(path), "--point", "*/bs2/*/sampling", "--steps", "2",

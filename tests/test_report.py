@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from llmbench import figures
-from llmbench.figures import Run
-from llmbench.report import glossary, metrics_doc, read_timelines_of, render_report, summary_table
+from llmbench.report import figures
+from llmbench.report.figures import Run
+from llmbench.report.render import glossary, metrics_doc, read_timelines_of, render_report, summary_table
 
 RUN_SMALL = Path(__file__).parent / "data" / "run_small"
 XSS = "<script>alert(1)</script>"
@@ -277,7 +277,7 @@ def test_glossary_reads_the_field_tables_of_metrics_md():
 
 
 def test_page_says_so_when_metrics_md_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("llmbench.report.metrics_doc", lambda: None)
+    monkeypatch.setattr("llmbench.report.render.metrics_doc", lambda: None)
     text = render_report([RUN_SMALL], tmp_path / "r.html").read_text(encoding="utf-8")
     assert "docs/metrics.md was not found" in text
 
@@ -315,7 +315,7 @@ def test_unknown_format_is_refused(tmp_path: Path):
 
 
 def test_rendering_imports_no_torch(tmp_path: Path):
-    code = (f"import sys; from pathlib import Path; from llmbench.report import render_report; "
+    code = (f"import sys; from pathlib import Path; from llmbench.report.render import render_report; "
             f"render_report([Path({str(RUN_SMALL)!r})], Path({str(tmp_path / 'r.html')!r})); "
             f"print([m for m in ('torch', 'transformers', 'pynvml') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from llmbench import roofline
+from llmbench.measure import roofline
 
 
 @pytest.fixture

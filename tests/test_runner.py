@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmbench.engine import count_new_tokens, resolve_device
-from llmbench.runner import run_points
-from llmbench.scenario import load_scenario
-from llmbench.sweep import expand_sweep
+from llmbench.config.scenario import load_scenario
+from llmbench.config.sweep import expand_sweep
+from llmbench.measure.engine import count_new_tokens, resolve_device
+from llmbench.measure.runner import run_points
 
 SCENARIO = """
 name: runner
@@ -143,7 +143,7 @@ def test_iterations_and_min_duration_both_hold(tmp_path):
 
 
 def test_precision_that_cannot_run_here_is_skipped_with_its_reason(tmp_path, monkeypatch):
-    from llmbench.precision import PRECISIONS, Precision
+    from llmbench.core.precisions import PRECISIONS, Precision
 
     monkeypatch.setitem(PRECISIONS, "int4-test", Precision("int4-test", "float16", 0.5, packages=("no_such_pkg",)))
     monkeypatch.setitem(PRECISIONS, "cuda-test", Precision("cuda-test", "float16", 2, devices=("cuda",)))
@@ -166,7 +166,7 @@ def test_device_map_placement_is_recorded(tmp_path):
 
 
 def test_builtin_model_saved_in_a_narrow_dtype_loads(monkeypatch, tmp_path):
-    from llmbench import tinymodels
+    from llmbench.measure import tinymodels
 
     monkeypatch.setenv("LLMBENCH_CACHE", str(tmp_path))
     monkeypatch.setitem(tinymodels.SAVE_DTYPE, "tiny-gpt2", "bfloat16")

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from llmbench.nvml import NvmlReader
-from llmbench.sampler import HostMemory, HostReader, Instruments, Poller, make_instruments
-from llmbench.timelines import summarize_timeline
+from llmbench.measure.nvml import NvmlReader
+from llmbench.measure.sampler import HostMemory, HostReader, Instruments, Poller, make_instruments
+from llmbench.measure.timelines import summarize_timeline
 
 
 def test_host_memory_peak_sees_an_allocation():

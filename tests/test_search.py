@@ -11,12 +11,12 @@ import sys
 
 import pytest
 
-from llmbench.batch_search import in_flight_step, next_batch, note_record, run_search, search_result
-from llmbench.records import make_record
-from llmbench.scenario import BatchSearch, load_scenario
-from llmbench.sourcemap import ScenarioError
-from llmbench.store import read_records
-from llmbench.sweep import expand_sweep
+from llmbench.config.scenario import BatchSearch, load_scenario
+from llmbench.config.sourcemap import ScenarioError
+from llmbench.config.sweep import expand_sweep
+from llmbench.execute.store import read_records
+from llmbench.measure.batch_search import in_flight_step, next_batch, note_record, run_search, search_result
+from llmbench.measure.records import make_record
 
 
 def simulate(boundary: int, start: int = 1, limit: int = 1024) -> dict[int, str]:
@@ -160,9 +160,9 @@ def test_cuda_search_against_a_real_allocator_limit(write_scenario, monkeypatch,
     calibrated memory model's prediction for that limit beside the boundary found."""
     import torch
 
-    from llmbench.capacity import search_table
-    from llmbench.engine import resolve_device
-    from llmbench.runner import run_points
+    from llmbench.analysis.capacity import search_table
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.runner import run_points
 
     monkeypatch.setenv("LLMBENCH_FAULTS", json.dumps({"cuda_memory_fraction": 0.04}))
     device = resolve_device("cuda")
@@ -182,7 +182,7 @@ def test_cuda_search_against_a_real_allocator_limit(write_scenario, monkeypatch,
 
 
 def test_a_strategy_fixed_at_batch_one_has_nothing_to_search(write_scenario):
-    from llmbench.feasibility import skip_reason
+    from llmbench.config.feasibility import skip_reason
 
     text = SCENARIO + "decoding: [{strategy: assisted, assistant_model: tiny-llama}]\n"
     (point,) = expand_sweep(load_scenario(write_scenario(text)))

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from llmbench.scenario import load_scenario
-from llmbench.sharding import ShardError, assign_shards, parse_shard, select_shard
-from llmbench.store import read_records
-from llmbench.sweep import expand_sweep
+from llmbench.config.scenario import load_scenario
+from llmbench.config.sharding import ShardError, assign_shards, parse_shard, select_shard
+from llmbench.config.sweep import expand_sweep
+from llmbench.execute.store import read_records
 
 SWEEP = """
 name: sharded

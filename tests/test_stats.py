@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from llmbench.stats import summarize
+from llmbench.core.stats import summarize
 
 
 def test_ten_values():

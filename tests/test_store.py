@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from llmbench import SCHEMA_VERSION
-from llmbench.results import ResultsError, flatten_record, load, load_calls
-from llmbench.store import RecordWriter, create_run_dir, read_records
+from llmbench.analysis.results import ResultsError, flatten_record, load, load_calls
+from llmbench.execute.store import RecordWriter, create_run_dir, read_records
 
 
 def record(pid: str, status: str = "ok", **extra) -> dict:
@@ -82,7 +82,7 @@ def test_flatten_skipped_record():
 
 
 def test_version_1_records_are_migrated(tmp_path):
-    from llmbench.results import load_records
+    from llmbench.analysis.results import load_records
 
     old = record("a", schema_version=1, memory_sources=["vmhwm.point"])
     with RecordWriter(tmp_path) as w:

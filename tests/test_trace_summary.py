@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.snapshots import MiB, summarize_snapshot
-from llmbench.trace_summary import category, summarize_trace
+from llmbench.measure.snapshots import MiB, summarize_snapshot
+from llmbench.measure.trace_summary import category, summarize_trace
 
 
 def op(name, ts, dur, cat="cpu_op", tid=1, **args):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.validity import validity_flags
+from llmbench.measure.validity import validity_flags
 
 
 def calls(*e2e, ratio=0.99):
