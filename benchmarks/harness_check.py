@@ -43,7 +43,7 @@ def main() -> None:
     import transformers
     from transformers import AutoModelForCausalLM
 
-    from llmbench.config.scenario import load_scenario
+    from llmbench.config.loading import load_scenario
     from llmbench.config.sweep import expand_sweep
     from llmbench.measure import tinymodels
     from llmbench.measure.engine import resolve_device
@@ -65,7 +65,7 @@ def main() -> None:
     for r in range(a.rounds):
         plain = statistics.median(plain_loop(model, ids, a.new, a.calls))
         (record,) = run_points(points, resolve_device("cpu"))
-        bench = record["summary"]["e2e_ms"]["median"]
+        bench = record.stat("e2e_ms")
         plain_medians.append(plain)
         bench_medians.append(bench)
         print(f"round {r + 1}: plain loop median {plain:8.2f} ms   llmbench median e2e {bench:8.2f} ms   "

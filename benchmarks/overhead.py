@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
 def make_arms(a: argparse.Namespace) -> tuple[str, dict]:
     import torch
 
-    from llmbench.config.scenario import load_scenario
+    from llmbench.config.loading import load_scenario
     from llmbench.config.sweep import expand_sweep
     from llmbench.measure import engine
     from llmbench.measure.sampler import make_instruments

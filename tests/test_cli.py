@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from llmbench.analysis.results import load
-from llmbench.cli.app import app, default_scenario
+from llmbench.cli import app
+from llmbench.cli.loading import default_scenario
+from llmbench.core.record import SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -78,6 +80,7 @@ def test_run_writes_a_run_directory(write_scenario, tmp_path):
     record = json.loads((run_dir / "records.jsonl").read_text().splitlines()[0])
     assert "timeline" not in record and set(record["flags"]) >= {"unstable", "not_steady", "throttled"}
     assert record["device_stats"]["host_cpu_util_pct_mean"] is not None
+    assert record["schema_version"] == SCHEMA_VERSION and "search" not in record  # set fields only, versioned
 
 
 def test_run_device_override_that_does_not_exist(write_scenario, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.config.scenario import load_scenario
+from llmbench.config.loading import load_scenario
 from llmbench.config.sweep import expand_sweep
 from llmbench.measure.engine import resolve_device
 from llmbench.measure.runner import run_points
@@ -34,33 +34,33 @@ def records(tmp_path_factory):
 
 
 def test_all_ok_with_cuda_events(records):
-    assert all(r["status"] == "ok" for r in records), [r["error"] for r in records]
-    assert {r["timer"] for r in records} == {"cuda_event"}
+    assert all(r.status == "ok" for r in records), [r.error for r in records]
+    assert {r.timer for r in records} == {"cuda_event"}
 
 
 def test_cuda_marks_agree_with_the_host_clock(records):
     for r in records:
-        for c in r["calls"]:
-            assert c["steps"] == 16 and c["new_tokens"] == [16] * r["point"]["batch_size"]
-            assert 0 < c["ttft_ms"] < c["e2e_ms"]
+        for c in r.calls:
+            assert c.steps == 16 and c.new_tokens == [16] * r.point.batch_size
+            assert 0 < c.ttft_ms < c.e2e_ms
             # device e2e sits inside the host window, and not far below it
-            assert c["e2e_ms"] <= c["host_e2e_ms"] * 1.02 + 0.05
-            assert c["e2e_ms"] >= c["host_e2e_ms"] * 0.5
+            assert c.e2e_ms <= c.host_e2e_ms * 1.02 + 0.05
+            assert c.e2e_ms >= c.host_e2e_ms * 0.5
 
 
 def test_torch_peaks_and_weights(records):
     for r in records:
-        mem = r["memory"]
-        assert mem["torch_peak_allocated_mib"] >= r["model"]["weights_mib"] * 0.99
-        assert mem["torch_peak_reserved_mib"] >= mem["torch_peak_allocated_mib"]
+        mem = r.memory
+        assert mem.torch_peak_allocated_mib >= r.model.weights_mib * 0.99
+        assert mem.torch_peak_reserved_mib >= mem.torch_peak_allocated_mib
 
 
 def test_nvml_memory_when_available(records):
     pytest.importorskip("pynvml")
     r = records[-1]
-    if "nvml.device_used_mib" not in r["sources"]:
+    if "nvml.device_used_mib" not in r.sources:
         pytest.skip("NVML did not open on this machine")
-    assert r["memory"]["device_used_peak_mib"] >= r["memory"]["torch_peak_reserved_mib"]
+    assert r.memory.device_used_peak_mib >= r.memory.torch_peak_reserved_mib
 
 
 def test_event_timer_agrees_with_a_synchronised_host_clock():
@@ -143,9 +143,9 @@ def test_tiny_model_on_cuda_gives_a_valid_record_per_precision(precision, tmp_pa
     path.write_text(f"name: p\nmodels: [tiny-llama]\nprecision: {precision}\nbatch_size: 4\nmax_new_tokens: 8\n"
                     "warmup: 1\niterations: 3\nmin_duration_s: 0\ndevice: cuda\n")
     (r,) = run_points(expand_sweep(load_scenario(path)), resolve_device("cuda"))
-    assert r["status"] == "ok", r["error"]
-    assert r["timer"] == "cuda_event" and r["fixed_length_ok"] is True
-    assert r["flags"]["timer_disagrees"] is False
-    assert r["memory"]["torch_peak_allocated_mib"] > 0
-    if "nvml.power_w" in r["sources"]:
-        assert r["device_stats"]["power_w_mean"] > 0
+    assert r.status == "ok", r.error
+    assert r.timer == "cuda_event" and r.fixed_length_ok is True
+    assert r.flags.timer_disagrees is False
+    assert r.memory.torch_peak_allocated_mib > 0
+    if "nvml.power_w" in r.sources:
+        assert r.device_stats.power_w_mean > 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.core.metrics import derive_call_metrics, kv_cache_mib
+from llmbench.core.metrics import derive_call_metrics
+from llmbench.core.sizes import kv_cache_mib
 
 
 def test_fixed_length_call():

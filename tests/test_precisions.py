@@ -70,5 +70,5 @@ def test_quality_orders_the_quantizers(run_dir):
 def test_parameter_count_is_the_logical_one_under_packing(run_dir):
     from llmbench.analysis.results import load_records
 
-    counts = {r["point"]["precision"]: r["model"]["n_params"] for r in load_records(run_dir)}
+    counts = {r.point.precision: r.model.n_params for r in load_records(run_dir)}
     assert len(set(counts.values())) == 1, counts  # 4-bit packing does not halve the parameter count

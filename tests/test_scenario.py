@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmbench.config.decoding import Beam, Sampling
-from llmbench.config.scenario import load_scenario
+from llmbench.config.loading import load_scenario
 from llmbench.config.sourcemap import ScenarioError
 
 FULL = """
@@ -179,7 +179,8 @@ def test_a_scenario_stored_by_an_older_version_compares_equal():
     import json
     from pathlib import Path
 
-    from llmbench.config.scenario import Scenario, current_form
+    from llmbench.config.loading import current_form
+    from llmbench.config.scenario import Scenario
     from llmbench.execute.fingerprint import dict_differences
 
     stored = json.loads((Path(__file__).parent / "data" / "run_small" / "scenario.json").read_text())

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from llmbench.config.scenario import BatchSearch, load_scenario
+from llmbench.config.loading import load_scenario
+from llmbench.config.scenario import BatchSearch
 from llmbench.config.sourcemap import ScenarioError
 from llmbench.config.sweep import expand_sweep
 from llmbench.execute.store import read_records
@@ -94,9 +95,9 @@ def test_run_search_and_the_supervisors_bookkeeping(write_scenario):
 
     records = list(run_search(search, measure, (100.0, "artificial")))
     assert ran == [1, 2, 4, 8, 6, 5]
-    assert [r["search"]["search_id"] for r in records[:-1]] == [SEARCH_ID] * 6
-    assert records[-1]["point_id"] == SEARCH_ID and records[-1]["status"] == "ok"
-    assert records[-1]["search_result"]["boundary_batch_size"] == 5 and records[-1]["search_result"]["exact"]
+    assert [r.search_id for r in records[:-1]] == [SEARCH_ID] * 6
+    assert records[-1].point_id == SEARCH_ID and records[-1].status == "ok"
+    assert records[-1].search_result.boundary_batch_size == 5 and records[-1].search_result.exact
     # the supervisor: steps add outcomes to the search, which stays; the search's own record removes it
     points = {SEARCH_ID: search}
     for r in records[:3]:
@@ -124,14 +125,14 @@ def test_cpu_search_finds_the_artificial_boundary_exactly_and_survives_a_dead_wo
                     faults={"memory_budget_mib": budget, "kill": ["tiny-llama/fp32/bs48/in8/out4/greedy"]})
     assert proc.returncode == 0, proc.stderr  # a step's crash is data for the search, not a failed run
     (run_dir,) = out.iterdir()
-    records = {r["point_id"]: r for r in read_records(run_dir)[0]}
-    result = records[SEARCH_ID]["search_result"]
-    assert result["boundary_batch_size"] == 37 and result["first_failed_batch_size"] == 38 and result["exact"]
-    assert result["memory_limit_mib"] == pytest.approx(budget) and result["memory_limit_source"] == "artificial"
-    assert [b for b, _ in result["trials"]] == [1, 2, 4, 8, 16, 32, 64, 48, 40, 36, 38, 37]
-    assert records["tiny-llama/fp32/bs48/in8/out4/greedy"]["status"] == "crashed"  # and a fresh worker went on
-    assert records["tiny-llama/fp32/bs64/in8/out4/greedy"]["status"] == "oom"
-    assert len({r["worker"]["pid"] for r in records.values()}) == 2
+    records = {r.point_id: r for r in read_records(run_dir)[0]}
+    result = records[SEARCH_ID].search_result
+    assert result.boundary_batch_size == 37 and result.first_failed_batch_size == 38 and result.exact
+    assert result.memory_limit_mib == pytest.approx(budget) and result.memory_limit_source == "artificial"
+    assert [b for b, _ in result.trials] == [1, 2, 4, 8, 16, 32, 64, 48, 40, 36, 38, 37]
+    assert records["tiny-llama/fp32/bs48/in8/out4/greedy"].status == "crashed"  # and a fresh worker went on
+    assert records["tiny-llama/fp32/bs64/in8/out4/greedy"].status == "oom"
+    assert len({r.worker.pid for r in records.values()}) == 2
     assert "largest batch that fits: 37" in proc.stdout
     capacity = subprocess.run([sys.executable, "-m", "llmbench", "capacity", str(run_dir)], capture_output=True,
                               text=True, timeout=120, env={**os.environ, "COLUMNS": "250"})
@@ -170,11 +171,11 @@ def test_cuda_search_against_a_real_allocator_limit(write_scenario, monkeypatch,
         records = list(run_points(expand_sweep(load_scenario(write_scenario(GPU_SCENARIO))), device))
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
-    result = records[-1]["search_result"]
-    assert result["exact"] and result["boundary_batch_size"] > 0, result
-    assert {r["status"] for r in records[:-1]} <= {"ok", "oom"} and "oom" in {r["status"] for r in records}
-    ok = [r for r in records if r["status"] == "ok" and r.get("calls")]
-    assert all(r["utilisation"]["mbu"] > 0 and r["utilisation"]["mfu"] > 0 for r in ok)
+    result = records[-1].search_result
+    assert result.exact and result.boundary_batch_size > 0, result
+    assert {r.status for r in records[:-1]} <= {"ok", "oom"} and "oom" in {r.status for r in records}
+    ok = [r for r in records if r.status == "ok" and r.calls]
+    assert all(r.utilisation.mbu > 0 and r.utilisation.mfu > 0 for r in ok)
     (row,) = search_table(records).rows
     with capsys.disabled():
         print("\nsearch (memory, found, first failed, exact, predicted, error, model, trials):", row[1:])

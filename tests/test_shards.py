@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from llmbench.config.scenario import load_scenario
+from llmbench.config.loading import load_scenario
 from llmbench.config.sharding import ShardError, assign_shards, parse_shard, select_shard
 from llmbench.config.sweep import expand_sweep
 from llmbench.execute.store import read_records
@@ -75,7 +75,7 @@ def test_two_shards_merged_equal_the_unsharded_run(write_scenario, tmp_path):
     merged = cli("merge", *map(str, shard_dirs), "-o", str(tmp_path / "merged"))
     assert merged.returncode == 0, merged.stderr
     (full_dir,) = (tmp_path / "full").iterdir()
-    ids = lambda d: sorted(r["point_id"] for r in read_records(d)[0])  # noqa: E731
+    ids = lambda d: sorted(r.point_id for r in read_records(d)[0])  # noqa: E731
     assert ids(tmp_path / "merged") == ids(full_dir) and len(ids(full_dir)) == 8
 
     # merge refuses another scenario, and another environment unless told otherwise

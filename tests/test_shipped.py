@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.config.scenario import load_scenario
+from llmbench.config.loading import load_scenario
 from llmbench.config.sweep import expand_sweep
 
 ROOT = Path(__file__).parent.parent

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmbench.config.scenario import load_scenario
+from llmbench.config.loading import load_scenario
 from llmbench.config.sweep import expand_sweep, group_points
 
 BASE = """

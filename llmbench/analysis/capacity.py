@@ -1,7 +1,7 @@
 """Capacity planning from a run's records: the calibrated memory model per model and precision, the largest batch
 and the KV-cache tokens that fit in a memory size at a context length (with the decode tokens/s expected there,
 interpolated from the measured curve), max-batch searches beside the model's prediction, utilisation (MBU, MFU)
-and the device probes. Plain tables out (llmbench/tables.py); reads records only, never torch.
+and the device probes. Plain tables out (llmbench/analysis/tables.py); reads records only, never torch.
 """
 
 from __future__ import annotations
@@ -9,17 +9,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from llmbench.analysis.memory_model import (
-    MemoryModel,
-    analytic_model,
-    calibrate,
-    kv_bytes_per_token,
-    kv_element_bytes,
-    shape_from_record,
-    weight_bytes,
-)
+from llmbench.analysis.memory_model import MemoryModel, analytic_model, calibrate
 from llmbench.analysis.slo import SLO, frontier_table, goodput_table
 from llmbench.analysis.tables import TableData, fmt, pct, point_shape, series_key
+from llmbench.core.record import RunRecord
+from llmbench.core.sizes import kv_bytes_per_token, kv_element_bytes, shape_from_facts, weight_bytes
 
 MiB = 1024 * 1024
 DEFAULT_MEMORY_GIB = (24, 40, 80, 141)
@@ -31,60 +25,58 @@ PEAK_SOURCES = {"process_used_peak_mib": "NVML process", "torch_peak_reserved_mi
                 "host_rss_peak_mib": "host RSS"}
 
 
-def peak_of(record: dict[str, Any]) -> tuple[float | None, str | None]:
-    memory = record.get("memory") or {}
+def peak_of(record: RunRecord) -> tuple[float | None, str | None]:
     for key, label in PEAK_SOURCES.items():
-        if memory.get(key) is not None:
-            return memory[key], label
+        if record.memory.get(key) is not None:
+            return record.memory.get(key), label
     return None, None
 
 
-def sequence_tokens(record: dict[str, Any]) -> int | None:
+def sequence_tokens(record: RunRecord) -> int | None:
     """Tokens one sequence holds at the end of a call, beams counted: (S_max + N) · k."""
-    p, prompt = record["point"], record.get("prompt_tokens_per_sequence")
-    s = max(prompt) if prompt else p.get("input_tokens")
-    return None if s is None else (s + p["max_new_tokens"]) * p.get("num_beams", 1)
+    p, prompt = record.point, record.prompt_tokens_per_sequence
+    s = max(prompt) if prompt else p.input_tokens
+    return None if s is None else (s + p.max_new_tokens) * p.num_beams
 
 
-def kv_per_token_mib(record: dict[str, Any]) -> float | None:
-    m = record.get("model") or {}
-    if any(m.get(k) is None for k in ("layers", "kv_heads", "head_dim", "kv_bytes_per_element")):
+def kv_per_token_mib(record: RunRecord) -> float | None:
+    m = record.model
+    if m is None or any(m.get(k) is None for k in ("layers", "kv_heads", "head_dim", "kv_bytes_per_element")):
         return None
-    element = kv_element_bytes(m["kv_bytes_per_element"], record["point"].get("cache_implementation", "dynamic"))
-    return kv_bytes_per_token(m["layers"], m["kv_heads"], m["head_dim"], element) / MiB
+    element = kv_element_bytes(m.kv_bytes_per_element, record.point.cache_implementation)
+    return kv_bytes_per_token(m.layers, m.kv_heads, m.head_dim, element) / MiB
 
 
-def _measured(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _measured(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
     """ok points with calls (not a search's own record), by series, in plan order."""
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[RunRecord]] = {}
     for r in records:
-        if r["status"] == "ok" and r.get("calls") and r.get("model"):
+        if r.status == "ok" and r.calls and r.model:
             out.setdefault(series_key(r), []).append(r)
     return out
 
 
-def memory_models(records: list[dict[str, Any]]) -> dict[str, tuple[MemoryModel, str | None]]:
+def memory_models(records: list[RunRecord]) -> dict[str, tuple[MemoryModel, str | None]]:
     """series -> (its memory model calibrated on the series' measured peaks, the peak source)."""
     out = {}
     for key, points in _measured(records).items():
-        kv, weights = kv_per_token_mib(points[0]), points[0]["model"].get("weights_mib")
+        kv, weights = kv_per_token_mib(points[0]), points[0].model.weights_mib
         if kv is None or weights is None:
             continue
         source = peak_of(points[0])[1]
-        pairs = [(sequence_tokens(r) * r["point"]["batch_size"], peak_of(r)) for r in points if sequence_tokens(r)]
+        pairs = [(sequence_tokens(r) * r.point.batch_size, peak_of(r)) for r in points if sequence_tokens(r)]
         pairs = [(x, mib) for x, (mib, src) in pairs if mib is not None and src == source]
         out[key] = (calibrate(weights, kv, [x for x, _ in pairs], [y for _, y in pairs]), source)
     return out
 
 
-def analytic_weights_mib(record: dict[str, Any]) -> float | None:
-    model = record.get("model") or {}
-    shape = shape_from_record(model)
-    stored = weight_bytes(shape, record["point"]["precision"], model.get("kv_bytes_per_element")) if shape else None
+def analytic_weights_mib(record: RunRecord) -> float | None:
+    shape = shape_from_facts(record.model) if record.model else None
+    stored = weight_bytes(shape, record.point.precision, record.model.kv_bytes_per_element) if shape else None
     return None if stored is None else stored / MiB
 
 
-def memory_table(records: list[dict[str, Any]]) -> TableData:
+def memory_table(records: list[RunRecord]) -> TableData:
     headers = ["series", "weights MiB", "analytic weights MiB", "KV KiB/token", "a MiB", "b KiB/token", "b / KV",
                "workspace MiB", "fit RMS MiB", "fit max error", "R²", "model (points)"]
     rows, firsts = [], {key: points[0] for key, points in _measured(records).items()}
@@ -123,19 +115,19 @@ def interpolate(curve: list[tuple[int, float]], batch: float) -> tuple[float | N
     return None, False
 
 
-def throughput_curve(points: list[dict[str, Any]], context: int) -> tuple[list[tuple[int, float]], str]:
+def throughput_curve(points: list[RunRecord], context: int) -> tuple[list[tuple[int, float]], str]:
     """The series' median decode tokens/s against batch size, for its shape closest to `context` tokens."""
-    shapes: dict[str, list[dict[str, Any]]] = {}
+    shapes: dict[str, list[RunRecord]] = {}
     for r in points:
-        if ((r.get("summary") or {}).get("decode_tokens_per_s") or {}).get("median") is not None:
-            shapes.setdefault(point_shape(r["point"]), []).append(r)
+        if r.stat("decode_tokens_per_s") is not None:
+            shapes.setdefault(point_shape(r.point), []).append(r)
     if not shapes:
         return [], ""
     shape, rs = min(shapes.items(), key=lambda kv: (abs(sequence_tokens(kv[1][0]) - context), -len(kv[1])))
-    return [(r["point"]["batch_size"], r["summary"]["decode_tokens_per_s"]["median"]) for r in rs], shape
+    return [(r.point.batch_size, r.stat("decode_tokens_per_s")) for r in rs], shape
 
 
-def capacity_table(records: list[dict[str, Any]], memory_gib: tuple[float, ...] = DEFAULT_MEMORY_GIB,
+def capacity_table(records: list[RunRecord], memory_gib: tuple[float, ...] = DEFAULT_MEMORY_GIB,
                    context: int = DEFAULT_CONTEXT) -> TableData:
     headers = ["series", "memory GiB", "largest batch", "cache tokens", "decode tokens/s (estimate)", "measured at"]
     rows, held = [], False
@@ -157,59 +149,59 @@ def capacity_table(records: list[dict[str, Any]], memory_gib: tuple[float, ...] 
     return TableData(f"Capacity at {context} tokens per sequence", headers, rows, notes)
 
 
-def search_table(records: list[dict[str, Any]]) -> TableData:
+def search_table(records: list[RunRecord]) -> TableData:
     """Each max-batch search's boundary beside the memory model's prediction for the same memory and shape."""
     models = memory_models(records)
     headers = ["search", "memory MiB (source)", "largest that fits", "first that did not", "exact", "predicted",
                "prediction error", "model", "trials"]
     rows = []
     for r in records:
-        result = r.get("search_result")
+        result = r.search_result
         if not result:
             continue
-        model = _prediction_model(r, result["memory_limit_source"], models)
-        predicted = model.max_batch(result["memory_limit_mib"], sequence_tokens(r)) if model else None
-        found = result["boundary_batch_size"]
+        model = _prediction_model(r, result.memory_limit_source, models)
+        predicted = model.max_batch(result.memory_limit_mib, sequence_tokens(r)) if model else None
+        found = result.boundary_batch_size
         error = 100 * (predicted - found) / found if predicted is not None and found else None
-        rows.append([r["point_id"], f"{fmt(result['memory_limit_mib'])} ({result['memory_limit_source']})",
-                     fmt(found), fmt(result["first_failed_batch_size"]), "yes" if result["exact"] else "no",
-                     fmt(predicted), pct(error), model.source if model else "–", fmt(len(result["trials"]))])
+        rows.append([r.point_id, f"{fmt(result.memory_limit_mib)} ({result.memory_limit_source})",
+                     fmt(found), fmt(result.first_failed_batch_size), "yes" if result.exact else "no",
+                     fmt(predicted), pct(error), model.source if model else "–", fmt(len(result.trials))])
     return TableData("Max-batch searches", headers, rows, [
         "predicted: the largest batch the memory model allows in the search's memory at its tokens per sequence. "
         "Against an artificial budget (LLMBENCH_FAULTS memory_budget_mib, which counts weights plus the analytic KV "
         "cache) the analytic model is used, so it agrees by construction; against a device, the calibrated one."])
 
 
-def _prediction_model(r: dict[str, Any], source: str, models: dict[str, tuple[MemoryModel, Any]]) -> Any:
-    kv, weights = kv_per_token_mib(r), (r.get("model") or {}).get("weights_mib")
+def _prediction_model(r: RunRecord, source: str | None, models: dict[str, tuple[MemoryModel, Any]]) -> Any:
+    kv, weights = kv_per_token_mib(r), r.model.weights_mib if r.model else None
     if source == "artificial" and kv is not None and weights is not None:
         return analytic_model(weights, kv)
     return models.get(series_key(r), (None,))[0]
 
 
-def utilisation_table(records: list[dict[str, Any]]) -> TableData:
+def utilisation_table(records: list[RunRecord]) -> TableData:
     headers = ["point", "decode GB/s", "peak copy GB/s", "MBU", "prefill TFLOP/s", "peak matmul TFLOP/s", "MFU"]
-    rows = [[r["point_id"], fmt(u.get("decode_gb_per_s")), fmt(u.get("peak_copy_gb_per_s")), fmt(u.get("mbu")),
-             fmt(u.get("prefill_tflop_per_s")), fmt(u.get("peak_matmul_tflop_per_s")), fmt(u.get("mfu"))]
-            for r in records if r["status"] == "ok" and (u := r.get("utilisation"))]
+    rows = [[r.point_id, fmt(u.decode_gb_per_s), fmt(u.peak_copy_gb_per_s), fmt(u.mbu),
+             fmt(u.prefill_tflop_per_s), fmt(u.peak_matmul_tflop_per_s), fmt(u.mfu)]
+            for r in records if r.status == "ok" and (u := r.utilisation)]
     return TableData("Utilisation (medians of the point's calls; docs/metrics.md)", headers, rows, [
         "MBU: (weight bytes + KV bytes read per decode step) / TPOT / peak copy bandwidth; MFU: prefill FLOPs / TTFT "
         "/ peak matmul throughput in the model's compute dtype. GB = 10^9 bytes."])
 
 
-def probe_table(records: list[dict[str, Any]]) -> TableData:
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
+def probe_table(records: list[RunRecord]) -> TableData:
+    seen: dict[tuple[str, str | None], Any] = {}
     for r in records:
-        p = r.get("device_peaks") or {}
-        if p.get("key"):
-            seen.setdefault((p["key"], p["matmul_dtype"]), p)
-    rows = [[key, fmt(p["copy_gb_per_s"]), dtype, fmt(p["matmul_tflop_per_s"]), p.get("measured_at") or "–"]
+        p = r.device_peaks
+        if p is not None and p.key:
+            seen.setdefault((p.key, p.matmul_dtype), p)
+    rows = [[key, fmt(p.copy_gb_per_s), dtype, fmt(p.matmul_tflop_per_s), p.measured_at or "–"]
             for (key, dtype), p in seen.items()]
     return TableData("Device probes (measured once per device, cached)", ["device", "copy GB/s", "matmul dtype",
                      "matmul TFLOP/s", "measured at"], rows)
 
 
-def capacity_report(records: list[dict[str, Any]], memory_gib: tuple[float, ...] = DEFAULT_MEMORY_GIB,
+def capacity_report(records: list[RunRecord], memory_gib: tuple[float, ...] = DEFAULT_MEMORY_GIB,
                     context: int = DEFAULT_CONTEXT, slo: SLO | None = None,
                     target_tokens_per_s: float | None = None) -> list[TableData]:
     """Every capacity table of one run, in the order the command prints them; empty tables are left out."""

@@ -19,7 +19,8 @@ import numpy as np
 from scipy import stats as sps
 
 from llmbench.analysis.results import load_records
-from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, PER_POINT, Gate, parse_gates
+from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, Gate, parse_gates
+from llmbench.core.record import RunRecord
 from llmbench.core.stats import summarize
 from llmbench.execute.fingerprint import fingerprint_differences
 from llmbench.execute.store import read_json
@@ -103,34 +104,33 @@ def judge_values(gate: Gate, baseline: float, candidate: float) -> dict[str, Any
     return {**row, "ratio": ratio, "verdict": verdict}
 
 
-def metric_values(record: dict[str, Any], gate: Gate) -> list[float] | float | None:
+def metric_values(record: RunRecord, gate: Gate) -> list[float] | float | None:
+    """A per-call metric's raw samples over the measured calls, or a per-point metric's value."""
     if gate.per_call:
-        values = [c[gate.metric] for c in record.get("calls") or [] if c.get(gate.metric) is not None]
-        return values or None
-    section, field = PER_POINT[gate.metric]
-    return (record.get(section) or {}).get(field)
+        return record.samples(gate.metric) or None
+    return record.value(gate.metric)
 
 
-def compare_records(base: list[dict[str, Any]], cand: list[dict[str, Any]], gates: list[Gate],
+def compare_records(base: list[RunRecord], cand: list[RunRecord], gates: list[Gate],
                     alpha: float) -> list[dict[str, Any]]:
     """One row per point and gate, in the baseline's order, then points only the candidate has."""
-    by_id = {r["point_id"]: r for r in cand}
+    by_id = {r.point_id: r for r in cand}
     rows = []
     for b in base:
-        rows += _compare_point(b["point_id"], b, by_id.get(b["point_id"]), gates, alpha)
-    seen = {b["point_id"] for b in base}
+        rows += _compare_point(b.point_id, b, by_id.get(b.point_id), gates, alpha)
+    seen = {b.point_id for b in base}
     for c in cand:
-        if c["point_id"] not in seen:
-            rows.append(_missing(c["point_id"], None, "not in the baseline", failing=False))
+        if c.point_id not in seen:
+            rows.append(_missing(c.point_id, None, "not in the baseline", failing=False))
     return rows
 
 
-def _compare_point(pid: str, b: dict[str, Any], c: dict[str, Any] | None, gates: list[Gate],
+def _compare_point(pid: str, b: RunRecord, c: RunRecord | None, gates: list[Gate],
                    alpha: float) -> list[dict[str, Any]]:
-    if b["status"] != "ok":
-        return [_missing(pid, None, f"baseline {b['status']}: nothing to compare", failing=False)]
-    if c is None or c["status"] != "ok":
-        why = "not in the candidate" if c is None else f"candidate {c['status']}: {_reason(c)}"
+    if b.status != "ok":
+        return [_missing(pid, None, f"baseline {b.status}: nothing to compare", failing=False)]
+    if c is None or c.status != "ok":
+        why = "not in the candidate" if c is None else f"candidate {c.status}: {_reason(c)}"
         return [_missing(pid, None, why, failing=True)]
     rows = []
     for gate in gates:
@@ -152,15 +152,15 @@ def _missing(pid: str, gate: Gate | None, why: str, failing: bool) -> dict[str, 
             "verdict": "missing", "failing": failing, "note": why}
 
 
-def _reason(record: dict[str, Any]) -> str:
-    err = record.get("error") or {}
-    return str(err.get("message") or record.get("reason") or "no reason recorded")[:200]
+def _reason(record: RunRecord) -> str:
+    message = record.error.message if record.error else None
+    return str(message or record.reason or "no reason recorded")[:200]
 
 
-def _flags(b: dict[str, Any], c: dict[str, Any]) -> list[str]:
+def _flags(b: RunRecord, c: RunRecord) -> list[str]:
     """Validity flags raised on either side: a throttled or shared GPU explains a change."""
     return [f"{side} {k}" for side, r in (("baseline", b), ("candidate", c))
-            for k, v in sorted((r.get("flags") or {}).items()) if v and k != "unstable"]
+            for k in sorted(r.flags.raised) if k != "unstable"]
 
 
 def gates_for(cand_dir: Path, base_dir: Path, specs: list[str] | None,
@@ -179,7 +179,7 @@ def gates_for(cand_dir: Path, base_dir: Path, specs: list[str] | None,
 
 
 def compare_runs(base_dir: str | Path, cand_dir: str | Path, specs: list[str] | None = None,
-                 alpha: float | None = None, allow_mismatch: bool = False,
+                 alpha: float | None = None, *, allow_mismatch: bool = False,
                  allow_missing: bool = False) -> dict[str, Any]:
     """The whole comparison as plain data (the JSON output); `exit_code` 0 no regression, 1 regression.
     Raises CompareError for different hardware or software (unless allow_mismatch) and for bad input."""

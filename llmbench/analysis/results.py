@@ -1,6 +1,8 @@
-"""Reading results: `load(run_dir)` gives one DataFrame row per point, `load_calls(run_dir)` one row per
-measured call. Column names are the record's field names: `ttft_ms_median`, `decode_tokens_per_s_p90`,
-`host_rss_peak_mib`, ... pandas is imported here, never by the measuring side.
+"""Reading results: `load(run_dir)` gives one DataFrame row per point, `load_calls(run_dir)` one row per measured
+call, `load_records(run_dir)` the typed records (llmbench/core/record.py). Column names are the record's field
+names: `ttft_ms_median`, `decode_tokens_per_s_p90`, `host_rss_peak_mib`, ...; every metric of the registry
+(llmbench/core/metrics.py) has its columns, null where a record has no value, so runs of any llmbench and device
+load into the same columns. pandas is imported here, never by the measuring side.
 """
 
 from __future__ import annotations
@@ -9,72 +11,55 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from llmbench import SCHEMA_VERSION
-from llmbench.execute.store import latest_records, read_json, read_records
+from llmbench.core.axes import POINT_COLUMNS
+from llmbench.core.metrics import METRICS
+from llmbench.core.record import POOLED_COUNTS, RunRecord
+from llmbench.execute.store import RunDirError
+from llmbench.execute.store import load_records as read_run
 
-POINT_COLUMNS = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding", "num_beams",
-                 "cache_implementation", "attn_implementation", "compile", "api")
+ResultsError = RunDirError  # the name readers catch
 STATS = ("n", "mean", "median", "p90", "p99", "min", "max", "stdev", "cv", "median_ci_low", "median_ci_high",
          "median_ci_level")
+RUN_FACTS = ("device", "timer", "torch_threads", "load_s", "first_call_ms", "compile_s", "cold_start", "n_warmup",
+             "n_calls", "measured_s", "kv_cache_mib", "fixed_length_ok")
 
 
-class ResultsError(ValueError):
-    pass
-
-
-def load_records(run_dir: str | Path) -> list[dict[str, Any]]:
-    """Intact records of a run, the latest per point (after a resume), with a warning naming every corrupt
-    line that was left out."""
-    path = Path(run_dir)
-    if not (path / "records.jsonl").exists():
-        raise ResultsError(f"{path}: no records.jsonl here; is this a run directory?")
-    records, bad = read_records(path)
+def load_records(run_dir: str | Path) -> list[RunRecord]:
+    """Intact records of a run, the latest per point (after a resume) in plan order, with a warning naming every
+    corrupt line that was left out. ResultsError: not a run directory, or a record newer than this llmbench."""
+    records, bad = read_run(run_dir)
     for b in bad:
-        warnings.warn(f"{path / 'records.jsonl'}:{b.line}: left out: {b.problem}", stacklevel=2)
-    for r in records:
-        if r.get("schema_version", 0) > SCHEMA_VERSION:
-            raise ResultsError(f"{path}: record schema {r['schema_version']} is newer than this llmbench "
-                               f"({SCHEMA_VERSION}); upgrade llmbench")
-        migrate_record(r)
-    latest = latest_records(records)
-    if (path / "run.json").exists():  # plan order, whatever order parallel workers finished in
-        order = {pid: i for i, pid in enumerate(read_json(path, "run.json").get("point_ids", []))}
-        search = lambda r: (r.get("search") or {}).get("search_id")  # noqa: E731 - a search's steps go with it
-        latest.sort(key=lambda r: order.get(r["point_id"], order.get(search(r), len(order))))
-    return latest
+        warnings.warn(f"{Path(run_dir) / 'records.jsonl'}:{b.line}: left out: {b.problem}", stacklevel=2)
+    return records
 
 
-def migrate_record(r: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older record to the current schema, in place (asv-style: readers never branch on versions)."""
-    if r.get("schema_version", 1) < 2:
-        r["sources"] = r.pop("memory_sources", [])
-        r.setdefault("flags", {})
-        r.setdefault("device_stats", {})
-        r["schema_version"] = 2
-    return r
+def metric_column(name: str) -> str:
+    """A point metric's DataFrame column: its name; quality scores keep the `quality_` prefix of every quality field."""
+    return f"quality_{name}" if METRICS[name].path[:1] == ("quality",) else name
 
 
-def flatten_record(r: dict[str, Any]) -> dict[str, Any]:
-    """One flat row: point axes, status, load facts, memory, and every metric's statistics."""
-    point = r.get("point", {})
-    row: dict[str, Any] = {"point_id": r["point_id"], "group_id": r.get("group_id"), "status": r["status"]}
-    row.update({k: point.get(k) for k in POINT_COLUMNS})
-    err = r.get("error") or {}
-    row["error"] = f"{err.get('type')}: {err.get('message')}" if err else r.get("reason")
-    row.update({k: r.get(k) for k in ("device", "timer", "torch_threads", "load_s", "first_call_ms", "compile_s",
-                                      "cold_start",
-                                      "n_warmup", "n_calls", "measured_s", "kv_cache_mib", "fixed_length_ok")})
-    row["weights_mib"] = (r.get("model") or {}).get("weights_mib")
-    row.update(r.get("memory") or {})
-    row.update({k: v for k, v in (r.get("device_stats") or {}).items() if not isinstance(v, list | dict)})
-    row.update({f"flag_{k}": v for k, v in (r.get("flags") or {}).items()})
-    row.update({k: v for k, v in (r.get("utilisation") or {}).items()})
-    row["search_id"] = (r.get("search") or {}).get("search_id")
-    quality = r.get("quality") or {}
+def flatten_record(r: RunRecord) -> dict[str, Any]:
+    """One flat row: point axes, status, load facts, memory, device state, flags and every metric."""
+    row: dict[str, Any] = {"point_id": r.point_id, "group_id": r.group_id, "status": r.status}
+    row.update({k: r.point.get(k) for k in POINT_COLUMNS})
+    row["error"] = r.error.text if r.error else r.reason
+    row.update({k: getattr(r, k) for k in RUN_FACTS})
+    row["weights_mib"] = r.model.weights_mib if r.model else None
+    row.update(r.memory.model_dump(exclude_unset=True))
+    row.update({k: v for k, v in r.device_stats.model_dump(exclude_unset=True).items()
+                if not isinstance(v, list | dict)})
+    row.update({f"flag_{k}": v for k, v in r.flags.model_dump(exclude_unset=True).items()})
+    row.update(r.utilisation.model_dump(exclude_unset=True) if r.utilisation else {})
+    row["search_id"] = r.search_id
+    quality = r.quality.model_dump(exclude_unset=True) if r.quality else {}
     row.update({f"quality_{k}": v for k, v in quality.items() if not isinstance(v, list | dict)})
-    for metric, summary in (r.get("summary") or {}).items():
+    for m in METRICS.values():
+        if m.kind == "point":
+            row[metric_column(m.name)] = r.value(m)
+    for name in [m.name for m in METRICS.values() if m.summarised] + list(POOLED_COUNTS):
+        summary = r.summary.get(name)
         for stat in STATS:
-            row[f"{metric}_{stat}"] = summary.get(stat) if summary else None
+            row[f"{name}_{stat}"] = summary.get(stat) if summary else None
     return row
 
 
@@ -91,9 +76,9 @@ def load_calls(run_dir: str | Path) -> Any:
 
     rows = []
     for r in load_records(run_dir):
-        for i, call in enumerate(r.get("calls", [])):
-            row = {"point_id": r["point_id"], "call": i}
-            row.update({k: v for k, v in call.items() if not isinstance(v, list)})
-            row["new_tokens_total"] = sum(call.get("new_tokens", []))
+        for i, call in enumerate(r.calls):
+            row = {"point_id": r.point_id, "call": i}
+            row.update({k: v for k, v in call.model_dump().items() if not isinstance(v, list)})
+            row["new_tokens_total"] = sum(call.new_tokens)
             rows.append(row)
     return pd.DataFrame(rows)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from llmbench.analysis.tables import TableData, fmt, point_shape, series_key
+from llmbench.core.record import RunRecord
 
 GOODPUT = "e2e_tokens_per_s"  # output tokens per second of a whole call (B · N / e2e): what a served batch delivers
 PERCENTILES = ("p90", "p99")
@@ -22,24 +22,19 @@ class SLO:
     percentile: str = "p90"  # of the per-call values of the point's measured calls
 
 
-def stat(record: dict[str, Any], metric: str, statistic: str) -> float | None:
-    s = (record.get("summary") or {}).get(metric)
-    return s.get(statistic) if s else None
-
-
-def meets(record: dict[str, Any], slo: SLO) -> bool:
+def meets(record: RunRecord, slo: SLO) -> bool:
     for metric, limit in (("ttft_ms", slo.ttft_ms), ("tpot_ms", slo.tpot_ms)):
-        value = stat(record, metric, slo.percentile)
+        value = record.stat(metric, slo.percentile)
         if limit is not None and (value is None or value > limit):
             return False
-    return stat(record, GOODPUT, "median") is not None
+    return record.stat(GOODPUT, "median") is not None
 
 
-def measured(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def measured(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
     """ok points with a throughput, by series, in plan order."""
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[RunRecord]] = {}
     for r in records:
-        if r["status"] == "ok" and stat(r, GOODPUT, "median") is not None:
+        if r.status == "ok" and r.stat(GOODPUT, "median") is not None:
             out.setdefault(series_key(r), []).append(r)
     return out
 
@@ -50,7 +45,7 @@ def devices_needed(target_tokens_per_s: float | None, goodput: float | None) -> 
     return math.ceil(target_tokens_per_s / goodput)
 
 
-def goodput_table(records: list[dict[str, Any]], slo: SLO, target_tokens_per_s: float | None = None) -> TableData:
+def goodput_table(records: list[RunRecord], slo: SLO, target_tokens_per_s: float | None = None) -> TableData:
     """Per series, the point with the highest median e2e tokens/s among those within both limits."""
     q = slo.percentile
     headers = ["series", "best point", f"TTFT {q} ms", f"TPOT {q} ms", "goodput tokens/s (median)", "devices needed"]
@@ -60,10 +55,10 @@ def goodput_table(records: list[dict[str, Any]], slo: SLO, target_tokens_per_s: 
         if not ok:
             rows.append([key, "none meets the limits", "–", "–", "–", "–"])
             continue
-        best = max(ok, key=lambda r: stat(r, GOODPUT, "median"))
-        goodput = stat(best, GOODPUT, "median")
-        rows.append([key, f"bs{best['point']['batch_size']} {point_shape(best['point'])}",
-                     fmt(stat(best, "ttft_ms", q)), fmt(stat(best, "tpot_ms", q)), fmt(goodput),
+        best = max(ok, key=lambda r: r.stat(GOODPUT, "median"))
+        goodput = best.stat(GOODPUT, "median")
+        rows.append([key, f"bs{best.point.batch_size} {point_shape(best.point)}",
+                     fmt(best.stat("ttft_ms", q)), fmt(best.stat("tpot_ms", q)), fmt(goodput),
                      fmt(devices_needed(target_tokens_per_s, goodput))])
     limits = " and ".join(f"{m} {q} ≤ {v:g} ms" for m, v in (("TTFT", slo.ttft_ms), ("TPOT", slo.tpot_ms)) if v)
     notes = [f"goodput: the median {GOODPUT} (B · N / e2e per call) of the fastest point within the limits; "
@@ -74,11 +69,11 @@ def goodput_table(records: list[dict[str, Any]], slo: SLO, target_tokens_per_s: 
     return TableData(f"SLO: {limits or 'no limits'}", headers, rows, notes)
 
 
-def frontier(points: list[dict[str, Any]], percentile: str) -> list[dict[str, Any]]:
+def frontier(points: list[RunRecord], percentile: str) -> list[RunRecord]:
     """Points no other beats on TTFT, TPOT and throughput at once, by ascending TPOT."""
-    def key(r: dict[str, Any]) -> tuple[float, float, float]:
-        return (stat(r, "ttft_ms", percentile) or math.inf, stat(r, "tpot_ms", percentile) or math.inf,
-                -stat(r, GOODPUT, "median"))
+    def key(r: RunRecord) -> tuple[float, float, float]:
+        return (r.stat("ttft_ms", percentile) or math.inf, r.stat("tpot_ms", percentile) or math.inf,
+                -r.stat(GOODPUT, "median"))
 
     keys = [key(r) for r in points]
     front = [r for r, k in zip(points, keys, strict=True)
@@ -86,11 +81,11 @@ def frontier(points: list[dict[str, Any]], percentile: str) -> list[dict[str, An
     return sorted(front, key=lambda r: key(r)[1])
 
 
-def frontier_table(records: list[dict[str, Any]], percentile: str = "p90") -> TableData:
+def frontier_table(records: list[RunRecord], percentile: str = "p90") -> TableData:
     """Every SLO's answer at once: for limits (TTFT, TPOT), the best point is the fastest frontier row within both."""
     headers = ["series", "point", f"TTFT {percentile} ms", f"TPOT {percentile} ms", "goodput tokens/s (median)"]
-    rows = [[key, f"bs{r['point']['batch_size']} {point_shape(r['point'])}", fmt(stat(r, "ttft_ms", percentile)),
-             fmt(stat(r, "tpot_ms", percentile)), fmt(stat(r, GOODPUT, "median"))]
+    rows = [[key, f"bs{r.point.batch_size} {point_shape(r.point)}", fmt(r.stat("ttft_ms", percentile)),
+             fmt(r.stat("tpot_ms", percentile)), fmt(r.stat(GOODPUT, "median"))]
             for key, points in measured(records).items() for r in frontier(points, percentile)]
     return TableData(f"SLO frontier ({percentile})", headers, rows, [
         "Per series, the points that no other point of the series beats on TTFT, TPOT and throughput at once. For "

@@ -4,10 +4,11 @@ A table is a title, headers, rows of display strings and notes under it; no rend
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from llmbench.core.axes import AXES, SHAPE_OPTIONS, options_suffix
+from llmbench.core.record import PointFields, RunRecord
 
 
 @dataclass(frozen=True)
@@ -16,11 +17,6 @@ class TableData:
     headers: list[str]
     rows: list[list[str]]
     notes: list[str] = field(default_factory=list)
-
-
-def md(value: Any) -> str:
-    """A table cell's text for GitHub markdown: HTML escaped, markdown syntax and pipes backslashed."""
-    return re.sub(r"([\\`*_\[\]|])", r"\\\1", html.escape(str(value), quote=False)).replace("\n", " ")
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -44,18 +40,14 @@ def pct(value: float | None) -> str:
     return "–" if value is None else f"{value:+.1f}%"
 
 
-def point_shape(point: dict[str, Any]) -> str:
-    """in{S}/out{N}/decoding, and the options that differ from the default: a series' measured shape."""
-    parts = [f"in{point.get('input_tokens')}", f"out{point.get('max_new_tokens')}", str(point.get("decoding"))]
-    if point.get("cache_implementation", "dynamic") != "dynamic":
-        parts.append(f"cache-{point['cache_implementation']}")
-    if point.get("api", "generate") != "generate":
-        parts.append(str(point["api"]))
-    return "/".join(parts)
+def point_shape(point: PointFields) -> str:
+    """in{S}/out{N}/decoding, and the options that differ from the default and need no model load of their own
+    (the KV cache, the API): a series' measured shape."""
+    base = f"in{point.input_tokens}/out{point.max_new_tokens}/{point.decoding}"
+    return base + options_suffix(point.model_dump(), SHAPE_OPTIONS)
 
 
-def series_key(record: dict[str, Any]) -> str:
+def series_key(record: RunRecord) -> str:
     """model/precision (and a non-default KV cache): what one memory model and one capacity row are for."""
-    p = record["point"]
-    cache = p.get("cache_implementation", "dynamic")
-    return f"{p['model']}/{p['precision']}" + (f"/cache-{cache}" if cache != "dynamic" else "")
+    p = record.point
+    return f"{p.model}/{p.precision}" + AXES["cache_implementation"].id_part(p.cache_implementation)

@@ -1,15 +1,17 @@
-"""The gate's commands: `compare`, `baseline save|list` and `interleave`, their shared options, and
-`gate`, which `run --against` uses too. Registered on the `llmbench` app by cli.py.
+"""The gate's commands: `compare`, `baseline save|list` and `interleave`, their shared options, and `gate`, which
+`run --against` uses too, with its options as one GateOptions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
 
 import typer
 from rich.markup import escape
 
+from llmbench.cli.loading import load_or_exit
 from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES
 from llmbench.report.console import err, out
 
@@ -25,9 +27,22 @@ JUNIT = typer.Option(None, "--junit", help="Write JUnit XML: a testcase per poin
 JSON_OUT = typer.Option(None, "--json", help="Write the whole comparison as JSON.")
 
 
-def gate(baseline: str, candidate: Path, metric: list[str], alpha: float | None, allow_mismatch: bool,
-         allow_missing: bool, store: Path | None, markdown: Path | None, junit: Path | None,
-         json_out: Path | None) -> int:
+@dataclass(frozen=True)
+class GateOptions:
+    """How to gate: the thresholds (--metric; empty: the scenario's, else the defaults), the test's alpha, what to
+    allow, where saved baselines are, and the files to write."""
+
+    metrics: tuple[str, ...] = ()
+    alpha: float | None = None
+    allow_mismatch: bool = False  # compare across different hardware or software
+    allow_missing: bool = False  # a baseline point the candidate lost does not fail
+    store: Path | None = None
+    markdown: Path | None = None
+    junit: Path | None = None
+    json_out: Path | None = None
+
+
+def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
     """Compare, print, write the outputs; 0 no regression, 1 regression or a missing point, 2 refused."""
     from llmbench.analysis.baselines import BaselineError, resolve_baseline
     from llmbench.analysis.compare import CompareError, compare_runs
@@ -35,13 +50,14 @@ def gate(baseline: str, candidate: Path, metric: list[str], alpha: float | None,
     from llmbench.report.compare_output import print_comparison, write_outputs
 
     try:
-        base = resolve_baseline(baseline, store)
-        result = compare_runs(base, candidate, metric or None, alpha, allow_mismatch, allow_missing)
+        base = resolve_baseline(baseline, options.store)
+        result = compare_runs(base, candidate, list(options.metrics) or None, options.alpha,
+                              allow_mismatch=options.allow_mismatch, allow_missing=options.allow_missing)
     except (BaselineError, CompareError, ResultsError, OSError) as exc:
         err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         return 2
     print_comparison(result, out)
-    for path in write_outputs(result, markdown, junit, json_out):
+    for path in write_outputs(result, options.markdown, options.junit, options.json_out):
         err.print(f"wrote {path}", soft_wrap=True)
     return result["exit_code"]
 
@@ -63,8 +79,9 @@ def compare(
 
     A point regresses on a metric only when the change is significant (Mann-Whitney on the raw per-call
     samples) AND beyond its threshold; the ratio of medians gets a bootstrap 95% interval."""
-    raise typer.Exit(gate(baseline, candidate, metric, alpha, allow_mismatch, allow_missing, store, markdown, junit,
-                          json_out))
+    raise typer.Exit(gate(baseline, candidate, GateOptions(
+        metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, allow_missing=allow_missing, store=store,
+        markdown=markdown, junit=junit, json_out=json_out)))
 
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Save and list baselines: named runs to gate against.")
@@ -113,15 +130,14 @@ def interleave(
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
 ) -> None:
     """Run a scenario alternately in two environments on this machine, pool each side, and gate."""
-    from llmbench.cli.app import _load
     from llmbench.execute.rounds import run_interleaved
 
-    _load(scenario_file)  # a bad scenario fails here, once, not in every round
+    load_or_exit(scenario_file)  # a bad scenario fails here, once, not in every round
     try:
         pooled = run_interleaved(scenario_file, {"baseline": baseline_python, "candidate": candidate_python},
                                  rounds, out_root, say=lambda s: err.print(s, soft_wrap=True, highlight=False))
     except (ValueError, OSError) as exc:
         err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
-    raise typer.Exit(gate(str(pooled["baseline"]), pooled["candidate"], metric, alpha, False, False, None,
-                          markdown, junit, json_out))
+    options = GateOptions(metrics=tuple(metric), alpha=alpha, markdown=markdown, junit=junit, json_out=json_out)
+    raise typer.Exit(gate(str(pooled["baseline"]), pooled["candidate"], options))

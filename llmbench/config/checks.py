@@ -6,17 +6,16 @@ Each check yields (field path, message, hint); load_scenario turns them into Pro
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from llmbench.config.prompts import read_prompt_file
+from llmbench.config.scenario import Scenario
 from llmbench.config.sourcemap import close_match
+from llmbench.config.sweep import expand_sweep, unmatched_profile_patterns
 from llmbench.core.precisions import PRECISIONS
-
-if TYPE_CHECKING:
-    from llmbench.config.scenario import Scenario
 
 Finding = tuple[tuple[Any, ...], str, str]
 
@@ -125,39 +124,13 @@ def _batch_search(s: Scenario, _: Path) -> Iterator[Finding]:
 
 
 def _not_empty(s: Scenario) -> Iterator[Finding]:
-    from llmbench.config.sweep import expand_sweep
-
     if not expand_sweep(s):
         yield ("exclude",), "the exclude rules remove every point", "loosen a rule or add include entries"
 
 
 def _profile_points(s: Scenario) -> Iterator[Finding]:
-    from llmbench.config.sweep import expand_sweep, unmatched_profile_patterns
-
     for i in unmatched_profile_patterns(s):
         pattern = s.profile.points[i]  # type: ignore[union-attr]
         guess = close_match(pattern, [p.id for p in expand_sweep(s)])
         yield ("profile", "points", i), f"{pattern!r} matches no point of the sweep", (
             f"did you mean {guess!r}?" if guess else "`llmbench plan` lists the point ids; * matches any characters")
-
-
-def read_prompt_file(path: Path, field: str = "prompt") -> list[str]:
-    """Prompts of a .txt (one per non-empty line) or .jsonl (`field` of each object) file."""
-    text = Path(path).read_text(encoding="utf-8")
-    if Path(path).suffix == ".jsonl":
-        prompts = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"line {n}: not JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
-                raise ValueError(f"line {n}: no string field {field!r}")
-            prompts.append(obj[field])
-    else:
-        prompts = [line for line in text.splitlines() if line.strip()]
-    if not prompts:
-        raise ValueError("holds no prompt")
-    return prompts

@@ -1,6 +1,8 @@
-"""What a regression gate checks: the metrics two runs can be compared on, which way is better for each,
-and the threshold syntax `metric:-5%` / `metric:+10%` shared by `llmbench compare --metric`, a scenario's
-`compare:` block and the defaults. Pure data, no I/O: the scenario validates gates at load time with it.
+"""What a regression gate checks: the threshold syntax `metric:-5%` / `metric:+10%` shared by `llmbench compare
+--metric`, a scenario's `compare:` block and the defaults. The metrics a gate may name, and which way is better
+for each, are the metric registry's (llmbench/core/metrics.py): per-call metrics are judged on the raw per-call
+samples, per-point ones (one value per point, no samples) by the threshold alone. Pure data, no I/O: the scenario
+validates gates at load time with it.
 """
 
 from __future__ import annotations
@@ -9,22 +11,11 @@ import difflib
 import re
 from dataclasses import dataclass
 
-# measured once per call: compared on the raw per-call samples. True: higher is better
-PER_CALL = {
-    "e2e_ms": False, "ttft_ms": False, "decode_ms": False, "tpot_ms": False,
-    "prefill_tokens_per_s": True, "decode_tokens_per_s": True, "e2e_tokens_per_s": True, "requests_per_s": True,
-}
-# one value per point: (record section, field); all lower-is-better; no samples, so no significance test
-PER_POINT = {
-    "weights_mib": ("model", "weights_mib"),
-    "torch_peak_allocated_mib": ("memory", "torch_peak_allocated_mib"),
-    "torch_peak_reserved_mib": ("memory", "torch_peak_reserved_mib"),
-    "device_used_peak_mib": ("memory", "device_used_peak_mib"),
-    "process_used_peak_mib": ("memory", "process_used_peak_mib"),
-    "host_rss_peak_mib": ("memory", "host_rss_peak_mib"),
-    "energy_per_token_j": ("device_stats", "energy_per_token_j"),
-    "avg_power_w": ("device_stats", "avg_power_w"),
-}
+from llmbench.core.metrics import METRICS as REGISTRY
+
+# name -> higher is better, for every metric a gate may name
+PER_CALL = {m.name: m.higher_is_better for m in REGISTRY.values() if m.gate and m.kind == "call"}
+PER_POINT = {m.name: m.higher_is_better for m in REGISTRY.values() if m.gate and m.kind == "point"}
 METRICS = (*PER_CALL, *PER_POINT)
 # decode speed and first-token latency, where the noise of one machine allows a tight gate; GPU memory
 # (torch's allocator peak is deterministic for a fixed shape) where the runs have it
@@ -66,7 +57,7 @@ def parse_gate(text: str) -> Gate:
         close = difflib.get_close_matches(metric, METRICS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; one of {', '.join(METRICS)}"
         raise ValueError(f"{text!r}: unknown metric {metric!r}{hint}")
-    higher = PER_CALL.get(metric, False)
+    higher = REGISTRY[metric].higher_is_better
     if sign and (sign == "-") != higher:
         bad = "a drop" if higher else "a rise"
         raise ValueError(f"{text!r}: for {metric} a regression is {bad}: write {metric}:{'-' if higher else '+'}"

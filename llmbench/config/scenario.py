@@ -1,19 +1,19 @@
-"""Scenario files: the pydantic schema of a sweep and `load_scenario`, which reports every mistake at once.
+"""The scenario schema: pydantic models of a sweep (llmbench/config/loading.py reads a file into them).
 
-A Scenario is inert configuration: loading one touches no GPU, no network and no environment
-variable. Sweep axes accept a scalar or a list (`batch_size: 4` means `[4]`).
+A Scenario is inert configuration: loading one touches no GPU, no network and no environment variable. Sweep
+axes accept a scalar or a list (`batch_size: 4` means `[4]`); their names and closed sets of values come from
+the axis table (llmbench/core/axes.py), and so do the fields of include/exclude rules.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model
 
 from llmbench.config.decoding import DecodingPreset, Greedy
 from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gate
-from llmbench.config.sourcemap import Problem, ScenarioError, YamlSource, close_match, format_path
+from llmbench.core.axes import APIS, ATTN_IMPLEMENTATIONS, AXES_TABLE, CACHE_IMPLEMENTATIONS
 from llmbench.core.precisions import PRECISIONS
 
 
@@ -41,11 +41,12 @@ def _known_precision(name: str) -> str:
 
 
 PrecisionName = Annotated[str, AfterValidator(_known_precision)]
-CacheKind = Literal["dynamic", "static", "quantized", "offloaded"]
-AttnKind = Literal["default", "eager", "sdpa", "flash_attention_2", "flex_attention"]
+CacheKind = Literal[CACHE_IMPLEMENTATIONS]  # the closed sets of the axis table
+AttnKind = Literal[ATTN_IMPLEMENTATIONS]
+ApiKind = Literal[APIS]
 PositiveInt = Annotated[int, Field(gt=0)]
 MaxNewTokens = Annotated[int, Field(gt=0, le=1_000_000)]
-Axis = Annotated[list[PositiveInt], BeforeValidator(_as_list), Field(min_length=1)]
+Sizes = Annotated[list[PositiveInt], BeforeValidator(_as_list), Field(min_length=1)]
 _Frozen = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -78,7 +79,7 @@ class Prompt(BaseModel):
     kind: Literal["synthetic", "file"] = Field(
         default="synthetic", description="synthetic: seeded random token ids; file: prompts from a file."
     )
-    input_tokens: Axis = Field(default=[32], description="Prompt length(s) in tokens (synthetic prompts).")
+    input_tokens: Sizes = Field(default=[32], description="Prompt length(s) in tokens (synthetic prompts).")
     path: str | None = Field(
         default=None, description="Prompt file (kind: file), relative to the scenario: .txt (a prompt per "
         "line) or .jsonl (an object per line)."
@@ -87,7 +88,7 @@ class Prompt(BaseModel):
 
 
 class BatchSearch(BaseModel):
-    """A batch size found while running: the largest that fits (llmbench/batch_search.py)."""
+    """A batch size found while running: the largest that fits (llmbench/measure/batch_search.py)."""
 
     model_config = _Frozen
 
@@ -107,12 +108,12 @@ def _batch_form(value: Any) -> str:
 
 # tags pydantic adds to an error's location inside batch_size; not fields, so never shown
 BATCH_TAGS = ("batch-search", "batch-list")
-BatchAxis = Annotated[Annotated[BatchSearch, Tag(BATCH_TAGS[0])] | Annotated[Axis, Tag(BATCH_TAGS[1])],
+BatchAxis = Annotated[Annotated[BatchSearch, Tag(BATCH_TAGS[0])] | Annotated[Sizes, Tag(BATCH_TAGS[1])],
                       Discriminator(_batch_form)]
 
 
 class Quality(BaseModel):
-    """Quality of each precision against a reference precision of the same model (llmbench/quality.py)."""
+    """Quality of each precision against a reference precision of the same model (llmbench/measure/quality.py)."""
 
     model_config = _Frozen
 
@@ -133,7 +134,7 @@ def _gate_spec(text: str) -> str:
 
 
 class CompareSpec(BaseModel):
-    """How `llmbench compare` and `run --against` gate this scenario's runs (llmbench/gates.py)."""
+    """How `llmbench compare` and `run --against` gate this scenario's runs (llmbench/config/gates.py)."""
 
     model_config = _Frozen
 
@@ -149,7 +150,7 @@ def _as_profile(value: Any) -> Any:
 
 
 class Profile(BaseModel):
-    """Profile some points once more after their measured calls (llmbench/profiling.py): never a measured call."""
+    """Profile some points once more after their measured calls (llmbench/measure/profiling.py); never measured."""
 
     model_config = _Frozen
 
@@ -164,24 +165,22 @@ class Profile(BaseModel):
                          "as a snapshot that pytorch.org/memory_viz opens.")
 
 
-class Rule(BaseModel):
+class _Rule(BaseModel):
     """A partial point: matches (exclude) or adds (include) every point with these axis values."""
 
     model_config = _Frozen
 
-    model: Annotated[list[str], BeforeValidator(_as_list)] | None = None
-    precision: Annotated[list[str], BeforeValidator(_as_list)] | None = None
-    batch_size: Axis | None = None
-    input_tokens: Axis | None = None
-    max_new_tokens: Annotated[list[MaxNewTokens], BeforeValidator(_as_list)] | None = None
-    decoding: Annotated[list[str], BeforeValidator(_as_list)] | None = None
-    cache_implementation: Annotated[list[CacheKind], BeforeValidator(_as_list)] | None = None
-    attn_implementation: Annotated[list[AttnKind], BeforeValidator(_as_list)] | None = None
-    compile: Annotated[list[bool], BeforeValidator(_as_list)] | None = None
-    api: Annotated[list[Literal["generate", "pipeline"]], BeforeValidator(_as_list)] | None = None
-
     def axes(self) -> dict[str, list[Any]]:
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+# a rule's values per axis: labels for models and presets (checked against the scenario's), the scenario's own
+# types for the numbers, and the axis table's choices for the closed sets
+_RULE_TYPES: dict[str, Any] = {"model": list[str], "precision": list[str], "batch_size": Sizes, "input_tokens": Sizes,
+                               "max_new_tokens": list[MaxNewTokens], "decoding": list[str], "compile": list[bool]}
+Rule = create_model("Rule", __base__=_Rule, **{  # one optional field per swept axis
+    a.name: (Annotated[_RULE_TYPES.get(a.name) or list[Literal[a.choices]], BeforeValidator(_as_list)] | None, None)
+    for a in AXES_TABLE if a.swept})
 
 
 class Scenario(BaseModel):
@@ -230,7 +229,7 @@ class Scenario(BaseModel):
     compile: Annotated[list[bool], BeforeValidator(_as_list), Field(min_length=1)] = Field(
         default=[False], description="torch.compile the model's forward (compile time recorded apart)."
     )
-    api: Annotated[list[Literal["generate", "pipeline"]], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+    api: Annotated[list[ApiKind], BeforeValidator(_as_list), Field(min_length=1)] = Field(
         default=["generate"], description="generate: model.generate() on token ids; pipeline: the "
         "text-generation pipeline on text prompts (tokenizing and decoding included), to show its overhead."
     )
@@ -258,125 +257,3 @@ class Scenario(BaseModel):
     include: list[Rule] = Field(default=[], description="Add the points these describe (axes left out expand).")
     compare: CompareSpec | None = Field(default=None, description="Regression gates for `llmbench compare`; "
                                         "default: " + ", ".join(DEFAULT_GATES) + f", alpha {DEFAULT_ALPHA}.")
-
-
-
-def current_form(stored: dict[str, Any]) -> dict[str, Any]:
-    """A stored scenario.json as this version would write it: fields added since then get their defaults,
-    so resume and merge compare what was asked for, not which llmbench wrote it."""
-    try:
-        return Scenario.model_validate(stored).model_dump(mode="json")
-    except ValidationError:  # a field this version no longer knows: compare as stored
-        return stored
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    """Read, validate and cross-check a scenario file; raise ScenarioError listing every problem."""
-    source = YamlSource.from_file(path)
-    return parse_scenario(source, base_dir=Path(path).parent)
-
-
-def parse_scenario(source: YamlSource, base_dir: Path) -> Scenario:
-    problems = source.duplicate_keys()
-    problems.sort(key=lambda p: p.line or 0)
-    if not isinstance(source.data, dict):
-        problems.append(Problem(source.file, 1, "", "a scenario is a YAML mapping (name: ..., models: ...)"))
-        raise ScenarioError(problems)
-    try:
-        scenario = Scenario.model_validate(source.data)
-    except ValidationError as exc:
-        problems += [_problem(source, err) for err in exc.errors()]
-        raise ScenarioError(sorted(problems, key=lambda p: p.line or 0)) from None
-    from llmbench.config.checks import check_scenario  # cross-field rules, kept apart for size
-
-    problems += [
-        Problem(source.file, source.line_of(loc), format_path(loc), msg, hint)
-        for loc, msg, hint in check_scenario(scenario, base_dir)
-    ]
-    if problems:
-        raise ScenarioError(problems)
-    if scenario.prompt.path is not None:  # resolve once, so the run does not depend on the cwd
-        prompt = scenario.prompt.model_copy(update={"path": str((base_dir / scenario.prompt.path).resolve())})
-        scenario = scenario.model_copy(update={"prompt": prompt})
-    return scenario
-
-
-def _problem(source: YamlSource, err: Any) -> Problem:
-    from llmbench.config.decoding import STRATEGIES
-
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in BATCH_TAGS)))
-    message, hint = _explain(err, loc)
-    shown = tuple(p for i, p in enumerate(loc) if not (p in STRATEGIES and i and isinstance(loc[i - 1], int)))
-    return Problem(source.file, source.line_of(loc), format_path(shown), message, hint)
-
-
-def _explain(err: Any, loc: tuple[Any, ...]) -> tuple[str, str]:
-    kind, field = err["type"], (loc[-1] if loc else "")
-    given = err.get("input")
-    if kind == "extra_forbidden":
-        allowed = _fields_at(loc[:-1])
-        guess = close_match(str(field), allowed)
-        hint = f"did you mean {guess!r}?" if guess else f"allowed here: {', '.join(allowed)}"
-        return f"unknown field {field!r}", hint
-    if kind == "missing":
-        return "required field is missing", _describe(loc)
-    if kind == "union_tag_invalid":
-        from llmbench.config.decoding import STRATEGIES
-
-        tags = ", ".join(STRATEGIES)
-        guess = close_match(str(err.get("ctx", {}).get("tag", "")), tags.split(", "))
-        return f"unknown decoding strategy {err.get('ctx', {}).get('tag')!r}", (
-            f"did you mean {guess!r}?" if guess else f"known strategies: {tags}"
-        )
-    if kind == "string_pattern_mismatch":  # a raw regex helps nobody: say what is allowed
-        return f"{given!r} has characters a label or name cannot have", (
-            "use letters, digits and . _ + - only (no spaces or slashes); " + _describe(loc))
-    message = err["msg"].removeprefix("Value error, ")
-    if kind == "value_error" and (len(loc) > 1 and loc[-2] == "precision" or field == "reference"):
-        guess = close_match(str(given), list(PRECISIONS)) if isinstance(given, str) else None
-        return message, (f"did you mean {guess!r}?" if guess else f"known precisions: {', '.join(PRECISIONS)}")
-    return f"{message} (got {given!r})" if not isinstance(given, dict | list) else message, _describe(loc)
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that owns the field at `loc` (None when it is not a model)."""
-    from llmbench.config.decoding import STRATEGIES
-
-    model: type[BaseModel] | None = Scenario
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        if part in STRATEGIES:
-            model = STRATEGIES[part]
-            continue
-        info = model.model_fields.get(part)
-        model = _submodel(info.annotation) if info else None
-    return model
-
-
-def _submodel(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _submodel(arg)
-        if found is not None:
-            return found
-    for meta in getattr(annotation, "__metadata__", ()) or ():
-        found = _submodel(meta)
-        if found is not None:
-            return found
-    return None
-
-
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    model = _model_at(loc)
-    return list(model.model_fields) if model else []
-
-
-def _describe(loc: tuple[Any, ...]) -> str:
-    parent, field = _model_at(loc[:-1]) if loc else None, loc[-1] if loc else None
-    while isinstance(field, int) and loc:  # an item of a list: describe the list
-        loc = loc[:-1]
-        parent, field = _model_at(loc[:-1]), loc[-1] if loc else None
-    info = parent.model_fields.get(field) if parent and isinstance(field, str) else None
-    return (info.description or "") if info else ""

@@ -1,4 +1,5 @@
-"""Sweep expansion: a Scenario becomes RunPoints with stable ids, grouped by model load.
+"""Sweep expansion: a Scenario becomes RunPoints with stable ids, grouped by model load. The axes, their order and
+how they show in ids are the axis table's (llmbench/core/axes.py).
 
 A point id is readable and stable: `model/precision/bs{B}/in{S}/out{N}/decoding`, followed by the
 load and cache options only where they differ from the default (`/cache-static`, `/attn-eager`,
@@ -20,10 +21,9 @@ from pydantic import BaseModel
 
 from llmbench.config.decoding import DecodingPreset
 from llmbench.config.scenario import BatchSearch, ModelSpec, Prompt, Rule, Scenario
+from llmbench.core.axes import GROUP_OPTIONS, ID_OPTIONS, SWEPT, options_suffix
 
-AXES = ("model", "precision", "batch_size", "input_tokens", "max_new_tokens", "decoding",
-        "cache_implementation", "attn_implementation", "compile", "api")
-DEFAULTS = {"cache_implementation": "dynamic", "attn_implementation": "default", "compile": False, "api": "generate"}
+AXES = SWEPT  # the product's axes, in the axis table's order (llmbench/core/axes.py)
 # scenario-wide settings every point carries, so a worker needs nothing but its points
 SETTINGS = ("prompt", "fixed_length", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
             "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
@@ -64,8 +64,9 @@ class RunPoint:
     max_time_s: float | None
     nvtx: bool = False  # NVTX ranges in every call (CUDA only)
     profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
-    # a max-batch search (llmbench/batch_search.py): the search's own point carries its form and the outcomes known
-    # so far, as (batch size, status) pairs; each batch it tries is a point of its own, whose search_id is the search's
+    # a max-batch search (llmbench/measure/batch_search.py): the search's own point carries its form and the outcomes
+    # known so far, as (batch size, status) pairs; each batch it tries is a point of its own, whose search_id is the
+    # search's
     batch_search: BatchSearch | None = None
     search_trials: tuple[tuple[int, str], ...] = ()
     search_id: str | None = None
@@ -117,22 +118,16 @@ def plan_quality(s: Scenario, points: list[RunPoint]) -> list[QualityJob]:
     return jobs
 
 
-def _options(c: dict[str, Any], axes: tuple[str, ...]) -> str:
-    labels = {"cache_implementation": f"cache-{c['cache_implementation']}",
-              "attn_implementation": f"attn-{c['attn_implementation']}", "compile": "compiled", "api": c["api"]}
-    return "".join(f"/{labels[a]}" for a in axes if c[a] != DEFAULTS[a])
-
-
 def point_id(c: dict[str, Any], prompt: Prompt) -> str:
     s, b = c["input_tokens"], c["batch_size"]
     batch = f"bs-{b.label}" if isinstance(b, BatchSearch) else f"bs{b}"
     prompt_part = f"in{s}" if s is not None else f"in-{Path(prompt.path or 'file').stem}"
     base = f"{c['model']}/{c['precision']}/{batch}/{prompt_part}/out{c['max_new_tokens']}/{c['decoding']}"
-    return base + _options(c, ("cache_implementation", "attn_implementation", "compile", "api"))
+    return base + options_suffix(c, ID_OPTIONS)
 
 
 def group_id(c: dict[str, Any]) -> str:
-    return f"{c['model']}/{c['precision']}" + _options(c, ("attn_implementation", "compile"))
+    return f"{c['model']}/{c['precision']}" + options_suffix(c, GROUP_OPTIONS)
 
 
 def expand_sweep(s: Scenario) -> list[RunPoint]:
@@ -160,18 +155,15 @@ def group_points(points: list[RunPoint]) -> list[Group]:
 
 
 def _axis_values(s: Scenario) -> dict[str, list[Any]]:
-    return {
+    """Each swept axis's values: the scenario's list of that name, but labels for models and presets, a
+    search for batch_size, and the prompt's lengths (None for a prompt file)."""
+    special = {
         "model": [m.label for m in s.models],
-        "precision": list(s.precision),
         "batch_size": [s.batch_size] if isinstance(s.batch_size, BatchSearch) else list(s.batch_size),
         "input_tokens": list(s.prompt.input_tokens) if s.prompt.kind == "synthetic" else [None],
-        "max_new_tokens": list(s.max_new_tokens),
         "decoding": [d.label for d in s.decoding],
-        "cache_implementation": list(s.cache_implementation),
-        "attn_implementation": list(s.attn_implementation),
-        "compile": list(s.compile),
-        "api": list(s.api),
     }
+    return {a: special[a] if a in special else list(getattr(s, a)) for a in AXES}
 
 
 def _product(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import __version__
-from llmbench.config.scenario import current_form
+from llmbench.config.loading import current_form
+from llmbench.config.scenario import Scenario
+from llmbench.config.sweep import expand_sweep
+from llmbench.core.record import RunRecord
 from llmbench.execute.fingerprint import dict_differences, fingerprint_differences
 from llmbench.execute.store import (
     RecordWriter,
@@ -43,32 +46,28 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False) ->
         if diffs and not allow_mismatch:
             raise MergeError(f"{other} ran on another environment than {first} (--allow-mismatch to merge "
                              "anyway):\n  " + "\n  ".join(diffs))
-    chosen: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, tuple[RunRecord, Path]] = {}  # point id -> its record and the directory it comes from
     planned = _planned_ids(scenario)  # the whole sweep: a missing shard shows up as missing points
     for d in run_dirs:
         for r in latest_records(read_records(d)[0]):
-            r["_from"] = str(d)
-            old = chosen.get(r["point_id"])
-            if old is None or _better(r, old):
-                chosen[r["point_id"]] = r
+            old = chosen.get(r.point_id)
+            if old is None or _better(r, old[0]):
+                chosen[r.point_id] = (r, d)
     return _write(out, first, scenario, env, run_dirs, planned, chosen)
 
 
 def _planned_ids(scenario_json: dict[str, Any]) -> list[str]:
-    from llmbench.config.scenario import Scenario
-    from llmbench.config.sweep import expand_sweep
-
     return [p.id for p in expand_sweep(Scenario.model_validate(scenario_json))]
 
 
-def _better(new: dict[str, Any], old: dict[str, Any]) -> bool:
-    if (new["status"] == "ok") != (old["status"] == "ok"):
-        return new["status"] == "ok"
-    return str(new.get("finished_at")) > str(old.get("finished_at"))
+def _better(new: RunRecord, old: RunRecord) -> bool:
+    if (new.status == "ok") != (old.status == "ok"):
+        return new.status == "ok"
+    return str(new.finished_at) > str(old.finished_at)
 
 
 def _write(out: Path, first: Path, scenario: dict[str, Any], env: dict[str, Any], run_dirs: list[Path],
-           planned: list[str], chosen: dict[str, dict[str, Any]]) -> dict[str, Any]:
+           planned: list[str], chosen: dict[str, tuple[RunRecord, Path]]) -> dict[str, Any]:
     out_dir = out if not out.exists() or not any(out.iterdir()) else None
     if out_dir is None:
         raise MergeError(f"{out} exists and is not empty")
@@ -77,18 +76,18 @@ def _write(out: Path, first: Path, scenario: dict[str, Any], env: dict[str, Any]
     write_json(out_dir / "scenario.json", scenario)
     write_json(out_dir / "env.json", env)
     order = {pid: i for i, pid in enumerate(planned)}
-    records = sorted(chosen.values(), key=lambda r: order.get(r["point_id"], len(order)))
+    records = sorted(chosen.values(), key=lambda pair: order.get(pair[0].point_id, len(order)))
     info = {"llmbench": __version__, "scenario": scenario.get("name"), "shard": None, "point_ids": planned,
             "merged_from": [str(d) for d in run_dirs]}
     write_json(out_dir / "run.json", info)
     timelines: dict[str, dict[str, Any]] = {}
     for d in run_dirs:
-        timelines.update({k: v for k, v in read_timelines(d).items() if chosen.get(k, {}).get("_from") == str(d)})
+        timelines.update({k: v for k, v in read_timelines(d).items() if k in chosen and chosen[k][1] == d})
     with RecordWriter(out_dir) as writer:
-        for r in records:
-            copy_artifacts(r, Path(r.pop("_from")), out_dir)
-            if r["point_id"] in timelines:
-                writer.append_timeline(timelines[r["point_id"]])
+        for r, source in records:
+            copy_artifacts(r, source, out_dir)
+            if r.point_id in timelines:
+                writer.append_timeline(timelines[r.point_id])
             writer.append(r)
     return {"points": len(records), "missing": [p for p in planned if p not in chosen], "sources": len(run_dirs)}
 

@@ -14,11 +14,9 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from llmbench.analysis.results import load_records
-from llmbench.execute.store import RECORDS, RecordWriter, create_run_dir, read_json, write_json
-from llmbench.measure.records import summarize_calls
+from llmbench.core.record import RunRecord, summarize_calls
+from llmbench.execute.store import RECORDS, RecordWriter, create_run_dir, load_records, read_json, write_json
 
 SIDES = ("baseline", "candidate")
 COPIED = ("env.json", "run.json", "scenario.json", "scenario.yaml")
@@ -48,18 +46,19 @@ def pool_runs(run_dirs: list[Path], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / RECORDS).exists():
         raise ValueError(f"{out_dir} already holds records")
-    pooled: dict[str, dict[str, Any]] = {}
+    pooled: dict[str, RunRecord] = {}
     for k, run_dir in enumerate(run_dirs, 1):
-        for r in load_records(run_dir):
-            r.pop("timeline", None)
-            pid = r["point_id"]
-            if pid not in pooled or (pooled[pid]["status"] != "ok" and r["status"] == "ok"):
-                pooled[pid] = {**r, "rounds": [k] if r["status"] == "ok" else []}
-            elif r["status"] == "ok":
+        for r in load_records(run_dir)[0]:
+            pid = r.point_id
+            if pid not in pooled or (pooled[pid].status != "ok" and r.status == "ok"):
+                pooled[pid] = r
+                r.rounds = [k] if r.status == "ok" else []
+            elif r.status == "ok":
                 _absorb(pooled[pid], r, k)
     with RecordWriter(out_dir) as writer:
         for r in pooled.values():
-            r["summary"] = summarize_calls(r.get("calls") or []) if r["status"] == "ok" else r.get("summary")
+            if r.status == "ok":
+                r.summary = summarize_calls(r.calls)
             writer.append(r)
     for name in COPIED:
         if (run_dirs[0] / name).exists():
@@ -68,16 +67,16 @@ def pool_runs(run_dirs: list[Path], out_dir: Path) -> Path:
     return out_dir
 
 
-def _absorb(into: dict[str, Any], r: dict[str, Any], k: int) -> None:
-    into["calls"] = (into.get("calls") or []) + (r.get("calls") or [])
-    into["warmup_calls"] = (into.get("warmup_calls") or []) + (r.get("warmup_calls") or [])
-    into["n_calls"] = len(into["calls"])
-    into["measured_s"] = (into.get("measured_s") or 0) + (r.get("measured_s") or 0)
-    into["rounds"].append(k)
-    for key, value in (r.get("memory") or {}).items():  # peaks: the largest round's
-        mine = into["memory"].get(key)
+def _absorb(into: RunRecord, r: RunRecord, k: int) -> None:
+    into.calls = into.calls + r.calls
+    into.warmup_calls = into.warmup_calls + r.warmup_calls
+    into.n_calls = len(into.calls)
+    into.measured_s = into.measured_s + r.measured_s
+    into.rounds = [*(into.rounds or []), k]
+    for key, value in r.memory.model_dump(exclude_unset=True).items():  # peaks: the largest round's
+        mine = into.memory.get(key)
         if value is not None and (mine is None or value > mine):
-            into["memory"][key] = value
+            setattr(into.memory, key, value)
 
 
 def measure_rounds(execute: Callable[[Path], tuple[int, Path | None]], rounds: int, out_root: Path,

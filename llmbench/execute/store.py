@@ -3,9 +3,10 @@ scenario.json (as validated), run.json (the planned point ids and shard), env.js
 worker ran on), records.jsonl, logs/ (each worker's stderr) and profiles/ (profiled points' traces and
 memory snapshots).
 
-Records are appended one JSON line per point, flushed and fsynced as each point finishes, so a crash
-loses at most the point in flight. `read_records` reports a truncated or corrupt line with its line
-number and leaves it out; it never guesses.
+Records (llmbench/core/record.py) are appended one JSON line per point, flushed and fsynced as each point
+finishes, so a crash loses at most the point in flight. `read_records` reports a truncated or corrupt line with
+its line number and leaves it out; it never guesses. `load_records` is what readers want: the latest record of
+each point, in plan order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from llmbench.core.record import RecordError, RunRecord, parse_record
 
 RECORDS = "records.jsonl"
 TIMELINES = "timelines.jsonl"
@@ -47,6 +50,10 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
 
+class RunDirError(ValueError):
+    """Not a run directory, or one this llmbench cannot read."""
+
+
 class RecordWriter:
     """Appends records to records.jsonl, one durable line per point; a record's sampler timeline goes to
     timelines.jsonl (written first, so a record never points at a timeline that is not there)."""
@@ -56,14 +63,12 @@ class RecordWriter:
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._t = open(Path(run_dir) / TIMELINES, "a", encoding="utf-8")  # noqa: SIM115
 
-    def append(self, record: dict[str, Any]) -> None:
-        write_artifacts(self.path.parent, record.pop("artifacts", None) or {})
-        timeline = record.pop("timeline", None)
-        if timeline:
-            from llmbench.measure.timelines import compact_timeline
-
-            self._write(self._t, compact_timeline(record["point_id"], timeline))
-        self._write(self._f, record)
+    def append(self, record: RunRecord) -> None:
+        """The record's files and timeline first (they travel with it from the worker), then its line."""
+        write_artifacts(self.path.parent, record.artifacts or {})
+        if record.timeline:
+            self._write(self._t, record.timeline)
+        self._write(self._f, record.to_json())
 
     def append_timeline(self, line: dict[str, Any]) -> None:
         self._write(self._t, line)
@@ -103,11 +108,11 @@ def write_artifacts(run_dir: Path, files: dict[str, str | bytes]) -> None:
         os.replace(tmp, path)
 
 
-def copy_artifacts(record: dict[str, Any], source: Path, target: Path) -> None:
+def copy_artifacts(record: RunRecord, source: Path, target: Path) -> None:
     """The files a record names (its profile's), copied from one run directory to another (merge)."""
     import shutil
 
-    for name in (record.get("profile") or {}).get("files") or []:
+    for name in record.profile.files if record.profile else []:
         if (Path(source) / name).exists():
             (Path(target) / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(Path(source) / name, Path(target) / name)
@@ -130,10 +135,11 @@ class BadLine:
     problem: str
 
 
-def read_records(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[BadLine]]:
-    """All intact records of a run directory, and the lines that were not (with their numbers)."""
+def read_records(run_dir: str | Path) -> tuple[list[RunRecord], list[BadLine]]:
+    """All intact records of a run directory, and the lines that were not (with their numbers). A record of a
+    newer schema than this llmbench's raises RunDirError: reading on would misread it."""
     path = Path(run_dir) / RECORDS
-    records: list[dict[str, Any]] = []
+    records: list[RunRecord] = []
     bad: list[BadLine] = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
@@ -150,8 +156,21 @@ def read_records(run_dir: str | Path) -> tuple[list[dict[str, Any]], list[BadLin
             if not isinstance(rec, dict) or "point_id" not in rec or "status" not in rec:
                 bad.append(BadLine(n, "not a record (no point_id/status)"))
                 continue
-            records.append(rec)
+            try:
+                records.append(parse_record(rec))
+            except RecordError as exc:
+                raise RunDirError(f"{path}:{n}: {exc}") from None
+            except ValueError as exc:  # pydantic's ValidationError: a field of the wrong kind
+                bad.append(BadLine(n, f"not a valid record: {_first_error(exc)}"))
     return records, bad
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors) or not errors():
+        return str(exc)
+    e = errors()[0]
+    return f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
 
 
 def read_timelines(run_dir: str | Path) -> dict[str, dict[str, Any]]:
@@ -183,12 +202,26 @@ def read_quality(run_dir: str | Path) -> dict[tuple[str, str], dict[str, Any]]:
     return out
 
 
-def latest_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest_records(records: list[RunRecord]) -> list[RunRecord]:
     """One record per point: the last one written (a resumed point's new record replaces the old)."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, RunRecord] = {}
     for r in records:
-        latest[r["point_id"]] = r  # a dict keeps the first position: plan order survives a resume
+        latest[r.point_id] = r  # a dict keeps the first position: plan order survives a resume
     return list(latest.values())
+
+
+def load_records(run_dir: str | Path) -> tuple[list[RunRecord], list[BadLine]]:
+    """The latest record of each point, in plan order (run.json's, whatever order parallel workers finished
+    in; a search's steps go with their search), and the lines left out."""
+    path = Path(run_dir)
+    if not (path / RECORDS).exists():
+        raise RunDirError(f"{path}: no {RECORDS} here; is this a run directory?")
+    records, bad = read_records(path)
+    latest = latest_records(records)
+    if (path / "run.json").exists():
+        order = {pid: i for i, pid in enumerate(read_json(path, "run.json").get("point_ids", []))}
+        latest.sort(key=lambda r: order.get(r.point_id, order.get(r.search_id, len(order))))
+    return latest, bad
 
 
 def read_json(run_dir: str | Path, name: str) -> dict[str, Any]:

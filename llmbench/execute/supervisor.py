@@ -1,12 +1,11 @@
 """The parent side of a run: one spawned worker per model group, failures turned into records.
 
-The supervisor blocks in multiprocessing.connection.wait on the workers' pipes, their process
-sentinels and a self-pipe for signals; it never polls in a loop. It owns the point in flight of each
-worker: if the worker dies, that point gets status crashed (exit code or signal, tail of stderr);
-if it runs past point_timeout_s, the worker is killed and the point gets status timeout. Either way a
-fresh worker takes the group's remaining points. The first SIGINT lets every worker finish its
-current point and stops; a second kills them at once. Records that arrive are handed to `on_record`
-in order; nothing else is written here.
+The supervisor blocks in multiprocessing.connection.wait on the workers' pipes, their process sentinels and a
+self-pipe for signals; it never polls in a loop. It owns the point in flight of each worker: if the worker dies,
+that point gets status crashed (exit code or signal, tail of stderr); if it runs past point_timeout_s, the worker
+is killed and the point gets status timeout. Either way a fresh worker takes the group's remaining points. The
+first SIGINT lets every worker finish its current point and stops; a second kills them at once. Records (RunRecord
+objects, llmbench/core/record.py) are handed to `on_record` in the order they arrive; nothing is written here.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.config.sweep import RunPoint, group_points
+from llmbench.core.record import RunRecord
 from llmbench.measure.batch_search import in_flight_step, note_record
 from llmbench.measure.records import make_record, utc_now
 
@@ -42,6 +42,16 @@ class Worker:
 
 
 @dataclass
+class SupervisorHooks:
+    """What the supervisor tells its caller, as things happen. Defaults do nothing (check_env: accept any)."""
+
+    on_record: Callable[[RunRecord], None]  # each record, in the order it arrives
+    on_event: Callable[[str, str, Any], None] = lambda kind, point_id, detail: None  # progress: runner events
+    check_env: Callable[[dict[str, Any]], str | None] = lambda env: None  # a reason to refuse the run, or None
+    on_quality: Callable[[dict[str, Any]], None] = lambda result: None  # each quality result
+
+
+@dataclass
 class Outcome:
     interrupted: bool = False
     env: dict[str, Any] | None = None
@@ -49,15 +59,15 @@ class Outcome:
 
 
 class Supervisor:
-    def __init__(self, device: str, log_dir: Path, on_record: Callable[[dict[str, Any]], None],
-                 on_event: Callable[[str, str, Any], None] | None = None, slots: list[dict[str, str]] | None = None,
-                 check_env: Callable[[dict[str, Any]], str | None] | None = None,
-                 on_quality: Callable[[dict[str, Any]], None] | None = None):
-        self.device, self.log_dir = device, log_dir
-        self.on_record, self.on_event = on_record, on_event or (lambda *_: None)
+    """Points in spawned workers on `device` (as requested: auto, cpu, cuda...), one per slot at a time, with that
+    slot's environment variables (CUDA_VISIBLE_DEVICES with --parallel-gpus); their stderr logs in log_dir."""
+
+    def __init__(self, device: str, log_dir: Path, hooks: SupervisorHooks, *,
+                 slots: list[dict[str, str]] | None = None):
+        self.device, self.log_dir, self.hooks = device, log_dir, hooks
+        self.on_record, self.on_event, self.check_env, self.on_quality = (hooks.on_record, hooks.on_event,
+                                                                          hooks.check_env, hooks.on_quality)
         self.slots = slots or [{}]
-        self.check_env = check_env or (lambda env: None)
-        self.on_quality = on_quality or (lambda q: None)
         self.ctx = mp.get_context("spawn")
         self.outcome = Outcome()
         self._spawned = 0
@@ -244,7 +254,7 @@ class Supervisor:
             point = w.points.pop(pid, None) or in_flight_step(w.points, pid)  # a search step: its search goes on
             self.on_event("point_start", pid, None)
             record = make_record(point, status=status, started_at=w.started_at, error=error)
-            record["worker"] = {"pid": w.process.pid, "slot": w.slot, "exitcode": w.process.exitcode}
+            record.worker = {"pid": w.process.pid, "slot": w.slot, "exitcode": w.process.exitcode}
             note_record(w.points, record)
             self.on_record(record)
             self.on_event("point_end", pid, status)

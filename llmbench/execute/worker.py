@@ -2,7 +2,7 @@
 
 Started with the spawn method by the supervisor. It ignores SIGINT (the parent decides when to stop),
 writes its stderr to a log file in the run directory (the parent shows the tail if it dies), and
-sends: ("env", env) once, ("event", kind, point_id, detail), ("record", record) per point, ("done",).
+sends: ("env", env) once, ("event", kind, point_id, detail), ("record", RunRecord) per point, ("done",).
 Between points it checks for a "stop" message from the parent.
 """
 
@@ -40,7 +40,7 @@ def worker_main(conn: Any, points: list[Any], device: str, env: dict[str, str], 
 
     worker = {"pid": os.getpid(), "slot": slot, "env": env}
     for record in run_points(points, resolved, on_event):
-        record["worker"] = worker
+        record.worker = worker
         conn.send(("record", record))
         if conn.poll() and conn.recv() == "stop":
             break
@@ -55,12 +55,12 @@ def _redirect_stderr(path: str) -> None:
 
 
 def quality_main(conn: Any, job: Any, device: str, env: dict[str, str], stderr_path: str) -> None:
-    """A worker that scores one model's precisions (runner.run_quality) and sends ("quality", dict) each."""
+    """A worker that scores one model's precisions (scoring.run_quality) and sends ("quality", dict) each."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _redirect_stderr(stderr_path)
     os.environ.update(env)
     from llmbench.measure.engine import resolve_device
-    from llmbench.measure.runner import run_quality
+    from llmbench.measure.scoring import run_quality
 
     for result in run_quality(job, resolve_device(device)):
         conn.send(("quality", result))

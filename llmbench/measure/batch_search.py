@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from llmbench.config.sweep import RunPoint
+from llmbench.core.record import RunRecord
 from llmbench.measure.records import make_record, utc_now
 
 FITS, DOES_NOT_FIT = ("ok",), ("oom", "crashed")  # a crash in a step counts as running out of memory
@@ -66,15 +67,15 @@ def next_step(search: RunPoint) -> RunPoint | None:
     return None if b is None else step_point(search, b)
 
 
-def run_search(search: RunPoint, measure: Callable[[RunPoint], dict[str, Any]],
-               memory_limit: tuple[float | None, str]) -> Iterator[dict[str, Any]]:
+def run_search(search: RunPoint, measure: Callable[[RunPoint], RunRecord],
+               memory_limit: tuple[float | None, str]) -> Iterator[RunRecord]:
     """Records of each step `measure` runs, then the search's own record with the result.
     memory_limit: (MiB, where it comes from) of the device the search ran against."""
     started, facts = utc_now(), {}
     while (step := next_step(search)) is not None:
         record = measure(step)
-        search = with_outcome(search, step.batch_size, record["status"])
-        facts = {arg: record[k] for arg, k in FACTS.items() if record.get(k)} or facts
+        search = with_outcome(search, step.batch_size, record.status)
+        facts = {arg: _plain(getattr(record, k)) for arg, k in FACTS.items() if getattr(record, k)} or facts
         yield record
     spec, trials = search.batch_search, dict(search.search_trials)
     result = search_result(trials, spec.start, spec.limit)
@@ -85,8 +86,12 @@ def run_search(search: RunPoint, measure: Callable[[RunPoint], dict[str, Any]],
     elif result["boundary_batch_size"] == 0:
         status = "oom"
     record = make_record(search, status=status, started_at=started, reason=reason, **facts)
-    record["search_result"] = result
+    record.search_result = result
     yield record
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump(exclude_unset=True) if hasattr(value, "model_dump") else value
 
 
 def _reason(result: dict[str, Any]) -> str:
@@ -102,14 +107,14 @@ def with_outcome(search: RunPoint, batch_size: int, status: str) -> RunPoint:
     return dataclasses.replace(search, search_trials=(*search.search_trials, (batch_size, status)))
 
 
-def note_record(points: dict[str, RunPoint], record: dict[str, Any]) -> None:
+def note_record(points: dict[str, RunPoint], record: RunRecord) -> None:
     """The supervisor's bookkeeping: a finished point leaves `points`; a search step's outcome is added to its
     search, which stays until its own record arrives (so a fresh worker goes on where a dead one stopped)."""
-    search_id = (record.get("search") or {}).get("search_id")
-    if search_id in points and record["point_id"] != search_id:
-        points[search_id] = with_outcome(points[search_id], record["point"]["batch_size"], record["status"])
+    search_id = record.search_id
+    if search_id in points and record.point_id != search_id:
+        points[search_id] = with_outcome(points[search_id], record.point.batch_size, record.status)
     else:
-        points.pop(record["point_id"], None)
+        points.pop(record.point_id, None)
 
 
 def in_flight_step(points: dict[str, RunPoint], point_id: str) -> RunPoint | None:

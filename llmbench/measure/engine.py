@@ -8,146 +8,18 @@ data: dicts of numbers and lists. Device, dtype and clock come from the device c
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from llmbench.config.scenario import ModelSpec
 from llmbench.config.sweep import RunPoint
-from llmbench.core.metrics import MiB, derive_call_metrics
-from llmbench.core.precisions import get_precision
-from llmbench.measure.quantization import logical_numel, quantization_config, stored_bytes
-
-
-class DeviceError(RuntimeError):
-    """The requested device does not exist on this machine."""
-
-
-def resolve_device(requested: str) -> Any:
-    import torch
-
-    if requested == "auto":
-        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"device {requested!r} asked for, but torch sees no CUDA device "
-                              f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})")
-        index = int(requested.split(":")[1]) if ":" in requested else torch.cuda.current_device()
-        if index >= torch.cuda.device_count():
-            raise DeviceError(f"device {requested!r}: only {torch.cuda.device_count()} CUDA device(s) visible")
-        return torch.device("cuda", index)
-    return torch.device("cpu")
-
-
-@dataclass
-class LoadedModel:
-    model: Any
-    tokenizer: Any | None
-    device: Any
-    precision: str
-    load_s: float
-    info: dict[str, Any] = field(default_factory=dict)
-    assistants: dict[str, Any] = field(default_factory=dict)
-
-
-def model_source(model_id: str) -> str:
-    """The folder or hub id from_pretrained gets: built-in names are materialized into the cache first."""
-    from llmbench.measure import tinymodels
-
-    return str(tinymodels.materialize(model_id)) if tinymodels.is_builtin(model_id) else model_id
-
-
-def load_model(spec: ModelSpec, precision: str, device: Any, attn_implementation: str = "default",
-               compile: bool = False) -> LoadedModel:
-    """from_pretrained on the model's folder (built-in names are materialized first), timed; with
-    `compile`, the forward is wrapped in torch.compile (compiling happens on the first call)."""
-    import torch
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    source = model_source(spec.id)
-    dtype_name = get_precision(precision).dtype
-    dtype = dtype_name if dtype_name == "auto" else getattr(torch, dtype_name)
-    opts: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-    quantization = quantization_config(precision)
-    if attn_implementation != "default":
-        opts["attn_implementation"] = attn_implementation
-    if quantization is not None:
-        opts["quantization_config"] = quantization
-    synchronize(device)
-    start = time.perf_counter()
-    placement: dict[str, Any] = {"device_map": spec.device_map or str(device)}
-    if spec.max_memory:
-        placement["max_memory"] = {int(k) if k.isdigit() else k: v for k, v in spec.max_memory.items()}
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement, **opts)
-    model.eval()
-    if compile:
-        model.forward = torch.compile(model.forward, dynamic=True)
-    synchronize(device)
-    load_s = time.perf_counter() - start
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **opts)
-    except (OSError, ValueError):  # a config-only folder has no tokenizer: synthetic prompts still work
-        tokenizer = None
-    info = describe_model(model, source)
-    info["placement"] = {k: str(v) for k, v in (getattr(model, "hf_device_map", None) or {"": device}).items()}
-    info["attn_implementation"] = getattr(model.config, "_attn_implementation", None)
-    info["compiled"] = compile
-    return LoadedModel(model, tokenizer, device, precision, load_s, info)
-
-
-def load_assistant(loaded: LoadedModel, model_id: str) -> Any:
-    """The assistant model for assisted decoding, loaded once per group in the main model's dtype."""
-    if model_id not in loaded.assistants:
-        from transformers import AutoModelForCausalLM
-
-        dtype = loaded.model.dtype
-        start = time.perf_counter()
-        loaded.assistants[model_id] = AutoModelForCausalLM.from_pretrained(
-            model_source(model_id), dtype=dtype, device_map=str(loaded.model.device)).eval()
-        loaded.info.setdefault("assistant_load_s", {})[model_id] = time.perf_counter() - start
-    return loaded.assistants[model_id]
-
-
-def describe_model(model: Any, source: str) -> dict[str, Any]:
-    """Plain facts about a loaded model: sizes counted from the real tensors, and its KV-cache shape."""
-    tensors = [*model.parameters(), *model.buffers()]  # parameters() yields a tied weight once
-    cfg = model.config.get_text_config()
-    heads = getattr(cfg, "num_attention_heads", None)
-    head_dim = getattr(cfg, "head_dim", None) or (cfg.hidden_size // heads if heads else None)
-    return {
-        "source": source,
-        "architecture": (model.config.architectures or [type(model).__name__])[0],
-        "dtype": str(model.dtype).removeprefix("torch."),
-        "n_params": sum(logical_numel(p) for p in model.parameters()),
-        "weights_mib": sum(stored_bytes(t) for t in tensors) / MiB,
-        "layers": getattr(cfg, "num_hidden_layers", None),
-        "kv_heads": getattr(cfg, "num_key_value_heads", None) or heads,
-        "head_dim": head_dim,
-        "kv_bytes_per_element": model.dtype.itemsize,
-        "footprint_mib": model.get_memory_footprint() / MiB,  # transformers' own figure, for comparison
-        "vocab_size": getattr(cfg, "vocab_size", None),
-        "heads": heads,
-        **linear_facts(model),
-    }
-
-
-def linear_facts(model: Any) -> dict[str, Any]:
-    """Counts the memory model and the prefill FLOPs need: the decoder's linear layers (what quantizers convert;
-    nn.Linear and its quantized subclasses, GPT-2's Conv1D), and the lm_head, whose weight may be tied."""
-    import torch
-
-    head = model.get_output_embeddings()
-    params = rows = layers = 0
-    for module in model.modules():
-        if module is head or not (isinstance(module, torch.nn.Linear) or type(module).__name__ == "Conv1D"):
-            continue
-        params += logical_numel(module.weight)
-        rows += getattr(module, "out_features", None) or getattr(module, "nf", 0)
-        layers += 1
-    return {"linear_params": params, "linear_rows": rows, "linear_layers": layers,
-            "lm_head_params": logical_numel(head.weight) if head is not None else 0}
+from llmbench.core.metrics import derive_call_metrics
+from llmbench.measure.devices import (  # noqa: F401 - the seam's device side, for its callers
+    DeviceError,
+    empty_caches,
+    is_out_of_memory,
+    resolve_device,
+    synchronize,
+)
+from llmbench.measure.models import LoadedModel, load_assistant, load_model  # noqa: F401 - the seam's loading
 
 
 def build_inputs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:
@@ -155,7 +27,7 @@ def build_inputs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:
     import torch
 
     if point.prompt.kind == "file":
-        from llmbench.config.checks import read_prompt_file
+        from llmbench.config.prompts import read_prompt_file
 
         if loaded.tokenizer is None:
             raise ValueError(f"{point.model.id} has no tokenizer, so it cannot read prompt files")
@@ -267,7 +139,7 @@ def make_pipeline_call(loaded: LoadedModel, point: RunPoint, inputs: dict[str, A
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if point.prompt.kind == "file":
-        from llmbench.config.checks import read_prompt_file
+        from llmbench.config.prompts import read_prompt_file
 
         texts = read_prompt_file(point.prompt.path, point.prompt.field)  # type: ignore[arg-type]
         texts = [texts[i % len(texts)] for i in range(point.batch_size)]
@@ -302,35 +174,6 @@ def count_new_tokens(output: Any, prompt_len: int, eos: int | list[int] | None) 
     return [int(n) for n in first.tolist()]
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, Python's MemoryError, or the CPU allocator refusing a tensor."""
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
-
-
-def empty_caches(device: Any) -> None:
-    """After an OOM: drop what the failed call left behind so the next point starts clean."""
-    import gc
-
-    import torch
-
-    gc.collect()
-    if getattr(device, "type", "cpu") == "cuda":
-        torch.cuda.empty_cache()
-
-
 def release(loaded: LoadedModel) -> None:
     loaded.model = None
     empty_caches(loaded.device)
-
-
-def synchronize(device: Any) -> None:
-    """Wait for the device (a no-op on a CPU): used outside the timed region only."""
-    if getattr(device, "type", "cpu") == "cuda":
-        import torch
-
-        torch.cuda.synchronize(device)

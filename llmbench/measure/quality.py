@@ -1,6 +1,6 @@
 """Quality of one precision against a reference precision of the same model, computed outside timed regions.
 
-Owns the fixed evaluation sequences (llmbench/data/eval.txt, or seeded random ids for a model without a
+Owns the fixed evaluation sequences (llmbench/measure/data/eval.txt, or seeded random ids for a model without a
 tokenizer), the next-token log-probabilities a model gives on them, and the figures comparing two precisions.
 torch is imported inside the functions: importing this module imports no torch.
 
@@ -37,7 +37,7 @@ KL_QUANTILE = 0.99
 
 
 def load_eval_text() -> str:
-    """The evaluation text: llmbench/data/eval.txt without its leading '#' header lines."""
+    """The evaluation text: llmbench/measure/data/eval.txt without its leading '#' header lines."""
     lines = EVAL_TEXT_PATH.read_text(encoding="utf-8").splitlines(keepends=True)
     while lines and lines[0].startswith("#"):
         lines.pop(0)

@@ -5,8 +5,8 @@ Per point: warm-up calls (recorded apart), then measured calls until both `itera
 memory gets status oom (caches are emptied and the group goes on; larger batches of the same shape
 are then skipped unless the scenario says otherwise); one that raises gets status error with the
 calls measured before it; a model that fails to load makes every point of its group an error.
-Before a group's points, the device's peaks are probed (llmbench/roofline.py, cached); a max-batch search
-runs its steps as points through the same path (llmbench/batch_search.py).
+Before a group's points, the device's peaks are probed (llmbench/measure/roofline.py, cached); a max-batch search
+runs its steps as points through the same path (llmbench/measure/batch_search.py).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from llmbench.config.feasibility import skip_reason
 from llmbench.config.sweep import Group, RunPoint, group_points
 from llmbench.core.precisions import unavailable_reason
+from llmbench.core.record import RunRecord
 from llmbench.measure.faults import active_faults, inject, slowed
 from llmbench.measure.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now
 
@@ -24,14 +25,14 @@ from llmbench.measure.records import error_info, fixed_length_violation, make_re
 EventHook = Callable[[str, RunPoint, Any], None]
 
 
-def run_points(points: list[RunPoint], device: Any, on_event: EventHook | None = None) -> Iterator[dict[str, Any]]:
+def run_points(points: list[RunPoint], device: Any, on_event: EventHook | None = None) -> Iterator[RunRecord]:
     """Measure `points` on `device` (a torch.device from engine.resolve_device), group by group."""
     emit = on_event or (lambda *_: None)
     for group in group_points(points):
         yield from run_group(group, device, emit)
 
 
-def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, Any]]:
+def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]:
     from llmbench.measure import engine
     from llmbench.measure.sampler import make_instruments
     from llmbench.measure.timing import make_clock, make_step_hook
@@ -73,11 +74,11 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
                 record = make_record(point, status="skipped", started_at=utc_now(), device=str(device), reason=reason)
             else:
                 record = run_point(loaded, point, tools, emit, cold_start=(i == 0), peaks=peaks)
-            if record["status"] == "oom":
+            if record.status == "oom":
                 oom_at[shape] = min(point.batch_size, oom_at.get(shape, point.batch_size))
                 engine.empty_caches(device)
             yield record
-            emit("point_end", point, record["status"])
+            emit("point_end", point, record.status)
     finally:
         engine.release(loaded)
 
@@ -92,19 +93,19 @@ def _device_peaks(device: Any, precision: str, model_dtype: str) -> dict[str, An
 
 
 def _run_search(loaded: Any, search: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
-                peaks: dict[str, Any], cold_start: bool) -> Iterator[dict[str, Any]]:
-    """A max-batch search (llmbench/batch_search.py): each step a point of its own, then the search's record."""
+                peaks: dict[str, Any], cold_start: bool) -> Iterator[RunRecord]:
+    """A max-batch search (llmbench/measure/batch_search.py): each step a point of its own, then the search's record."""
     from llmbench.measure import engine
     from llmbench.measure.batch_search import run_search
 
     cold = [cold_start]
 
-    def measure(step: RunPoint) -> dict[str, Any]:
+    def measure(step: RunPoint) -> RunRecord:
         emit("point_start", step, search.id)  # the supervisor times a step by its search's point_timeout_s
         record = run_point(loaded, step, tools, emit, cold_start=cold.pop() if cold else False, peaks=peaks)
-        if record["status"] == "oom":
+        if record.status == "oom":
             engine.empty_caches(loaded.device)
-        emit("point_end", step, record["status"])
+        emit("point_end", step, record.status)
         return record
 
     yield from run_search(search, measure, _memory_limit(loaded.device))
@@ -127,16 +128,16 @@ def _shape(point: RunPoint) -> tuple[Any, ...]:
     return (point.input_tokens, point.max_new_tokens, point.decoding.label)
 
 
-def _all_points(group: Group, emit: EventHook, **fields: Any) -> Iterator[dict[str, Any]]:
+def _all_points(group: Group, emit: EventHook, **fields: Any) -> Iterator[RunRecord]:
     for point in group.points:
         emit("point_start", point, None)
         record = make_record(point, **fields)
         yield record
-        emit("point_end", point, record["status"])
+        emit("point_end", point, record.status)
 
 
 def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
-              cold_start: bool = False, peaks: dict[str, Any] | None = None) -> dict[str, Any]:
+              cold_start: bool = False, peaks: dict[str, Any] | None = None) -> RunRecord:
     from llmbench.measure import engine
 
     clock, hook, instruments = tools
@@ -170,7 +171,7 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
     status, error = ("error", {"type": "FixedLengthViolation", "message": violation}) if violation else ("ok", None)
     record = make_record(point, status=status, error=error, **common)
     if point.profile is not None and status == "ok":  # after the sampler stopped: the measured numbers are done
-        record["profile"], record["artifacts"] = _profile(loaded, point, (inputs, gen_config, extra), tools)
+        record.profile, record.artifacts = _profile(loaded, point, (inputs, gen_config, extra), tools)
     return record
 
 
@@ -235,65 +236,3 @@ def _set_threads(n: int | None) -> None:
         import torch
 
         torch.set_num_threads(n)
-
-
-def run_quality(job: Any, device: Any) -> Iterator[dict[str, Any]]:
-    """Quality of each of the job's precisions against its reference (llmbench/quality.py), one dict per
-    precision, the reference first. Loads each precision once more, after or beside the timed sweep."""
-    from llmbench.measure import engine
-
-    reference = job.reference if job.reference != "auto" else ("bf16" if device.type == "cuda" else "fp32")
-    ref: dict[str, Any] = {}
-    for precision in [reference] + [p for p in job.precisions if p != reference]:
-        base = {"model": job.model.label, "precision": precision, "reference": reference, "started_at": utc_now()}
-        reason = unavailable_reason(precision, device.type)
-        if reason is None and precision != reference and not ref:
-            reason = f"the reference precision {reference} could not be scored"
-        if reason is not None:
-            yield {**base, "status": "skipped", "reason": reason}
-            continue
-        loaded = None
-        try:
-            loaded = engine.load_model(job.model, precision, device)
-            yield {**base, "status": "ok", **_score(loaded, job, ref)}
-        except Exception as exc:  # noqa: BLE001 - quality is data too: a failure is recorded, the sweep goes on
-            yield {**base, "status": "oom" if engine.is_out_of_memory(exc) else "error", "error": error_info(exc)}
-        finally:
-            if loaded is not None:
-                engine.release(loaded)
-
-
-def _score(loaded: Any, job: Any, ref: dict[str, Any]) -> dict[str, Any]:
-    """Fills `ref` on the reference's turn; compares against it on every other."""
-    import dataclasses
-
-    from llmbench.measure import engine, quality
-
-    q = job.quality
-    sequences = quality.eval_sequences(loaded.tokenizer, loaded.info["vocab_size"], q.tokens, q.seq_len)
-    logprobs = quality.next_token_logprobs(loaded.model, sequences)
-    point = dataclasses.replace(job.prompt_point, max_new_tokens=q.greedy_new_tokens, fixed_length=True,
-                                decoding=_greedy(), batch_size=min(job.prompt_point.batch_size, 4),
-                                stop_strings=[], max_time_s=None, cache_implementation="dynamic")
-    inputs = engine.build_inputs(loaded, point)
-    with _inference():
-        out = loaded.model.generate(**inputs, generation_config=engine.make_generation_config(loaded, point))
-    greedy = out[:, inputs["input_ids"].shape[1]:].tolist()
-    if not ref:
-        ref.update(logprobs=logprobs, greedy=greedy)
-    scores = quality.compare_distributions(ref["logprobs"], logprobs, sequences[:, 1:])
-    scores.update({f"greedy_{k}": v for k, v in quality.greedy_agreement(ref["greedy"], greedy).items()})
-    scores["eval_text"] = loaded.tokenizer is not None
-    return scores
-
-
-def _greedy() -> Any:
-    from llmbench.config.decoding import Greedy
-
-    return Greedy()
-
-
-def _inference() -> Any:
-    import torch
-
-    return torch.no_grad()  # not inference_mode: quanto int4 kernels refuse inference tensors

@@ -107,7 +107,7 @@ def write_atomically(target: Path, fill: Callable[[Path], None]) -> Path:
 
 
 def build_tokenizer(vocab_size: int) -> Any:
-    """A byte-level BPE tokenizer trained on llmbench/data/corpus.txt (deterministic, offline)."""
+    """A byte-level BPE tokenizer trained on llmbench/measure/data/corpus.txt (deterministic, offline)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -1,13 +1,14 @@
 """Utilisation against the hardware's measured limits: decode MBU (bytes moved per step over the peak copy
 bandwidth) and prefill MFU (FLOPs over the peak matrix-product throughput), per point, from the record's own
-medians and the device's probe figures (llmbench/roofline.py). Pure arithmetic, exactly as docs/metrics.md says.
+medians and the device's probe figures (llmbench/measure/roofline.py). Pure arithmetic, exactly as docs/metrics.md says.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from llmbench.analysis.memory_model import kv_bytes_per_token, kv_element_bytes
+from llmbench.core.record import RunRecord
+from llmbench.core.sizes import kv_bytes_per_token, kv_element_bytes
 
 MiB = 1024 * 1024
 
@@ -32,29 +33,23 @@ def prefill_flops(linear_params: int, lm_head_params: int, layers: int, heads: i
     return float(matmuls + attention)
 
 
-def _median(record: dict[str, Any], metric: str) -> float | None:
-    s = (record.get("summary") or {}).get(metric)
-    return s.get("median") if s else None
-
-
-def point_utilisation(record: dict[str, Any], peaks: dict[str, Any] | None) -> dict[str, Any] | None:
+def point_utilisation(record: RunRecord, peaks: dict[str, Any] | None) -> dict[str, Any] | None:
     """The record's utilisation fields, or None when it lacks the model facts or the timings they need."""
-    model, point = record.get("model") or {}, record.get("point") or {}
-    prompt = record.get("prompt_tokens_per_sequence")
+    model, point, prompt = record.model, record.point, record.prompt_tokens_per_sequence
     needed = ("weights_mib", "layers", "kv_heads", "head_dim", "kv_bytes_per_element")
-    if not prompt or any(model.get(k) is None for k in needed):
+    if not prompt or model is None or any(model.get(k) is None for k in needed):
         return None
-    sequences = point["batch_size"] * point.get("num_beams", 1)
-    s, n = max(prompt), point["max_new_tokens"]
-    element = kv_element_bytes(model["kv_bytes_per_element"], point.get("cache_implementation", "dynamic"))
-    kv = kv_bytes_per_token(model["layers"], model["kv_heads"], model["head_dim"], element)
-    out: dict[str, Any] = {"decode_bytes_per_step": decode_bytes_per_step(model["weights_mib"] * MiB, kv, sequences,
+    sequences = point.batch_size * point.num_beams
+    s, n = max(prompt), point.max_new_tokens
+    element = kv_element_bytes(model.kv_bytes_per_element, point.cache_implementation)
+    kv = kv_bytes_per_token(model.layers, model.kv_heads, model.head_dim, element)
+    out: dict[str, Any] = {"decode_bytes_per_step": decode_bytes_per_step(model.weights_mib * MiB, kv, sequences,
                                                                           s, n)}
-    tpot, ttft = _median(record, "tpot_ms"), _median(record, "ttft_ms")
+    tpot, ttft = record.stat("tpot_ms"), record.stat("ttft_ms")
     out["decode_gb_per_s"] = out["decode_bytes_per_step"] / (tpot / 1e3) / 1e9 if tpot else None
     if all(model.get(k) is not None for k in ("linear_params", "lm_head_params", "heads")):
-        out["prefill_flops"] = prefill_flops(model["linear_params"], model["lm_head_params"], model["layers"],
-                                             model["heads"], model["head_dim"], sequences, s)
+        out["prefill_flops"] = prefill_flops(model.linear_params, model.lm_head_params, model.layers,
+                                             model.heads, model.head_dim, sequences, s)
         out["prefill_tflop_per_s"] = out["prefill_flops"] / (ttft / 1e3) / 1e12 if ttft else None
     peaks = peaks or {}
     bandwidth, compute = peaks.get("copy_gb_per_s"), peaks.get("matmul_tflop_per_s")

@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from typing import Any
+
+from llmbench.core.record import Call
 
 MIN_CALLS_FOR_STEADY = 5
 RATIO_RANGE = (0.9, 1.01)
 
 
-def validity_flags(calls: list[dict[str, Any]], device: dict[str, Any], max_cv: float,
+def validity_flags(calls: Sequence[Call], device: dict[str, Any], max_cv: float,
                    steady_tolerance: float) -> tuple[dict[str, bool | None], dict[str, Any]]:
-    """(flags, details): details hold the numbers each flag was judged on."""
-    e2e = [c["e2e_ms"] for c in calls]
+    """(flags, details) from the measured calls, in the order they ran, and the device's summaries; details hold
+    the numbers each flag was judged on."""
+    e2e = [c.e2e_ms for c in calls]
     flags: dict[str, bool | None] = {}
     details: dict[str, Any] = {}
     if len(e2e) >= 2 and statistics.fmean(e2e) > 0:
@@ -45,14 +49,10 @@ def validity_flags(calls: list[dict[str, Any]], device: dict[str, Any], max_cv: 
     flags["foreign_gpu_processes"] = bool(pids) if pids is not None else None
     if pids:
         details["foreign_pids"] = pids
-    ratios = [c["e2e_host_ratio"] for c in calls if c.get("e2e_host_ratio") is not None]
+    ratios = [c.e2e_host_ratio for c in calls if c.e2e_host_ratio is not None]
     if ratios:
         details["e2e_host_ratio_median"] = statistics.median(ratios)
         flags["timer_disagrees"] = not RATIO_RANGE[0] <= details["e2e_host_ratio_median"] <= RATIO_RANGE[1]
     else:
         flags["timer_disagrees"] = None
     return flags, details
-
-
-def raised_flags(record: dict[str, Any]) -> list[str]:
-    return [name for name, value in (record.get("flags") or {}).items() if value]

@@ -1,6 +1,6 @@
 """The report's capacity planning: the roofline figure (achieved decode bandwidth and prefill compute against the
 device's measured peaks, per point), the SLO figure (goodput against TPOT), and the capacity section's tables
-(llmbench/capacity.py). Builders as in figures.py: runs in, a plotly Figure or a sentence out. No torch.
+(llmbench/analysis/capacity.py). Builders as in figures.py: runs in, a plotly Figure or a sentence out. No torch.
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from llmbench.analysis.capacity import capacity_table, memory_table, probe_table, search_table
-from llmbench.analysis.slo import GOODPUT, frontier, frontier_table, stat
+from llmbench.analysis.slo import GOODPUT, frontier, frontier_table
 from llmbench.analysis.tables import TableData
 from llmbench.report.plotting import Run, batch_axis, batch_lines, by_series, first_series, points, style, text
 
 
 def _util(key: str) -> Callable[[Any], float | None]:
-    return lambda p: (p.record.get("utilisation") or {}).get(key)
+    return lambda p: p.record.utilisation.get(key) if p.record.utilisation else None
 
 
 def roofline(runs: list[Run]) -> go.Figure | str:
     """Left: the bytes a decode step reads (weights at their stored size plus the KV cache) per TPOT; right: the
     prefill's FLOPs per TTFT; dashed: the device's measured peak copy bandwidth and matmul throughput. Their ratios
     are the summary table's MBU and MFU."""
-    pts, note = first_series([p for p in points(runs) if p.record.get("utilisation")])
+    pts, note = first_series([p for p in points(runs) if p.record.utilisation])
     if not pts:
         return "No utilisation figures: records from before the device probes, or no point ran."
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
@@ -35,11 +35,11 @@ def roofline(runs: list[Run]) -> go.Figure | str:
         for trace in batch_lines(pts, key, value=_util(key), showlegend=col == 1):
             fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(batch_axis(pts), row=1, col=col)
-    peaks = {(peak.get("key"), peak.get("matmul_dtype")): peak for p in pts
-             if (peak := p.record.get("device_peaks") or {}).get("copy_gb_per_s")}
+    peaks = {(peak.key, peak.matmul_dtype): peak for p in pts
+             if (peak := p.record.device_peaks) is not None and peak.copy_gb_per_s}
     sizes = [min(p.batch_size for p in pts), max(p.batch_size for p in pts)]
-    lines = {(1, peak["copy_gb_per_s"], "copy GB/s") for peak in peaks.values()}
-    lines |= {(2, peak["matmul_tflop_per_s"], f"{peak['matmul_dtype']} matmul TFLOP/s") for peak in peaks.values()}
+    lines = {(1, peak.copy_gb_per_s, "copy GB/s") for peak in peaks.values()}
+    lines |= {(2, peak.matmul_tflop_per_s, f"{peak.matmul_dtype} matmul TFLOP/s") for peak in peaks.values()}
     for col, value, what in sorted(lines):  # traces, not hlines: annotations on a log axis take log10 positions
         fig.add_trace(go.Scatter(x=sizes, y=[value, value], mode="lines", name=text(f"peak {what} {value:.4g}"),
                                  line={"dash": "dash", "color": "grey", "width": 1}), row=1, col=col)
@@ -51,18 +51,18 @@ def slo_goodput(runs: list[Run]) -> go.Figure | str:
     """Each point's goodput (median e2e tokens/s) against its TPOT p90; filled markers: the SLO frontier (no other
     point of the series has lower TTFT p90, lower TPOT p90 and more tokens/s at once). For a TPOT limit, the best
     configuration is the highest filled marker left of it that also meets the TTFT limit (hover shows TTFT p90)."""
-    pts, note = first_series([p for p in points(runs) if stat(p.record, GOODPUT, "median") is not None
-                              and stat(p.record, "tpot_ms", "p90") is not None])
+    pts, note = first_series([p for p in points(runs) if p.record.stat(GOODPUT, "median") is not None
+                              and p.record.stat("tpot_ms", "p90") is not None])
     if not pts:
         return "No ok point has both a TPOT and a throughput."
     fig = go.Figure()
     for group in by_series(pts).values():
         front = {id(r) for r in frontier([p.record for p in group], "p90")}
         fig.add_trace(go.Scatter(
-            x=[stat(p.record, "tpot_ms", "p90") for p in group], y=[stat(p.record, GOODPUT, "median") for p in group],
+            x=[p.record.stat("tpot_ms", "p90") for p in group], y=[p.record.stat(GOODPUT, "median") for p in group],
             name=group[0].series, mode="markers+text", text=[f"bs{p.batch_size}" for p in group],
             textposition="top center", hovertext=[p.label for p in group],
-            customdata=[[stat(p.record, "ttft_ms", "p90")] for p in group],
+            customdata=[[p.record.stat("ttft_ms", "p90")] for p in group],
             hovertemplate="%{hovertext}<br>TPOT p90 %{x:.4g} ms<br>TTFT p90 %{customdata[0]:.4g} ms<br>"
                           "%{y:.4g} tokens/s<extra></extra>",
             marker={"color": group[0].color, "size": 10, "symbol": [

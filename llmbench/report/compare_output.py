@@ -1,4 +1,4 @@
-"""The outputs of a comparison (llmbench/compare.py's plain data): a console table, markdown for a GitHub
+"""The outputs of a comparison (llmbench/analysis/compare.py's plain data): a console table, markdown for a GitHub
 job summary, JUnit XML for CI test views (a testcase per point and metric) and JSON.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from llmbench.analysis.tables import md
+from llmbench.report.markdown import md
 
 # failing rows first, then what a reader should look at, then the quiet rest
 _ORDER = {"regressed": 0, "missing": 1, "inconclusive": 2, "improved": 3, "unchanged": 4}

@@ -5,7 +5,8 @@ Rendering only (rich); it reads plain records and points, never torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -16,8 +17,9 @@ from rich.table import Table
 from llmbench.config.feasibility import requested_device_type, skip_reason
 from llmbench.config.sourcemap import Problem
 from llmbench.config.sweep import Group
+from llmbench.core.metrics import METRICS, Metric, shown_in
 from llmbench.core.precisions import unavailable_reason
-from llmbench.measure.validity import raised_flags
+from llmbench.core.record import RunRecord
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -62,74 +64,91 @@ def make_progress() -> Progress:
     )
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:,.{digits}f}"
+class ConsoleRunView:
+    """How `llmbench run` shows a run on the terminal (execute.run's RunView): lines, and a progress bar."""
+
+    def say(self, text: str) -> None:
+        out.print(escape(text), soft_wrap=True)
+
+    def warn(self, text: str) -> None:
+        err.print(escape(text), soft_wrap=True)
+
+    def error(self, text: str) -> None:
+        err.print(f"[red]{escape(text)}[/]", soft_wrap=True)
+
+    @contextmanager
+    def progress(self, total: int) -> Iterator[Callable[[str, bool], None]]:
+        bar = make_progress()
+        task = bar.add_task("points", total=total, current="")
+
+        def update(text: str, advance: bool) -> None:
+            bar.update(task, advance=1 if advance else 0, current=text)
+            bar.refresh()
+
+        with bar:
+            yield update
 
 
-def _median(record: dict[str, Any], metric: str) -> float | None:
-    s = (record.get("summary") or {}).get(metric)
-    return s.get("median") if s else None
+# decimals of a metric's cell by its unit; any other unit: 3 significant digits
+DIGITS = {"ms": ",.2f", "tokens/s": ",.1f", "sequences/s": ",.2f", "MiB": ",.1f", "nats/position": ".2e"}
+QUALITY_COLUMNS = ("weights_mib", "kl_mean")  # added when the run scored quality
 
 
-def peak_memory(record: dict[str, Any]) -> tuple[float | None, str]:
-    mem = record.get("memory") or {}
-    for key, label in (("torch_peak_allocated_mib", "torch"), ("device_used_peak_mib", "nvml"),
-                       ("host_rss_peak_mib", "rss")):
-        if mem.get(key) is not None:
-            return mem[key], label
-    return None, ""
+def _fmt(value: Any, spec: str = ",.2f") -> str:
+    return "–" if value is None else f"{value:{spec}}"
 
 
-def print_summary(records: list[dict[str, Any]]) -> None:
+def _cell(record: RunRecord, m: Metric) -> str:
+    return _fmt(record.value(m), DIGITS.get(m.unit, ",.3g"))
+
+
+def print_summary(records: list[RunRecord]) -> None:
+    """The end-of-run table: a row per point under a heading per model load; the registry's console metrics
+    (llmbench/core/metrics.py), the peak memory with its source, quality when scored, the raised flags."""
+    timing = shown_in("console")
+    quality = [METRICS[n] for n in QUALITY_COLUMNS] if any(r.quality for r in records) else []
     table = Table(title="Summary (medians over measured calls)", title_justify="left")
-    scored = any(r.get("quality") for r in records)
-    cols = ["point", "status", "TTFT ms", "TPOT ms", "decode tok/s", "e2e ms", "peak MiB"]
-    cols += ["weights MiB", "KL vs ref"] if scored else []
-    for col in [*cols, "flags"]:
+    for col in ["point", "status", *(m.label for m in timing), "peak MiB", *(m.label for m in quality), "flags"]:
         table.add_column(col, justify="left" if col in ("point", "status", "flags") else "right",
                          overflow="fold" if col == "point" else "ellipsis")
     group = None
     for r in records:
-        if r.get("group_id") != group:  # a heading row per model load keeps the ids short
-            group = r.get("group_id")
+        if r.group_id != group:  # a heading row per model load keeps the ids short
+            group = r.group_id
             table.add_row(f"[bold]{escape(str(group))}[/]")
-        status = r["status"]
-        style = {"ok": "green", "skipped": "yellow"}.get(status, "red")
-        mem, source = peak_memory(r)
-        short = r["point_id"].removeprefix(f"{group}/")
-        cells = [f"  {escape(short)}", f"[{style}]{status}[/]", _fmt(_median(r, "ttft_ms")),
-                 _fmt(_median(r, "tpot_ms")), _fmt(_median(r, "decode_tokens_per_s"), 1),
-                 _fmt(_median(r, "e2e_ms")), f"{_fmt(mem, 0)} {source}".strip()]
-        if scored:
-            q = r.get("quality") or {}
-            kl = q.get("kl_mean")
-            cells += [_fmt((r.get("model") or {}).get("weights_mib"), 1), "–" if kl is None else f"{kl:.2e}"]
-        table.add_row(*cells, f"[yellow]{escape(' '.join(raised_flags(r)))}[/]")
+        style = {"ok": "green", "skipped": "yellow"}.get(r.status, "red")
+        mem, source = r.memory.shown_peak()
+        table.add_row(f"  {escape(r.point_id.removeprefix(f'{group}/'))}", f"[{style}]{r.status}[/]",
+                      *(_cell(r, m) for m in timing), f"{_fmt(mem, ',.0f')} {source}".strip(),
+                      *(_cell(r, m) for m in quality), f"[yellow]{escape(' '.join(r.flags.raised))}[/]")
     # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
     wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 140), highlight=False)
     wide.print(table)
-    skipped: dict[str, int] = {}
-    for r in records:
-        if r["status"] == "skipped":
-            skipped[str(r.get("reason"))] = skipped.get(str(r.get("reason")), 0) + 1
-        elif r["status"] != "ok":
-            e = r.get("error") or {}
-            text = f"{e.get('type')}: {e.get('message')}" if e else str(r.get("reason"))
-            err.print(f"[red]{escape(r['point_id'])}[/] {r['status']}: {escape(text)}", soft_wrap=True)
-    for reason, n in skipped.items():
-        err.print(f"[yellow]{n} point{'s' if n > 1 else ''} skipped[/]: {escape(reason)}", soft_wrap=True)
+    print_problems_of(records)
     print_searches(records)
 
 
-def print_searches(records: list[dict[str, Any]]) -> None:
-    """A max-batch search's result is its record's reason (llmbench/batch_search.py)."""
+def print_problems_of(records: list[RunRecord]) -> None:
+    """A line per point that failed, and one per skip reason with its count."""
+    skipped: dict[str, int] = {}
     for r in records:
-        if r.get("search_result") and r["status"] == "ok":
-            out.print(f"[bold]{escape(r['point_id'])}[/]: {escape(str(r.get('reason')))}", soft_wrap=True)
+        if r.status == "skipped":
+            skipped[str(r.reason)] = skipped.get(str(r.reason), 0) + 1
+        elif r.status != "ok":
+            err.print(f"[red]{escape(r.point_id)}[/] {r.status}: {escape(r.problem)}", soft_wrap=True)
+    for reason, n in skipped.items():
+        err.print(f"[yellow]{n} point{'s' if n > 1 else ''} skipped[/]: {escape(reason)}", soft_wrap=True)
+
+
+def print_searches(records: list[RunRecord]) -> None:
+    """A max-batch search's result is its record's reason (llmbench/measure/batch_search.py)."""
+    for r in records:
+        if r.search_result and r.status == "ok":
+            out.print(f"[bold]{escape(r.point_id)}[/]: {escape(str(r.reason))}", soft_wrap=True)
 
 
 def print_tables(tables: list[Any]) -> None:
-    """Plain tables (llmbench/tables.py) as rich tables, each with its notes under it."""
+    """Plain tables (llmbench/analysis/tables.py) as rich tables, each with its notes under it."""
     wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 160), highlight=False)
     for t in tables:
         table = Table(title=escape(t.title), title_justify="left")

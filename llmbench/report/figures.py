@@ -1,4 +1,4 @@
-"""The report's plots: one builder per figure, from plain run records, as plotly objects (no torch, no pandas).
+"""The report's plots: one builder per figure, from typed run records, as plotly objects (no torch, no pandas).
 
 A builder takes the runs and returns a plotly Figure, or a sentence saying why its data is absent (no energy
 counter on a CPU, no quality phase). Plotly draws labels as pseudo-HTML, so every user string it shows (model
@@ -10,7 +10,6 @@ docstring is its caption.
 import math
 import statistics
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -64,29 +63,22 @@ def ttft_tpot(runs: list[Run]) -> go.Figure | str:
 LATENCY_METRICS = {"e2e_ms": "e2e", "ttft_ms": "TTFT", "tpot_ms": "TPOT", "itl_ms": "ITL"}
 
 
-def _call_values(record: dict[str, Any], metric: str) -> list[float]:
-    calls = record.get("calls") or []
-    if metric == "itl_ms":  # pooled over every step of every measured call, as the record's summary
-        return [v for c in calls for v in c.get("itl_ms") or []]
-    return [c[metric] for c in calls if c.get(metric) is not None]
-
-
 def latency_distributions(runs: list[Run]) -> go.Figure | str:
     """Per measured call (ITL: per step of every measured call). Box: quartiles; whiskers: min and max.
     The menu picks the metric."""
     # quartiles computed here, so a box is 5 numbers in the page however many calls the point ran
-    pts, note = first_series([p for p in points(runs) if p.record.get("calls")], MAX_BOXES)
+    pts, note = first_series([p for p in points(runs) if p.record.calls], MAX_BOXES)
     if not pts:
         return "No ok point kept its measured calls."
     fig = go.Figure()
     for metric in LATENCY_METRICS:
         for series, group in by_series(pts).items():  # one trace per series: the colours of the other figures
-            mine = [(p, v) for p in group if (v := _call_values(p.record, metric))]
+            mine = [(p, v) for p in group if (v := p.record.samples(metric))]  # ITL: every step
             if not mine:
                 continue
             q = np.array([np.percentile(v, [0, 25, 50, 75, 100]) for _, v in mine]).round(4)
             fig.add_trace(go.Box(
-                x=[p.label for p, _ in mine], hovertext=[point_label(p.run, p.record["point_id"]) for p, _ in mine],
+                x=[p.label for p, _ in mine], hovertext=[point_label(p.run, p.record.point_id) for p, _ in mine],
                 lowerfence=q[:, 0], q1=q[:, 1], median=q[:, 2],
                 q3=q[:, 3], upperfence=q[:, 4], name=series, legendgroup=series, meta=metric,
                 marker_color=group[0].color, visible=metric == "e2e_ms"))
@@ -101,12 +93,12 @@ def latency_distributions(runs: list[Run]) -> go.Figure | str:
 
 def itl_by_position(runs: list[Run]) -> go.Figure | str:
     """Each step's ITL, median over the measured calls; click legend entries to show more points."""
-    pts = [p for p in points(runs) if any(c.get("itl_ms") for c in p.record.get("calls") or [])]
+    pts = [p for p in points(runs) if any(c.itl_ms for c in p.record.calls)]
     if not pts:
         return "No ok point has inter-token latencies (itl_ms needs max_new_tokens > 1 and kept calls)."
     fig = go.Figure()
     for i, p in enumerate(pts[:MAX_POINT_LINES]):
-        lists = [c.get("itl_ms") or [] for c in p.record["calls"]]
+        lists = [c.itl_ms for c in p.record.calls]
         steps = max(len(x) for x in lists)
         median_ms = [round(statistics.median([x[j] for x in lists if len(x) > j]), 4) for j in range(steps)]
         fig.add_trace(go.Scatter(x=list(range(2, steps + 2)), y=median_ms, name=p.label,
@@ -128,11 +120,11 @@ def pareto_front(xy: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def _kl(p: Point) -> float | None:
-    return (p.record.get("quality") or {}).get("kl_mean")
+    return p.record.value("kl_mean")
 
 
 def _weights_mib(p: Point) -> float:
-    return (p.record.get("model") or {}).get("weights_mib") or 0.0
+    return p.record.value("weights_mib") or 0.0
 
 
 def quality_pareto(runs: list[Run]) -> go.Figure | str:
@@ -149,7 +141,7 @@ def quality_pareto(runs: list[Run]) -> go.Figure | str:
     pts, note = first_series(scored)
     fig = go.Figure([go.Scatter(
         x=[p.stat("decode_tokens_per_s") for p in g], y=[max(_kl(p), floor) for p in g], name=g[0].series,
-        mode="markers", hovertext=[point_label(p.run, p.record["point_id"]) for p in g],
+        mode="markers", hovertext=[point_label(p.run, p.record.point_id) for p in g],
         customdata=[[_kl(p), _weights_mib(p)] for p in g],
         hovertemplate="%{hovertext}<br>%{x:.4g} tokens/s<br>KL %{customdata[0]:.3g}<br>"
                       "weights %{customdata[1]:.4g} MiB<extra></extra>",

@@ -11,7 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from llmbench.report.console import peak_memory
+from llmbench.core.record import RunRecord
 from llmbench.report.plotting import (
     MAX_BOXES,
     PEAK_SOURCES,
@@ -29,8 +29,7 @@ def peak_memory_bars(runs: list[Run]) -> go.Figure | str:
     """Weights as loaded, the analytic KV cache at full length, and the rest of the measured peak (on a CPU
     the peak is the process's RSS, so the rest includes Python and torch themselves)."""
     pts, note = first_series(points(runs), MAX_BOXES)
-    rows = [(p, (p.record.get("model") or {}).get("weights_mib"), p.record.get("kv_cache_mib"),
-             *peak_memory(p.record)) for p in pts]
+    rows = [(p, p.record.value("weights_mib"), p.record.kv_cache_mib, *p.record.memory.shown_peak()) for p in pts]
     if not any(w is not None or peak is not None for _, w, _, peak, _ in rows):
         return "No memory figures in the records."
     x = [[p.series for p, *_ in rows], [f"bs{p.batch_size}" for p, *_ in rows]]
@@ -52,10 +51,10 @@ TIMELINE_MAX_POINTS = 100  # dropdown entries; the first, in plan order
 TIMELINE_BUDGET_VALUES = 120_000  # x and y values over the whole dropdown: under 1 MB of a page
 
 
-def timeline_ids(records: list[dict[str, Any]], runs_n: int) -> list[str]:
+def timeline_ids(records: list[RunRecord], runs_n: int) -> list[str]:
     """The points whose timelines the figure offers: each run's first that ran, in plan order. The report reads
     only these lines of timelines.jsonl (a 10,000-point run has hundreds of MB of them)."""
-    return [r["point_id"] for r in records if r["status"] != "skipped"][:max(1, TIMELINE_MAX_POINTS // runs_n)]
+    return [r.point_id for r in records if r.status != "skipped"][:max(1, TIMELINE_MAX_POINTS // runs_n)]
 
 
 def decimate(t_ms: list[float], values: list[float | None], samples: int, peak: bool) -> tuple[list, list]:
@@ -89,7 +88,7 @@ def timeline(runs: list[Run]) -> go.Figure | str:
                for pid in timeline_ids(run.records, len(runs)) if run.timelines.get(pid, {}).get("t_ms")]
     if not entries:
         return "No sampler timelines (timelines.jsonl is absent or empty)."
-    total = sum(r["status"] != "skipped" for run in runs for r in run.records)  # points that could have one
+    total = sum(r.status != "skipped" for run in runs for r in run.records)  # points that could have one
     memory = [c for c in MEMORY_COLUMNS if any(c in tl for _, tl in entries)]
     activity = [c for c in ACTIVITY_COLUMNS if any(c in tl for _, tl in entries)][:1]  # power, when NVML gave it
     columns = memory + activity
@@ -117,9 +116,9 @@ def timeline(runs: list[Run]) -> go.Figure | str:
 def energy_per_token(runs: list[Run]) -> go.Figure | str:
     """energy_per_token_j: the board's energy over the measured phase per output token."""
     pts, note = first_series([p for p in points(runs)
-                              if (p.record.get("device_stats") or {}).get("energy_per_token_j") is not None])
+                              if p.record.value("energy_per_token_j") is not None])
     if not pts:
         return "No energy figures: the energy counter is read through NVML on a GPU, and no point has one."
-    traces = batch_lines(pts, "energy_per_token_j", value=lambda p: p.record["device_stats"]["energy_per_token_j"])
+    traces = batch_lines(pts, "energy_per_token_j", value=lambda p: p.record.value("energy_per_token_j"))
     return style(go.Figure(traces), "energy per output token (J, board, measured phase)", note=note,
                  xaxis=batch_axis(pts))

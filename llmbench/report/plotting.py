@@ -14,10 +14,11 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-# point fields that tell series apart; batch_size is the x axis, never part of a series
-SERIES_FIELDS = ("model", "precision", "input_tokens", "max_new_tokens", "decoding", "num_beams",
-                 "cache_implementation", "attn_implementation", "compile", "api")
-FIELD_PREFIX = {"input_tokens": "in", "max_new_tokens": "out", "num_beams": "beams"}
+from llmbench.core.axes import AXES_TABLE, SERIES_FIELDS
+from llmbench.core.record import RunRecord
+
+# point fields that tell series apart (the axis table's, llmbench/core/axes.py); batch_size is the x axis
+FIELD_PREFIX = {a.name: a.series_prefix for a in AXES_TABLE}
 LINE_COLORS = qualitative.Dark24  # one per point where a figure draws a line per point: neighbours must differ
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # one per run: runs overlay, series keep their colour
 SYMBOLS = ("circle", "square", "diamond", "cross", "triangle-up")
@@ -27,6 +28,7 @@ MAX_SERIES = 40  # lines (or marker groups) per figure
 MAX_BOXES = 300  # boxes or bars per figure: one per point
 MAX_POINT_LINES = 40  # per-point lines (ITL)
 VISIBLE_LINES = 8  # per-point lines drawn at first; the rest start hidden ("legendonly"), a click away
+# the labels of Memory.shown_peak (llmbench/core/record.py)
 PEAK_SOURCES = {"torch": "torch peak allocated", "nvml": "device used peak (NVML)", "rss": "host RSS peak"}
 
 
@@ -35,7 +37,7 @@ class Run:
     """One run directory's data, as the report reads it."""
 
     label: str  # "A", "B", ... when several runs are compared; "" for a single run
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     timelines: dict[str, dict[str, Any]] = field(default_factory=dict)  # point id -> timelines.jsonl line
     env: dict[str, Any] = field(default_factory=dict)
     scenario: dict[str, Any] = field(default_factory=dict)
@@ -48,7 +50,7 @@ class Point:
     """An ok record and how it is drawn: its series (a line across batch sizes), colour, dash and symbol."""
 
     run: Run
-    record: dict[str, Any]
+    record: RunRecord
     series: str  # escaped label: the point fields that vary, without batch_size; " · run" when several runs
     label: str  # escaped short label: the series and the batch size, or the point id if those are not unique
     color: str
@@ -57,11 +59,10 @@ class Point:
 
     @property
     def batch_size(self) -> int:
-        return self.record["point"]["batch_size"]
+        return self.record.point.batch_size
 
     def stat(self, metric: str, statistic: str = "median") -> float | None:
-        s = (self.record.get("summary") or {}).get(metric)
-        return s.get(statistic) if s else None
+        return self.record.stat(metric, statistic)
 
 
 def text(value: Any) -> str:
@@ -81,11 +82,11 @@ def points(runs: list[Run]) -> list[Point]:
 @functools.lru_cache(maxsize=4)  # every figure asks; a 10,000-point run would pay ~0.3 s each time
 def _points(runs: tuple[Run, ...]) -> list[Point]:
     # a max-batch search's own record holds its result, not a measurement: its steps are the points
-    ok = [(run, r) for run in runs for r in run.records if r["status"] == "ok" and not r.get("search_result")]
-    varying = [f for f in SERIES_FIELDS if len({str(r["point"].get(f)) for _, r in ok}) > 1] or ["precision"]
+    ok = [(run, r) for run in runs for r in run.records if r.status == "ok" and not r.search_result]
+    varying = [f for f in SERIES_FIELDS if len({str(r.point.get(f)) for _, r in ok}) > 1] or ["precision"]
     colors: dict[str, str] = {}
-    bases = [" ".join(f"{FIELD_PREFIX.get(f, '')}{r['point'].get(f)}" for f in varying) for _, r in ok]
-    shorts = [f"{b} bs{r['point']['batch_size']}" + (f" · {run.label}" if run.label else "")
+    bases = [" ".join(f"{FIELD_PREFIX[f]}{r.point.get(f)}" for f in varying) for _, r in ok]
+    shorts = [f"{b} bs{r.point.batch_size}" + (f" · {run.label}" if run.label else "")
               for b, (run, r) in zip(bases, ok, strict=True)]
     unique = len(set(shorts)) == len(shorts)  # a field outside SERIES_FIELDS may tell two points apart
     out = []
@@ -93,7 +94,7 @@ def _points(runs: tuple[Run, ...]) -> list[Point]:
         color = colors.setdefault(base, qualitative.Plotly[len(colors) % len(qualitative.Plotly)])
         index = runs.index(run)
         series = text(f"{base} · {run.label}" if run.label else base)
-        out.append(Point(run, r, series, text(short) if unique else point_label(run, r["point_id"]), color,
+        out.append(Point(run, r, series, text(short) if unique else point_label(run, r.point_id), color,
                          DASHES[index % len(DASHES)], SYMBOLS[index % len(SYMBOLS)]))
     return out
 
@@ -135,7 +136,7 @@ def _line(group: list[Point], x: list[Any], y: list[Any], mode: str = "lines+mar
     first = group[0]
     return go.Scatter(x=x, y=y, name=first.series, legendgroup=first.series, mode=mode,
                       line={"color": first.color, "dash": first.dash}, marker={"symbol": first.symbol},
-                      hovertext=[point_label(p.run, p.record["point_id"]) for p in group], **kwargs)
+                      hovertext=[point_label(p.run, p.record.point_id) for p in group], **kwargs)
 
 
 def batch_lines(pts: list[Point], metric: str, value: Callable[[Point], float | None] | None = None,

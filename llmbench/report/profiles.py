@@ -13,6 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from llmbench.core.record import ErrorInfo, Profile, RunRecord
 from llmbench.report.plotting import Run, text
 
 PARTS = {  # breakdown part -> (label, colour); the order is the bar's
@@ -29,16 +30,16 @@ MAX_PROFILES = 40  # sections per page; the records hold every profile
 TOP_ROWS = 12
 
 
-def profiled(runs: list[Run]) -> list[tuple[Run, dict[str, Any]]]:
-    return [(run, r) for run in runs for r in run.records if r.get("profile")]
+def profiled(runs: list[Run]) -> list[tuple[Run, RunRecord]]:
+    return [(run, r) for run in runs for r in run.records if r.profile]
 
 
-def breakdown_rows(profile: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
+def breakdown_rows(profile: Profile) -> list[tuple[str, dict[str, float]]]:
     """(bar label, part -> ms per step): the host's breakdown of each phase, and the device's where there is one."""
     rows = []
     for timeline, key in (("host", "host_breakdown_ms"), ("device", "device_breakdown_ms")):
         for phase in ("prefill", "decode"):
-            table = (profile.get("phases") or {}).get(phase) or {}
+            table = (profile.phases or {}).get(phase) or {}  # a phase's tables, as trace_summary wrote them
             steps = table.get("steps") or 0
             if table.get(key) and steps:
                 name = "prefill" if phase == "prefill" else "decode, per step"
@@ -46,7 +47,7 @@ def breakdown_rows(profile: dict[str, Any]) -> list[tuple[str, dict[str, float]]
     return rows
 
 
-def breakdown_figure(profile: dict[str, Any]) -> go.Figure | None:
+def breakdown_figure(profile: Profile) -> go.Figure | None:
     """Each bar is one phase's time, 100%; hover gives the ms (per decode step for decode)."""
     rows = breakdown_rows(profile)
     if not rows:
@@ -79,25 +80,24 @@ def _ms(v: Any, digits: int = 3) -> str:
     return "–" if v is None else f"{v:,.{digits}f}"
 
 
-def _facts(run: Run, r: dict[str, Any], p: dict[str, Any], base: Path | None) -> str:
-    call, decode = p.get("call") or {}, (p.get("phases") or {}).get("decode") or {}
-    summary = r.get("summary") or {}
-    measured, tpot = ((summary.get(k) or {}).get("median") for k in ("e2e_ms", "tpot_ms"))
+def _facts(run: Run, r: RunRecord, p: Profile, base: Path | None) -> str:
+    call, decode = p.call or {}, (p.phases or {}).get("decode") or {}
+    measured, tpot = r.stat("e2e_ms"), r.stat("tpot_ms")
     step = decode["wall_ms"] / decode["steps"] if decode.get("steps") else None
     idle = decode.get("device_idle_share")
     items = [f"profiled call e2e {_ms(call.get('e2e_ms'), 1)} ms (measured median {_ms(measured, 1)} ms); "
              f"{decode.get('steps', '–')} decode step(s) recorded, {_ms(step)} ms each under the profiler "
              f"(measured TPOT median {_ms(tpot)} ms): the profiler's own cost is in the parts below",
-             f"generate()'s own Python per decode step: <b>{_ms(p.get('generate_python_ms_per_step'))} ms</b> "
-             f"(with its ops {_ms(p.get('generate_ms_per_step'))} ms; the model's Python "
-             f"{_ms(p.get('model_python_ms_per_step'))} ms)",
+             f"generate()'s own Python per decode step: <b>{_ms(p.generate_python_ms_per_step)} ms</b> "
+             f"(with its ops {_ms(p.generate_ms_per_step)} ms; the model's Python "
+             f"{_ms(p.model_python_ms_per_step)} ms)",
              f"device idle between kernels in decode: <b>{idle:.1%}</b>" if idle is not None else
-             f"device idle share: {html.escape(str(p.get('device_reason') or '–'))}"]
+             f"device idle share: {html.escape(str(p.device_reason or '–'))}"]
     links = []
-    if p.get("trace_file") and run.path is not None:
-        links.append(f"<a href='{html.escape(_link(run.path / p['trace_file'], base))}'>trace</a> "
+    if p.trace_file and run.path is not None:
+        links.append(f"<a href='{html.escape(_link(run.path / p.trace_file, base))}'>trace</a> "
                      "(open in ui.perfetto.dev or chrome://tracing)")
-    memory = p.get("memory") or {}
+    memory = p.memory or {}
     if memory.get("snapshot_file") and run.path is not None:
         links.append(f"<a href='{html.escape(_link(run.path / memory['snapshot_file'], base))}'>memory snapshot</a> "
                      "(open in pytorch.org/memory_viz)")
@@ -119,17 +119,17 @@ def _top_table(title: str, rows: list[dict[str, Any]], steps: int) -> str:
             f"<th>self ms</th><th>per step</th><th>of the phase</th></tr></thead><tbody>{body}</tbody></table></div>")
 
 
-def _tables(p: dict[str, Any]) -> str:
+def _tables(p: Profile) -> str:
     parts = []
     for key, what in (("top_ops", "operators (host self time)"), ("top_kernels", "kernels (device time)")):
         for phase in ("prefill", "decode"):
-            table = (p.get("phases") or {}).get(phase) or {}
+            table = (p.phases or {}).get(phase) or {}
             parts.append(_top_table(f"{phase}: top {what}", table.get(key) or [], table.get("steps") or 1))
     return f"<div class=profile-tables>{''.join(parts)}</div>"
 
 
-def _memory(p: dict[str, Any]) -> str:
-    m = p.get("memory") or {}
+def _memory(p: Profile) -> str:
+    m = p.memory or {}  # the snapshot's summary (llmbench/measure/snapshots.py), or why there is none
     if m.get("status") != "ok":
         why = m.get("reason") or (m.get("error") or {}).get("message") or "not recorded"
         return f"<p class=absent>memory at the peak: {html.escape(str(why))}</p>"
@@ -142,13 +142,13 @@ def _memory(p: dict[str, Any]) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
-def _section(run: Run, r: dict[str, Any], base: Path | None, index: int) -> tuple[str, int]:
-    p = r["profile"]
-    title = f"<h3>{html.escape((run.label + ' ' if run.label else '') + r['point_id'])}</h3>"
-    if p.get("status") != "ok":
-        e = p.get("error") or {}
-        return (f"<section class=profile>{title}<p class=absent>profile {html.escape(str(p.get('status')))}: "
-                f"{html.escape(str(e.get('type')))}: {html.escape(str(e.get('message')))}</p></section>", 0)
+def _section(run: Run, r: RunRecord, base: Path | None, index: int) -> tuple[str, int]:
+    p = r.profile
+    title = f"<h3>{html.escape((run.label + ' ' if run.label else '') + r.point_id)}</h3>"
+    if p.status != "ok":
+        e = p.error or ErrorInfo()
+        return (f"<section class=profile>{title}<p class=absent>profile {html.escape(str(p.status))}: "
+                f"{html.escape(e.text)}</p></section>", 0)
     fig = breakdown_figure(p)
     plot = ""
     if fig is not None:
