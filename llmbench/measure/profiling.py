@@ -213,7 +213,16 @@ def _profiled_call(loaded: Any, point: Any, clock: Any, hook: Any, run_call: Any
         prof.export_chrome_trace(str(path))
         text = path.read_text(encoding="utf-8")
     call = {k: metrics.get(k) for k in ("e2e_ms", "ttft_ms", "decode_ms", "steps")}
-    return text, summarize_trace(json.loads(text), ranges.decode_steps), call
+    walls = {"prefill": metrics["ttft_ms"], "decode": _decode_wall_ms(metrics, ranges)}
+    return text, summarize_trace(json.loads(text), ranges.decode_steps, walls), call
+
+
+def _decode_wall_ms(metrics: dict[str, Any], ranges: Ranges) -> float:
+    """The recorded decode ranges' time on the clock: t1..tE for a whole call, t1..t(n+1) (the first n steps'
+    inter-token latencies) when the profiler stopped after n decode steps."""
+    if ranges.active:
+        return metrics["decode_ms"]
+    return sum(metrics["itl_ms"][:ranges.decode_steps])
 
 
 def _memory_or_error(loaded: Any, point: Any, clock: Any, hook: Any, run_call: Any, path: str,

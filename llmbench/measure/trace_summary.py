@@ -68,8 +68,12 @@ def category(root_name: str, in_forward: bool) -> str:
     return "matmul" if MATMUL.search(root_name) else "other"
 
 
-def summarize_trace(trace: dict[str, Any], decode_steps: int | None = None) -> dict[str, Any]:
-    """Per phase tables of a trace; `decode_steps` divides the decode figures (default: its decode_step ranges)."""
+def summarize_trace(trace: dict[str, Any], decode_steps: int | None = None,
+                    wall_ms: dict[str, float | None] | None = None) -> dict[str, Any]:
+    """Per phase tables of a trace; `decode_steps` divides the decode figures (default: its decode_step ranges).
+    `wall_ms` gives a phase's wall time from the clock's marks: the trace then only splits it into parts (in the
+    shares of its ranges), since a range opens and closes a little after the mark it stands for; without it the
+    phase's wall time is the sum of its ranges."""
     events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X" and "dur" in e]
     marks = [e for e in events if e.get("cat") == "user_annotation" and str(e.get("name", "")).startswith("llmbench::")]
     prefill = next((e for e in marks if e["name"] == PREFILL), None)
@@ -90,7 +94,8 @@ def summarize_trace(trace: dict[str, Any], decode_steps: int | None = None) -> d
     devices = [e for e in events if e.get("cat") in DEVICE_CATEGORIES]
     _device_time(phases, devices, ops, where, [e for e in events if e.get("cat") in LAUNCH_CATEGORIES])
     steps = {"prefill": 1, "decode": decode_steps if decode_steps is not None else len(phases["decode"].windows)}
-    out = {name: _phase_table(p, steps[name], bool(devices)) for name, p in phases.items()}
+    walls = wall_ms or {}
+    out = {name: _phase_table(p, steps[name], bool(devices), walls.get(name)) for name, p in phases.items()}
     decode = out["decode"]["host_breakdown_ms"]
     per_step = (lambda ms: ms / steps["decode"]) if steps["decode"] else (lambda ms: None)
     return {
@@ -204,15 +209,17 @@ def _top(table: dict[str, list[float]], wall_us: float) -> list[dict[str, Any]]:
             for name, (n, us) in rows]
 
 
-def _phase_table(p: Phase, steps: int, with_device: bool) -> dict[str, Any]:
+def _phase_table(p: Phase, steps: int, with_device: bool, wall_ms: float | None = None) -> dict[str, Any]:
     wall_us = sum(end - start for start, end in p.windows)
     host = dict(p.host)
     host["model_python"] = max(p.forward_us - p.roots_in_forward_us, 0.0)
     host["generate_python"] = max(wall_us - p.forward_us - p.roots_outside_us, 0.0)
+    scale = wall_ms * 1e3 / wall_us if wall_ms is not None and wall_us > 0 else 1.0  # the ranges' shares of the clock
     out: dict[str, Any] = {
-        "wall_ms": wall_us / 1e3,
+        "wall_ms": wall_ms if wall_ms is not None and wall_us > 0 else wall_us / 1e3,
+        "range_ms": wall_us / 1e3,
         "steps": steps,
-        "host_breakdown_ms": {k: host[k] / 1e3 for k in HOST_PARTS},
+        "host_breakdown_ms": {k: host[k] * scale / 1e3 for k in HOST_PARTS},
         "top_ops": _top(p.ops, wall_us),
     }
     if with_device:
