@@ -88,6 +88,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("itl_ms", "ms", False, "step", "ITL p99 ms", "one-generate-call", statistic="p99",
            shown=frozenset({"report"}), gate=False),
     _call("decode_tokens_per_s", "tokens/s", True, "decode tokens/s", _after_first, ("console", "report")),
+    _call("output_tokens_per_s_per_sequence", "tokens/s", True, "tokens/s per sequence",
+          lambda t: per_s(t.longest - 1, t.decode_ms) if t.longest > 1 else None, ("console", "report")),
     _call("e2e_ms", "ms", False, "e2e ms", lambda t: t.e2e_ms, ("console", "report")),
     _call("e2e_tokens_per_s", "tokens/s", True, "e2e tokens/s", lambda t: per_s(sum(t.new_tokens), t.e2e_ms),
           ("report",)),
