@@ -113,6 +113,7 @@ def test_old_records_without_the_new_facts_still_plan():
     assert not any(t.startswith("Utilisation") or t.startswith("Device probes") for t in titles)
 
 
+@pytest.mark.slow
 def test_capacity_command(tmp_path):
     run = [sys.executable, "-m", "llmbench", "capacity", str(DATA / "run_small"), "--gpu-memory", "24,80",
            "--context", "2048", "--slo-tpot-ms", "10", "--target-tokens-per-s", "5000"]

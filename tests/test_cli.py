@@ -63,6 +63,7 @@ def test_schema_is_json_schema():
     assert schema["required"] == ["name", "models"]
 
 
+@pytest.mark.slow
 def test_run_writes_a_run_directory(write_scenario, tmp_path):
     result = runner.invoke(app, ["run", str(write_scenario(TINY)), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
@@ -99,6 +100,7 @@ def test_run_bad_device_flag(write_scenario):
     assert result.exit_code == 2
 
 
+@pytest.mark.slow
 def test_run_exit_1_when_a_point_fails(write_scenario, tmp_path):
     text = "name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: [4000, 8]}\nmax_new_tokens: 2\nwarmup: 0\n" \
            "iterations: 1\nmin_duration_s: 0\ndevice: cpu\n"

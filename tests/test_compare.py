@@ -270,6 +270,7 @@ device: cpu
 """
 
 
+@pytest.mark.slow
 def test_run_against_a_saved_baseline(tmp_path, monkeypatch):
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     scenario = tmp_path / "tiny.yaml"
@@ -298,6 +299,7 @@ def test_run_against_a_saved_baseline(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "saved: main" in bad.output
 
 
+@pytest.mark.slow
 def test_interleave_two_environments(tmp_path, monkeypatch):
     import sys
 

@@ -83,6 +83,7 @@ def test_flash_attention_and_remote_code_rules(write_scenario, tmp_path):
     assert "trust_remote_code: true" in skip_reason(ok_attn, "cpu")
 
 
+@pytest.mark.slow
 def test_speculative_and_cache_kinds_run(write_scenario):
     text = DECODING.replace("batch_size: [1, 4]", "batch_size: 1").replace(
         "cache_implementation: [dynamic, static]", "cache_implementation: [dynamic, static, quantized]")
@@ -113,6 +114,7 @@ def test_stop_strings_need_variable_length(write_scenario):
     assert all(1 <= n <= 24 for c in r.calls for n in c.new_tokens)
 
 
+@pytest.mark.slow
 def test_compile_records_its_cost_apart(write_scenario):
     text = ("name: c\nmodels: [tiny-llama]\ncompile: true\nmax_new_tokens: 4\nwarmup: 1\niterations: 2\n"
             "min_duration_s: 0\ndevice: cpu\ncpu_threads: 1\n")

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from llmbench.config.loading import load_scenario
 from llmbench.config.sweep import expand_sweep
 from llmbench.execute.store import read_records
@@ -50,6 +52,7 @@ def statuses(run_dir: Path) -> dict[str, str]:
     return {r.point_id: r.status for r in read_records(run_dir)[0]}
 
 
+@pytest.mark.slow
 def test_oom_kill_and_hang_are_recorded_and_resume_completes_exactly_them(write_scenario, tmp_path):
     scenario = write_scenario(SURVIVE)
     out = tmp_path / "out"
@@ -77,6 +80,7 @@ def test_oom_kill_and_hang_are_recorded_and_resume_completes_exactly_them(write_
     assert len(read_records(run_dir)[0]) == 9
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_scenario(write_scenario, tmp_path):
     scenario = write_scenario(SURVIVE.replace("batch_size: [1, 2, 8]", "batch_size: [1]"))
     out = tmp_path / "out"
@@ -94,6 +98,7 @@ def run_supervised(points, tmp_path, slots=None):
     return records, outcome
 
 
+@pytest.mark.slow
 def test_segfault_and_exit_are_crashes_with_stderr(write_scenario, tmp_path):
     text = SURVIVE.replace("batch_size: [1, 2, 8]", "batch_size: [1, 2]").replace(
         "decoding: [greedy, sampling]", "decoding: [greedy]")
@@ -110,6 +115,7 @@ def test_segfault_and_exit_are_crashes_with_stderr(write_scenario, tmp_path):
     assert not outcome.interrupted
 
 
+@pytest.mark.slow
 def test_two_slots_run_groups_side_by_side(write_scenario, tmp_path):
     text = SURVIVE.replace("models: [tiny-llama]", "models: [tiny-llama, tiny-gpt2]").replace(
         "batch_size: [1, 2, 8]", "batch_size: [1]").replace("decoding: [greedy, sampling]", "decoding: [greedy]")
@@ -163,6 +169,7 @@ def wait_for_records(out: Path, n: int, proc: subprocess.Popen, limit_s: float =
     raise AssertionError("no records in time")
 
 
+@pytest.mark.slow
 def test_first_sigint_finishes_the_point_and_stops_cleanly(write_scenario, tmp_path):
     scenario, out = write_scenario(SLOW), tmp_path / "out"
     proc = start_run(scenario, out)
@@ -179,6 +186,7 @@ def test_first_sigint_finishes_the_point_and_stops_cleanly(write_scenario, tmp_p
     assert sorted(statuses(run_dir)) == sorted(p.id for p in expand_sweep(load_scenario(scenario)))
 
 
+@pytest.mark.slow
 def test_second_sigint_stops_at_once_and_leaves_consistent_records(write_scenario, tmp_path):
     scenario, out = write_scenario(SLOW.replace("min_duration_s: 1.5", "min_duration_s: 30")), tmp_path / "out"
     proc = start_run(scenario, out)
@@ -197,6 +205,7 @@ def test_second_sigint_stops_at_once_and_leaves_consistent_records(write_scenari
     assert bad == [] and recs == []  # the interrupted point left no half record
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_environment(write_scenario, tmp_path):
     scenario = write_scenario(SURVIVE.replace("batch_size: [1, 2, 8]", "batch_size: [1]"))
     assert llmbench("run", str(scenario), "--out", str(tmp_path / "out")).returncode == 0

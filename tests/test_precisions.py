@@ -13,6 +13,7 @@ from llmbench.execute.store import read_quality
 
 pytest.importorskip("bitsandbytes")
 pytest.importorskip("optimum.quanto")
+pytestmark = pytest.mark.slow  # a quantized sweep in a subprocess: minutes on a 2-core CPU
 
 SWEEP = """
 name: precisions

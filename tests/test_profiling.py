@@ -223,6 +223,7 @@ def test_the_store_writes_a_records_files_before_the_record(tmp_path):
         writer.append(RunRecord(point_id="x", status="ok", point=point, artifacts={"../escape.json": "{}"}))
 
 
+@pytest.mark.slow
 def test_llmbench_run_writes_the_trace_and_the_report_shows_it(write_scenario, tmp_path):
     from typer.testing import CliRunner
 
@@ -244,6 +245,7 @@ def test_llmbench_run_writes_the_trace_and_the_report_shows_it(write_scenario, t
     assert f"href='{p.trace_file}'" in page and "decode: top operators (host self time)" in page
 
 
+@pytest.mark.slow
 def test_llmbench_profile_measures_and_profiles_only_the_chosen_points(write_scenario, tmp_path):
     from typer.testing import CliRunner
 

@@ -319,6 +319,7 @@ def test_unknown_format_is_refused(tmp_path: Path):
         render_report([RUN_SMALL], tmp_path / "r.pdf", "pdf")
 
 
+@pytest.mark.slow
 def test_rendering_imports_no_torch(tmp_path: Path):
     code = (f"import sys; from pathlib import Path; from llmbench.report.render import render_report; "
             f"render_report([Path({str(RUN_SMALL)!r})], Path({str(tmp_path / 'r.html')!r})); "

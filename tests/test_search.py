@@ -114,6 +114,7 @@ def llmbench(*args: str, faults: dict) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_cpu_search_finds_the_artificial_boundary_exactly_and_survives_a_dead_worker(write_scenario, tmp_path):
     """tiny-llama in fp32: 4,000,000 weights (plus 128 bytes of rotary buffers), KV 2·4·4·32·4 = 4096 bytes per
     token, 12 tokens per sequence. A budget of weights + 37.5 sequences' KV: batch 37 fits, 38 does not."""

@@ -63,6 +63,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "llmbench", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_two_shards_merged_equal_the_unsharded_run(write_scenario, tmp_path):
     text = SWEEP.replace("models: [tiny-llama, tiny-gpt2, tiny-qwen2]", "models: [tiny-llama, tiny-gpt2]")
     scenario = write_scenario(text)
@@ -96,6 +97,7 @@ def test_two_shards_merged_equal_the_unsharded_run(write_scenario, tmp_path):
     assert allowed.returncode == 0
 
 
+@pytest.mark.slow
 def test_merge_reports_missing_points(write_scenario, tmp_path):
     scenario = write_scenario(SWEEP.replace("models: [tiny-llama, tiny-gpt2, tiny-qwen2]", "models: [tiny-llama]"))
     assert cli("run", str(scenario), "--shard", "1/2", "--out", str(tmp_path / "s")).returncode == 0
