@@ -122,7 +122,7 @@ def print_summary(records: list[RunRecord]) -> None:
                       *(_cell(r, m) for m in timing), f"{_fmt(mem, ',.0f')} {source}".strip(),
                       *(_cell(r, m) for m in quality), f"[yellow]{escape(' '.join(r.flags.raised))}[/]")
     # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
-    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 140), highlight=False)
+    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 160), highlight=False)
     wide.print(table)
     print_problems_of(records)
     print_searches(records)
