@@ -1,5 +1,5 @@
 """The `llmbench` command: run, profile, validate, plan, schema, merge, report, compare, baseline,
-interleave, capacity.
+interleave, capacity, selfcheck.
 
 A user's mistake (a bad scenario, a device that is not there) prints what is wrong and where, and
 exits 2 without a traceback. Heavy modules (torch, pandas) are imported inside the commands that use
@@ -293,6 +293,40 @@ def capacity(
         raise typer.Exit(2) from None
     tables = capacity_report(records, sizes, context, SLO(slo_ttft_ms, slo_tpot_ms, percentile), target_tokens_per_s)
     print_tables(tables)
+
+
+@app.command()
+def selfcheck(
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]", help="Scenario YAML; default: "  # noqa: UP045
+                                                   "the quickstart."),
+    point_id: Optional[str] = typer.Option(None, "--point", help="Point id or pattern; default: the first "  # noqa: UP045
+                                           "group's cheapest point."),
+    pairs: int = typer.Option(20, min=2, help="Plain/instrumented pairs of calls."),
+) -> None:
+    """Measure llmbench's own overhead on this machine and model: plain generate() against the instrumented call."""
+    import fnmatch
+
+    from llmbench.engine import resolve_device
+    from llmbench.selfcheck import describe_selfcheck, selfcheck_point
+    from llmbench.sweep import expand_sweep
+
+    path = scenario_file or default_scenario()
+    points = [p for p in expand_sweep(_load(path)) if p.batch_search is None and p.api == "generate"
+              and p.decoding.assistant_id() is None]
+    chosen = [p for p in points if point_id is None or fnmatch.fnmatchcase(p.id, point_id)]
+    if not chosen:
+        err.print(f"[red]--point {escape(str(point_id))}[/]: matches no generate() point of {path}; "
+                  f"`llmbench plan {path}` lists the ids", soft_wrap=True)
+        raise typer.Exit(2)
+    if point_id is None:
+        group = chosen[0].group_id
+        chosen = [min((p for p in chosen if p.group_id == group),
+                      key=lambda p: p.batch_size * ((p.input_tokens or 64) + p.max_new_tokens))]
+    for point in chosen:
+        check = selfcheck_point(point, resolve_device(point.device), pairs)
+        out.print(f"{escape(point.id)}: plain {check['plain_median_ms']:.2f} ms, instrumented "
+                  f"{check['instrumented_median_ms']:.2f} ms (medians)", soft_wrap=True)
+        out.print(escape(describe_selfcheck(check)), soft_wrap=True)
 
 
 app.command()(compare)

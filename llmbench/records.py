@@ -55,7 +55,8 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
                 sampled: dict[str, Any] | None = None, prompt_tokens_per_sequence: list[int] | None = None,
                 error: dict[str, str] | None = None,
                 reason: str | None = None, cold_start: bool = False,
-                torch_threads: int | None = None, peaks: dict[str, Any] | None = None) -> dict[str, Any]:
+                torch_threads: int | None = None, peaks: dict[str, Any] | None = None,
+                selfcheck: dict[str, Any] | None = None) -> dict[str, Any]:
     assert status in STATUSES, status
     calls, warmup_calls, sampled = calls or [], warmup_calls or [], sampled or {}
     first = (warmup_calls or calls or [{}])[0].get("e2e_ms")
@@ -99,6 +100,7 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
         "timeline": sampled.get("timeline"),  # the store moves it to timelines.jsonl
         "profile": None,  # a profiled point's tables (llmbench/profiling.py); its files go under profiles/
         "device_peaks": peaks,  # the device's probe figures (llmbench/roofline.py) the utilisation is judged against
+        "selfcheck": selfcheck,  # the harness's overhead against plain generate() in this group (llmbench/selfcheck.py)
     }
     record["utilisation"] = point_utilisation(record, peaks) if calls else None
     if point.search_id is not None:  # a step of a max-batch search (llmbench/batch_search.py)

@@ -187,6 +187,17 @@ def flag_counts(run: Run) -> dict[str, tuple[int, int]]:
     return out
 
 
+def harness_overheads(run: Run) -> list[str]:
+    """One line per model group: what the group's self-check measured (llmbench/selfcheck.py)."""
+    from llmbench.selfcheck import describe_selfcheck
+
+    seen: dict[str, str] = {}
+    for r in run.records:
+        if r.get("status") != "skipped" and r.get("group_id") not in seen and "selfcheck" in r:
+            seen[r["group_id"]] = describe_selfcheck(r["selfcheck"])
+    return [f"{group}: {line}" for group, line in seen.items()]
+
+
 def run_dates(run: Run) -> str:
     starts = sorted(r["started_at"] for r in run.records if r.get("started_at"))
     ends = sorted(r["finished_at"] for r in run.records if r.get("finished_at"))
@@ -217,6 +228,7 @@ def render_markdown(runs: list[Run]) -> str:
         lines.append(f"## llmbench report{' ' + run.label if run.label else ''}: {md(name)}")
         lines.append(f"{md(run.path.name if run.path else '')} · {md(run_dates(run))} · device "
                      f"{md(run.env.get('device', '–'))} · {md(status_counts(run))}\n")
+        lines += [f"- {md(line)}" for line in harness_overheads(run)] + ([""] if harness_overheads(run) else [])
     headers, rows = summary_table(runs)
     lines.append("| " + " | ".join(md(h) for h, _ in headers) + " |")
     lines.append("|" + "---|" * len(headers))
@@ -291,9 +303,11 @@ def _header(runs: list[Run], terms: dict[str, str]) -> str:
         flags = " ".join(f'<span class="flag{" raised" if n else ""}" title="{html.escape(terms.get(f, ""))}">'
                          f"{html.escape(f)} {n}/{judged}</span>" for f, (n, judged) in flag_counts(run).items())
         title = f"<h2>run {html.escape(run.label)}: {html.escape(str(s.get('name') or ''))}</h2>" if run.label else ""
+        overheads = "".join(f"<p class=meta>{html.escape(line)}</p>" for line in harness_overheads(run))
         parts.append(f"{title}<p>{html.escape(str(s.get('description') or ''))}</p><p class=meta>"
                      f"{html.escape(str(run.path or ''))} · {html.escape(run_dates(run))} · "
-                     f"{html.escape(status_counts(run))}</p><p class=flags>validity flags (raised/judged): {flags}</p>")
+                     f"{html.escape(status_counts(run))}</p>{overheads}"
+                     f"<p class=flags>validity flags (raised/judged): {flags}</p>")
     rows = [[name] + [str(get(run.env) or "–") if run.env else "–" for run in runs] for name, get in ENV_ROWS]
     rows = [[f"{row[0]} ≠", *row[1:]] if len(set(row[1:])) > 1 else row for row in rows]  # runs that differ
     headers = [("environment", "")] + [(f"run {run.label}".strip(), "") for run in runs]

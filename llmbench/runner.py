@@ -59,13 +59,14 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
         clock, hook = nvtx_tools(loaded, clock, hook)
     tools = (clock, hook, make_instruments(device, group.points[0].sample_interval_ms))
     peaks = _device_peaks(device, group.precision, loaded.info["dtype"])  # before the points, outside timed calls
+    check = GroupSelfCheck(loaded, group.points, tools, device_type)
     oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
     try:
         for i, point in enumerate(group.points):
             emit("point_start", point, None)
             shape, reason = _shape(point), skip_reason(point, device_type)
             if point.batch_search is not None and reason is None:
-                yield from _run_search(loaded, point, tools, emit, peaks, cold_start=(i == 0))
+                yield from _run_search(loaded, point, tools, emit, (peaks, check.result), cold_start=(i == 0))
                 continue
             if reason is None and point.skip_larger_after_oom and shape in oom_at and point.batch_size > oom_at[shape]:
                 reason = f"skipped after OOM at batch {oom_at[shape]} with the same shape"
@@ -73,12 +74,14 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[dict[str, 
                 record = make_record(point, status="skipped", started_at=utc_now(), device=str(device), reason=reason)
             else:
                 record = run_point(loaded, point, tools, emit, cold_start=(i == 0), peaks=peaks)
+            record["selfcheck"] = check.result()
             if record["status"] == "oom":
                 oom_at[shape] = min(point.batch_size, oom_at.get(shape, point.batch_size))
                 engine.empty_caches(device)
             yield record
             emit("point_end", point, record["status"])
     finally:
+        tools[2].close()
         engine.release(loaded)
 
 
@@ -92,16 +95,19 @@ def _device_peaks(device: Any, precision: str, model_dtype: str) -> dict[str, An
 
 
 def _run_search(loaded: Any, search: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
-                peaks: dict[str, Any], cold_start: bool) -> Iterator[dict[str, Any]]:
+                group_facts: tuple[dict[str, Any], Callable[[], dict[str, Any] | None]],
+                cold_start: bool) -> Iterator[dict[str, Any]]:
     """A max-batch search (llmbench/batch_search.py): each step a point of its own, then the search's record."""
     from llmbench import engine
     from llmbench.batch_search import run_search
 
     cold = [cold_start]
+    peaks, selfcheck = group_facts
 
     def measure(step: RunPoint) -> dict[str, Any]:
         emit("point_start", step, search.id)  # the supervisor times a step by its search's point_timeout_s
         record = run_point(loaded, step, tools, emit, cold_start=cold.pop() if cold else False, peaks=peaks)
+        record["selfcheck"] = selfcheck()
         if record["status"] == "oom":
             engine.empty_caches(loaded.device)
         emit("point_end", step, record["status"])
@@ -120,6 +126,44 @@ def _memory_limit(device: Any) -> tuple[float | None, str]:
     if override is not None:
         return override
     return device_memory_mib(device), "cuda" if getattr(device, "type", "cpu") == "cuda" else "host"
+
+
+class GroupSelfCheck:
+    """The group's self-check, run once: when the group's first record is about to leave, after that point's
+    calls (so the group's first point keeps its cold first call), and given to every record of the group."""
+
+    def __init__(self, loaded: Any, points: list[RunPoint], tools: tuple[Any, Any, Any], device_type: str):
+        self._args = (loaded, points, tools, device_type)
+        self._done, self._value = False, None
+
+    def result(self) -> dict[str, Any] | None:
+        if not self._done:
+            self._value, self._done = _selfcheck(*self._args), True
+        return self._value
+
+
+def _selfcheck(loaded: Any, points: list[RunPoint], tools: tuple[Any, Any, Any],
+               device_type: str) -> dict[str, Any] | None:
+    """The harness's overhead against plain generate() (llmbench/selfcheck.py) on the group's cheapest plain point:
+    the smallest B * (S + N) that runs generate() here, with no assistant, search or profile of its own."""
+    from llmbench import engine
+    from llmbench.selfcheck import run_selfcheck
+
+    runnable = [p for p in points if p.selfcheck_pairs > 0 and p.batch_search is None and p.api == "generate"
+                and p.decoding.assistant_id() is None and skip_reason(p, device_type) is None]
+    if not runnable:
+        return None
+    point = min(runnable, key=lambda p: p.batch_size * ((p.input_tokens or 64) + p.max_new_tokens))
+    try:
+        call = (engine.build_inputs(loaded, point), engine.make_generation_config(loaded, point),
+                engine.call_kwargs(loaded, point))
+        if hasattr(tools[0], "reserve"):
+            tools[0].reserve(point.max_new_tokens + 2)
+        return run_selfcheck(loaded, point, call, tools, point.selfcheck_pairs)
+    except Exception as exc:  # noqa: BLE001 - without a self-check the points are still measured
+        if engine.is_out_of_memory(exc):
+            engine.empty_caches(loaded.device)
+        return {"point_id": point.id, "error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def _shape(point: RunPoint) -> tuple[Any, ...]:

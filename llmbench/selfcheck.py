@@ -1,0 +1,121 @@
+"""The harness's self-check: what llmbench's instrumented call costs against a plain generate() on the same
+loaded model, measured on this machine at the start of every model group (outside the measured calls).
+
+Pairs of calls on one point's inputs and GenerationConfig, in an order drawn per pair from the seed:
+- plain: `model.generate(**inputs, generation_config=...)` as a user calls it (its own no_grad, no stopping
+  criterion of ours, no sampler thread), between a device sync and a host clock read;
+- instrumented: the call exactly as a measured one runs (engine.generate_once: seeding, the step hook's
+  marks on the point's clock, resolving them), with the sampler running, as during measured calls.
+Both are timed by the same host clock. The figure is the median of the per-pair ratios instrumented / plain
+with its distribution-free 95% interval, and the same difference per decoding step in µs. What it cannot
+see: differences between processes (a spawned worker against a user's script); benchmarks/harness_check.py
+measures those, across fresh processes.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from llmbench.stats import median_ci
+
+
+def run_selfcheck(loaded: Any, point: Any, call: tuple[Any, Any, Any], tools: tuple[Any, Any, Any],
+                  pairs: int) -> dict[str, Any]:
+    """`pairs` plain/instrumented pairs (after one warm-up call of each) on `point`'s inputs → plain data."""
+    from llmbench.engine import generate_once, synchronize
+
+    inputs, gen_config, extra = call
+    clock, hook, instruments = tools
+
+    def plain(seed: int) -> float:
+        import torch
+
+        torch.manual_seed(seed)
+        synchronize(loaded.device)
+        start = time.perf_counter()
+        loaded.model.generate(**inputs, generation_config=gen_config, **extra)
+        synchronize(loaded.device)
+        return (time.perf_counter() - start) * 1e3
+
+    def instrumented(seed: int) -> float:
+        instruments.poller.start()  # the sampler runs through the call, as in a measured one
+        try:
+            return generate_once(loaded, inputs, gen_config, clock, hook, seed, extra)["host_e2e_ms"]
+        finally:
+            instruments.poller.stop()
+
+    seed = point.seed
+    plain(seed), instrumented(seed)  # warm-up: first-call costs (allocator, kernels) land on neither arm
+    order = random.Random(seed)
+    plain_ms, instr_ms = [], []
+    for _ in range(pairs):
+        arms = [(plain, plain_ms), (instrumented, instr_ms)]
+        order.shuffle(arms)
+        for fn, out in arms:
+            out.append(fn(seed))
+    return summarize_selfcheck(point, plain_ms, instr_ms)
+
+
+def summarize_selfcheck(point: Any, plain_ms: list[float], instr_ms: list[float]) -> dict[str, Any]:
+    """Median paired ratio and per-step difference, each with the order-statistic 95% interval."""
+    steps = max(point.max_new_tokens, 1)
+    ratios = np.sort(np.asarray(instr_ms) / np.asarray(plain_ms))
+    diffs = np.sort((np.asarray(instr_ms) - np.asarray(plain_ms)) / steps * 1e3)
+    r_lo, r_hi, level = median_ci(ratios)
+    d_lo, d_hi, _ = median_ci(diffs)
+    return {
+        "point_id": point.id,
+        "pairs": len(plain_ms),
+        "steps_per_call": steps,
+        "plain_ms": plain_ms,
+        "instrumented_ms": instr_ms,
+        "plain_median_ms": statistics.median(plain_ms),
+        "instrumented_median_ms": statistics.median(instr_ms),
+        "overhead_pct": (float(np.median(ratios)) - 1) * 100,
+        "overhead_pct_ci": [(r_lo - 1) * 100, (r_hi - 1) * 100],
+        "ci_level": level,
+        "per_step_us": float(np.median(diffs)),
+        "per_step_us_ci": [d_lo, d_hi],
+    }
+
+
+def describe_selfcheck(check: dict[str, Any] | None) -> str:
+    """One line for headers and consoles: 'harness overhead on this machine: +0.3% [-0.2, +0.8] (...)'."""
+    if not check:
+        return "harness overhead: not measured (selfcheck_pairs: 0)"
+    if "error" in check:
+        return f"harness overhead: self-check failed ({check['error']})"
+    lo, hi = check["overhead_pct_ci"]
+    return (f"harness overhead on this machine: {check['overhead_pct']:+.1f}% [{lo:+.1f}, {hi:+.1f}], "
+            f"{check['per_step_us']:+.0f} µs per step ({check['pairs']} pairs on {check['point_id']})")
+
+
+def selfcheck_point(point: Any, device: Any, pairs: int) -> dict[str, Any]:
+    """`llmbench selfcheck`: load `point`'s model as a worker does and run `pairs` pairs on it."""
+    import torch
+
+    from llmbench import engine
+    from llmbench.sampler import make_instruments
+    from llmbench.timing import make_clock, make_step_hook
+
+    if point.cpu_threads is not None:
+        torch.set_num_threads(point.cpu_threads)
+    loaded = engine.load_model(point.model, point.precision, device, point.attn_implementation, point.compile)
+    try:
+        clock = make_clock(device)
+        if hasattr(clock, "reserve"):
+            clock.reserve(point.max_new_tokens + 2)
+        tools = (clock, make_step_hook(clock), make_instruments(device, point.sample_interval_ms))
+        call = (engine.build_inputs(loaded, point), engine.make_generation_config(loaded, point),
+                engine.call_kwargs(loaded, point))
+        try:
+            return run_selfcheck(loaded, point, call, tools, pairs)
+        finally:
+            tools[2].close()
+    finally:
+        engine.release(loaded)
