@@ -28,6 +28,7 @@ round: printed as the median over rounds per decoding step in µs and as a ratio
 interval over rounds, with the machine's load (other processes' CPU over the run, in cores).
 
     python benchmarks/harness_check.py [--model micro|tiny-llama] [--batch 1] [--rounds 12] [--arms all|a,b]
+    python benchmarks/harness_check.py --hook-cost    # the step hook alone, per step, in µs
 """
 
 from __future__ import annotations
@@ -222,6 +223,38 @@ def run_arm(a: argparse.Namespace) -> None:
     print(json.dumps({"arm": a.arm, "e2e_ms": times}))
 
 
+def hook_cost(blocks: int = 20, n: int = 5000) -> None:
+    """What the step hook adds per decoding step: generate()'s own stopping criteria (max length, EOS) called
+    alone and with the hook, alternating blocks of `n` calls; µs per call with the spread over blocks."""
+    import timeit
+
+    import torch
+    from transformers.generation.stopping_criteria import (
+        EosTokenCriteria,
+        MaxLengthCriteria,
+        StoppingCriteriaList,
+    )
+
+    from llmbench.timing import PerfCounterClock, make_step_hook
+
+    torch.set_num_threads(1)
+    clock = PerfCounterClock()
+    ids = torch.randint(3, 1000, (1, 96))
+    own = [MaxLengthCriteria(4096), EosTokenCriteria(2)]
+    arms = {"generate's own": StoppingCriteriaList(own),
+            "with the hook": StoppingCriteriaList([*own, make_step_hook(clock)])}
+    per_call: dict[str, list[float]] = {k: [] for k in arms}
+    for b in range(blocks):
+        for name in (list(arms) if b % 2 == 0 else list(arms)[::-1]):
+            clock.start()  # the mark list starts empty in every block, as in every call
+            per_call[name].append(timeit.timeit(lambda c=arms[name]: c(ids, None), number=n) / n * 1e6)
+    diffs = sorted(h - o for h, o in zip(per_call["with the hook"], per_call["generate's own"], strict=True))
+    for name, values in per_call.items():
+        print(f"{name:>15}: {statistics.median(values):6.2f} µs per step (median of {blocks} blocks of {n})")
+    print(f"the hook adds {statistics.median(diffs):.2f} µs per step (blocks' differences {diffs[0]:+.2f} .. "
+          f"{diffs[-1]:+.2f}); load average {os.getloadavg()[0]:.2f}")
+
+
 # ---------------------------------------------------------------- the parent: rounds, statistics, load
 
 def busy_cpu_s() -> float:
@@ -290,9 +323,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--taskset", default="", help="CPU list for the arms' processes (e.g. 1)")
     ap.add_argument("--json", help="write every call of every round here")
+    ap.add_argument("--hook-cost", action="store_true", help="only time the step hook against generate()'s own "
+                    "stopping criteria, per step, in this process")
     a = ap.parse_args()
     if a.arm:
         return run_arm(a)
+    if a.hook_cost:
+        return hook_cost()
     arms = ARMS if a.arms == "all" else ["plain"] + [x for x in a.arms.split(",") if x != "plain"]
     model_path(a.model)  # built once, outside the rounds
     t0, busy0, own0 = time.monotonic(), busy_cpu_s(), own_cpu_s()
