@@ -14,6 +14,7 @@ measures those, across fresh processes.
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -53,12 +54,43 @@ def run_selfcheck(loaded: Any, point: Any, call: tuple[Any, Any, Any], tools: tu
     plain(seed), instrumented(seed)  # warm-up: first-call costs (allocator, kernels) land on neither arm
     order = random.Random(seed)
     plain_ms, instr_ms = [], []
+    load = MachineLoad()
     for _ in range(pairs):
         arms = [(plain, plain_ms), (instrumented, instr_ms)]
         order.shuffle(arms)
         for fn, out in arms:
             out.append(fn(seed))
-    return summarize_selfcheck(point, plain_ms, instr_ms)
+    return {**summarize_selfcheck(point, plain_ms, instr_ms), **load.read()}
+
+
+class MachineLoad:
+    """What else the machine did meanwhile: other processes' CPU (in cores) since this object was made, from
+    /proc/stat's busy time minus this process's and its children's; null where /proc/stat is not there."""
+
+    def __init__(self) -> None:
+        self._start = (time.monotonic(), _busy_s(), _own_s())
+
+    def read(self) -> dict[str, float | None]:
+        (t0, busy0, own0), now, busy = self._start, time.monotonic(), _busy_s()
+        other = (busy - busy0 - (_own_s() - own0)) / (now - t0) if busy is not None and busy0 is not None else None
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        return {"other_cpu_cores": max(other, 0.0) if other is not None else None, "loadavg_1m": load}
+
+
+def _busy_s() -> float | None:
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+def _own_s() -> float:
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def summarize_selfcheck(point: Any, plain_ms: list[float], instr_ms: list[float]) -> dict[str, Any]:
@@ -91,8 +123,10 @@ def describe_selfcheck(check: dict[str, Any] | None) -> str:
     if "error" in check:
         return f"harness overhead: self-check failed ({check['error']})"
     lo, hi = check["overhead_pct_ci"]
+    other = check.get("other_cpu_cores")
+    busy = f"; other processes {other:.1f} cores" if other is not None else ""
     return (f"harness overhead on this machine: {check['overhead_pct']:+.1f}% [{lo:+.1f}, {hi:+.1f}], "
-            f"{check['per_step_us']:+.0f} µs per step ({check['pairs']} pairs on {check['point_id']})")
+            f"{check['per_step_us']:+.0f} µs per step ({check['pairs']} pairs on {check['point_id']}{busy})")
 
 
 def selfcheck_point(point: Any, device: Any, pairs: int) -> dict[str, Any]:

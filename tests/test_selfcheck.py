@@ -50,6 +50,7 @@ def test_every_record_of_a_group_carries_the_check_of_its_cheapest_point(tmp_pat
         assert checks[0]["point_id"] == f"tiny-llama/{precision}/bs1/in8/out4/greedy"  # the cheaper batch
         assert len(checks[0]["plain_ms"]) == len(checks[0]["instrumented_ms"]) == 3
         assert all(ms > 0 for ms in checks[0]["plain_ms"] + checks[0]["instrumented_ms"])
+    assert checks[0]["other_cpu_cores"] >= 0 and checks[0]["loadavg_1m"] >= 0
     assert records[0]["cold_start"] and records[0]["n_calls"] == 1  # the check ran after the cold first point
 
 
