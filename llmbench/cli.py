@@ -307,7 +307,8 @@ def selfcheck(
     import fnmatch
 
     from llmbench.engine import resolve_device
-    from llmbench.selfcheck import describe_selfcheck, selfcheck_point
+    from llmbench.harness_overhead import describe_selfcheck
+    from llmbench.selfcheck import selfcheck_point
     from llmbench.sweep import expand_sweep
 
     path = scenario_file or default_scenario()

@@ -189,7 +189,7 @@ def flag_counts(run: Run) -> dict[str, tuple[int, int]]:
 
 def harness_overheads(run: Run) -> list[str]:
     """One line per model group: what the group's self-check measured (llmbench/selfcheck.py)."""
-    from llmbench.selfcheck import describe_selfcheck
+    from llmbench.harness_overhead import describe_selfcheck
 
     seen: dict[str, str] = {}
     for r in run.records:

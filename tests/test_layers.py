@@ -13,18 +13,18 @@ HEAVY = ("torch", "transformers", "pynvml", "bitsandbytes", "pandas")
 # stage order, left to right; a module may import modules of its own stage or stages to its left
 STAGES = [
     {"precision", "decoding", "sourcemap", "stats", "metrics", "nvml_flags", "timelines", "validity", "trace_summary",
-     "snapshots", "gates", "memory_model", "utilisation"},
+     "snapshots", "gates", "memory_model", "utilisation", "harness_overhead"},
     {"scenario", "checks", "sweep", "feasibility"},  # inert configuration, expanded into points
     {"records", "batch_search"},  # the plain data that comes out of the worker, and the search over it
     {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "environment", "faults", "runner",
-     "worker", "quality", "smollm2", "profiling", "roofline"},
+     "worker", "quality", "smollm2", "profiling", "roofline", "selfcheck", "sampler_process"},
     {"store", "fingerprint", "sharding", "baselines"},
     {"results", "compare", "compare_output", "tables", "slo", "capacity", "console", "plotting", "memory_figures",
      "capacity_figures", "figures", "profile_report", "report", "supervisor", "merging", "interleave", "execution",
      "gate_commands", "cli", "__main__"},
 ]
 MEASURING = {"timing", "sampler", "nvml", "tinymodels", "quantization", "engine", "runner", "faults", "worker",
-             "quality", "smollm2", "profiling", "roofline"}
+             "quality", "smollm2", "profiling", "roofline", "selfcheck", "sampler_process"}
 # read records only: never torch, never the measuring side
 READERS = {"results", "compare", "compare_output", "tables", "slo", "capacity", "console", "plotting",
            "memory_figures", "capacity_figures", "figures", "profile_report", "report"}

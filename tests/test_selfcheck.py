@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from llmbench.selfcheck import describe_selfcheck, summarize_selfcheck
+from llmbench.harness_overhead import describe_selfcheck, summarize_selfcheck
 
 
 def test_paired_ratio_and_per_step_cost_by_hand():
