@@ -20,6 +20,7 @@ does to the plain loop (a bisection):
   gc_heap          300,000 more live Python objects for the garbage collector to walk
   spawn            the plain loop in a spawned child, stderr to a file, SIGINT ignored, parent blocked on a pipe
   inproc           llmbench's runner in the process (everything but the spawned worker)
+  before           (with --before PATH) the llmbench CLI of another checkout, e.g. the code before a change
 
 Every arm runs in a fresh process per round; a round runs every arm once, in an order shuffled from the
 round's seed, so drift and bursts hit all arms alike. Each process makes `--warmup` calls, then `--calls`
@@ -213,13 +214,20 @@ def cli_calls(a: argparse.Namespace) -> list[float]:
         return [c["e2e_ms"] for c in record["calls"]]
 
 
+def before_calls(a: argparse.Namespace) -> list[float]:
+    """The CLI of another llmbench checkout (`--before PATH`, e.g. a git worktree of an earlier commit)."""
+    os.environ["PYTHONPATH"] = a.before + os.pathsep + os.environ.get("PYTHONPATH", "")
+    return cli_calls(a)
+
+
 def run_arm(a: argparse.Namespace) -> None:
     if a.arm != "plain":  # only the reference takes its threads from the environment alone
         os.environ.pop("OMP_NUM_THREADS", None) if a.arm == "threads_runtime" else None
     if a.arm in PLAIN_VARIANTS:
         times = plain_calls(a, a.arm)
     else:
-        times = {"call": llmbench_call, "spawn": spawned_calls, "inproc": inproc_calls, "llmbench": cli_calls}[a.arm](a)
+        times = {"call": llmbench_call, "spawn": spawned_calls, "inproc": inproc_calls, "llmbench": cli_calls,
+                 "before": before_calls}[a.arm](a)
     print(json.dumps({"arm": a.arm, "e2e_ms": times}))
 
 
@@ -285,6 +293,8 @@ def run_round(a: argparse.Namespace, arms: list[str], r: int) -> dict[str, list[
     for arm in order:
         cmd = [sys.executable, __file__, "--arm", arm, "--model", a.model, "--batch", str(a.batch),
                "--input", str(a.input), "--new", str(a.new), "--warmup", str(a.warmup), "--calls", str(a.calls)]
+        if a.before:
+            cmd += ["--before", a.before]
         if a.taskset:
             cmd = ["taskset", "-c", a.taskset, *cmd]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
@@ -322,6 +332,8 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=15)
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--taskset", default="", help="CPU list for the arms' processes (e.g. 1)")
+    ap.add_argument("--before", default="", help="adds the arm `before`: the llmbench CLI of this checkout (a path "
+                    "put first on PYTHONPATH), to measure a change against the code before it")
     ap.add_argument("--json", help="write every call of every round here")
     ap.add_argument("--hook-cost", action="store_true", help="only time the step hook against generate()'s own "
                     "stopping criteria, per step, in this process")
@@ -331,6 +343,7 @@ def main() -> None:
     if a.hook_cost:
         return hook_cost()
     arms = ARMS if a.arms == "all" else ["plain"] + [x for x in a.arms.split(",") if x != "plain"]
+    arms += ["before"] if a.before and "before" not in arms else []
     model_path(a.model)  # built once, outside the rounds
     t0, busy0, own0 = time.monotonic(), busy_cpu_s(), own_cpu_s()
     rounds = []
