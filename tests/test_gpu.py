@@ -99,7 +99,7 @@ def test_nvml_used_memory_rises_by_a_known_allocation():
     opened = open_nvml(torch.device("cuda", torch.cuda.current_device()))
     if opened is None:
         pytest.skip("NVML did not open")
-    nvml, handle = opened
+    nvml, handle, _ = opened
     torch.cuda.synchronize()
     before = nvml.nvmlDeviceGetMemoryInfo(handle).used
     block = torch.ones(2**30, dtype=torch.uint8, device="cuda")  # 1 GiB, touched

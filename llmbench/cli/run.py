@@ -1,6 +1,6 @@
-"""The measuring commands: `run` (a scenario, a shard, a resume, pooled rounds, and a gate against a baseline) and
-`profile` (only the chosen points, each profiled once more). They show the run on the console while it goes,
-then the summary table, the report and what to do next.
+"""The measuring commands: `run` (a scenario, a shard, a resume, pooled rounds, and a gate against a baseline),
+`profile` (only the chosen points, each profiled once more) and `selfcheck` (the harness's own overhead). They show
+the run on the console while it goes, then the summary table, the report and what to do next.
 """
 
 from __future__ import annotations
@@ -173,3 +173,37 @@ def profile(
                   f"`llmbench plan {scenario_file}` lists the ids", soft_wrap=True)
         raise typer.Exit(2)
     raise typer.Exit(run_once(scenario, scenario_file, out_root, RunOptions(profiled_only=True))[0])
+
+
+def selfcheck(
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]", help="Scenario YAML; default: "  # noqa: UP045
+                                                   "the quickstart."),
+    point_id: Optional[str] = typer.Option(None, "--point", help="Point id or pattern; default: the first "  # noqa: UP045
+                                           "group's cheapest point."),
+    pairs: int = typer.Option(20, min=2, help="Plain/instrumented pairs of calls."),
+) -> None:
+    """Measure llmbench's own overhead on this machine and model: plain generate() against the instrumented call."""
+    import fnmatch
+
+    from llmbench.config.sweep import expand_sweep
+    from llmbench.core.harness_overhead import describe_selfcheck
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.selfcheck import selfcheck_point
+
+    path = scenario_file or default_scenario()
+    points = [p for p in expand_sweep(load_or_exit(path)) if p.batch_search is None and p.api == "generate"
+              and p.decoding.assistant_id() is None]
+    chosen = [p for p in points if point_id is None or fnmatch.fnmatchcase(p.id, point_id)]
+    if not chosen:
+        err.print(f"[red]--point {escape(str(point_id))}[/]: matches no generate() point of {path}; "
+                  f"`llmbench plan {path}` lists the ids", soft_wrap=True)
+        raise typer.Exit(2)
+    if point_id is None:
+        group = chosen[0].group_id
+        chosen = [min((p for p in chosen if p.group_id == group),
+                      key=lambda p: p.batch_size * ((p.input_tokens or 64) + p.max_new_tokens))]
+    for point in chosen:
+        check = selfcheck_point(point, resolve_device(point.device), pairs)
+        out.print(f"{escape(point.id)}: plain {check['plain_median_ms']:.2f} ms, instrumented "
+                  f"{check['instrumented_median_ms']:.2f} ms (medians)", soft_wrap=True)
+        out.print(escape(describe_selfcheck(check)), soft_wrap=True)

@@ -247,6 +247,9 @@ class Scenario(BaseModel):
                        "every call, for nsys (CUDA only; a no-op on a CPU).")
     sample_interval_ms: float = Field(default=10, gt=0, description="Sampler thread period (memory, power, "
                                       "clocks).")
+    selfcheck_pairs: int = Field(default=5, ge=0, le=1000, description="Pairs of plain generate() and "
+                                 "instrumented calls at the start of each model group: the harness's own overhead on "
+                                 "this machine, in every record and the report's header (0: off).")
     max_cv: float = Field(default=0.05, gt=0, description="Flag a point unstable above this cv of e2e_ms.")
     steady_tolerance: float = Field(default=0.10, gt=0, description="Flag a point not_steady when its first "
                                     "measured calls are this much slower than the rest.")

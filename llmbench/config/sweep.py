@@ -27,7 +27,7 @@ AXES = SWEPT  # the product's axes, in the axis table's order (llmbench/core/axe
 # scenario-wide settings every point carries, so a worker needs nothing but its points
 SETTINGS = ("prompt", "fixed_length", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
             "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
-            "steady_tolerance", "stop_strings", "max_time_s", "nvtx")
+            "steady_tolerance", "stop_strings", "max_time_s", "nvtx", "selfcheck_pairs")
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class RunPoint:
     stop_strings: list[str]
     max_time_s: float | None
     nvtx: bool = False  # NVTX ranges in every call (CUDA only)
+    selfcheck_pairs: int = 0  # plain/instrumented pairs at the start of the point's group (llmbench/selfcheck.py)
     profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
     # a max-batch search (llmbench/measure/batch_search.py): the search's own point carries its form and the outcomes
     # known so far, as (batch size, status) pairs; each batch it tries is a point of its own, whose search_id is the

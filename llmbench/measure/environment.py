@@ -73,7 +73,7 @@ def _gpu(device: Any) -> dict[str, Any] | None:
 
     nvml = open_nvml(device)
     if nvml is not None:
-        pynvml, handle = nvml
+        pynvml, handle, _ = nvml
         info["driver"] = _text(pynvml.nvmlSystemGetDriverVersion())
         for key, call in (("power_limit_w", lambda: pynvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000),
                           ("sm_clock_max_mhz", lambda: pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM))):

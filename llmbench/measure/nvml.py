@@ -13,8 +13,9 @@ from typing import Any
 MiB = 1024 * 1024
 
 
-def open_nvml(device: Any) -> tuple[Any, Any] | None:
-    """(pynvml module, handle of the NVML device that is torch's `device`), or None if NVML is unusable."""
+def open_nvml(device: Any) -> tuple[Any, Any, str] | None:
+    """(pynvml module, handle of the NVML device that is torch's `device`, its PCI bus id), or None if NVML
+    is unusable."""
     try:
         import pynvml
         import torch
@@ -22,7 +23,7 @@ def open_nvml(device: Any) -> tuple[Any, Any] | None:
         pynvml.nvmlInit()
         props = torch.cuda.get_device_properties(device)
         bus = f"{props.pci_domain_id:08X}:{props.pci_bus_id:02X}:{props.pci_device_id:02X}.0"
-        return pynvml, pynvml.nvmlDeviceGetHandleByPciBusId(bus)  # by bus id: immune to index reordering
+        return pynvml, pynvml.nvmlDeviceGetHandleByPciBusId(bus), bus  # by bus id: immune to index reordering
     except Exception:  # noqa: BLE001 - no library, no driver, no permission: run without NVML
         return None
 

@@ -38,7 +38,8 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
                 warmup_calls: list[dict[str, Any]] | None = None, calls: list[dict[str, Any]] | None = None,
                 sampled: dict[str, Any] | None = None, prompt_tokens_per_sequence: list[int] | None = None,
                 error: dict[str, str] | None = None, reason: str | None = None, cold_start: bool = False,
-                torch_threads: int | None = None, peaks: dict[str, Any] | None = None) -> RunRecord:
+                torch_threads: int | None = None, peaks: dict[str, Any] | None = None,
+                selfcheck: dict[str, Any] | None = None) -> RunRecord:
     """The record of `point`; calls are derive_call_metrics' dicts, `sampled` the instruments' stop_point()."""
     assert status in STATUSES, status
     measured = [Call.model_validate(c) for c in calls or []]
@@ -49,7 +50,7 @@ def make_record(point: RunPoint, *, status: str, started_at: str, device: str | 
         model=model, load_s=load_s, cold_start=cold_start, prompt_tokens_per_sequence=prompt_tokens_per_sequence,
         fixed_length_ok=_fixed_length_ok(point, calls or [], warmup_calls or []),
         kv_cache_mib=point_kv_cache_mib(point, model, prompt_tokens_per_sequence),
-        warmup_calls=warmup, calls=measured, profile=None, device_peaks=peaks,
+        warmup_calls=warmup, calls=measured, profile=None, device_peaks=peaks, selfcheck=selfcheck,
         **_measurement(point, measured, warmup, sampled or {}))
     record.utilisation = point_utilisation(record, peaks) if measured else None
     if point.search_id is not None:  # a step of a max-batch search (llmbench/measure/batch_search.py)

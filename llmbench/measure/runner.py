@@ -34,8 +34,7 @@ def run_points(points: list[RunPoint], device: Any, on_event: EventHook | None =
 
 def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]:
     from llmbench.measure import engine
-    from llmbench.measure.sampler import make_instruments
-    from llmbench.measure.timing import make_clock, make_step_hook
+    from llmbench.measure.selfcheck import GroupSelfCheck
 
     _set_threads(group.points[0].cpu_threads)
     device_type = getattr(device, "type", str(device))
@@ -52,21 +51,16 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
         yield from _all_points(group, emit, status=status, started_at=started, device=str(device),
                                error=error_info(exc))
         return
-    clock = make_clock(device)
-    hook = slowed(make_step_hook(clock), active_faults())
-    if group.points[0].nvtx:  # a scenario-wide setting: ranges in every call of the group, on CUDA
-        from llmbench.measure.profiling import nvtx_tools
-
-        clock, hook = nvtx_tools(loaded, clock, hook)
-    tools = (clock, hook, make_instruments(device, group.points[0].sample_interval_ms))
+    tools = _group_tools(loaded, group, device)
     peaks = _device_peaks(device, group.precision, loaded.info["dtype"])  # before the points, outside timed calls
+    check = GroupSelfCheck(loaded, group.points, tools, device_type)
     oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
     try:
         for i, point in enumerate(group.points):
             emit("point_start", point, None)
             shape, reason = _shape(point), skip_reason(point, device_type)
             if point.batch_search is not None and reason is None:
-                yield from _run_search(loaded, point, tools, emit, peaks, cold_start=(i == 0))
+                yield from _run_search(loaded, point, tools, emit, (peaks, check.result), cold_start=(i == 0))
                 continue
             if reason is None and point.skip_larger_after_oom and shape in oom_at and point.batch_size > oom_at[shape]:
                 reason = f"skipped after OOM at batch {oom_at[shape]} with the same shape"
@@ -74,13 +68,29 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
                 record = make_record(point, status="skipped", started_at=utc_now(), device=str(device), reason=reason)
             else:
                 record = run_point(loaded, point, tools, emit, cold_start=(i == 0), peaks=peaks)
+            record.selfcheck = check.result()
             if record.status == "oom":
                 oom_at[shape] = min(point.batch_size, oom_at.get(shape, point.batch_size))
                 engine.empty_caches(device)
             yield record
             emit("point_end", point, record.status)
     finally:
+        tools[2].close()
         engine.release(loaded)
+
+
+def _group_tools(loaded: Any, group: Group, device: Any) -> tuple[Any, Any, Any]:
+    """(clock, step hook, instruments) for the group's calls, chosen once from the device."""
+    from llmbench.measure.sampler import make_instruments
+    from llmbench.measure.timing import make_clock, make_step_hook
+
+    clock = make_clock(device)
+    hook = slowed(make_step_hook(clock), active_faults())
+    if group.points[0].nvtx:  # a scenario-wide setting: ranges in every call of the group, on CUDA
+        from llmbench.measure.profiling import nvtx_tools
+
+        clock, hook = nvtx_tools(loaded, clock, hook)
+    return clock, hook, make_instruments(device, group.points[0].sample_interval_ms)
 
 
 def _device_peaks(device: Any, precision: str, model_dtype: str) -> dict[str, Any]:
@@ -93,16 +103,20 @@ def _device_peaks(device: Any, precision: str, model_dtype: str) -> dict[str, An
 
 
 def _run_search(loaded: Any, search: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
-                peaks: dict[str, Any], cold_start: bool) -> Iterator[RunRecord]:
-    """A max-batch search (llmbench/measure/batch_search.py): each step a point of its own, then the search's record."""
+                group_facts: tuple[dict[str, Any], Callable[[], dict[str, Any] | None]],
+                cold_start: bool) -> Iterator[RunRecord]:
+    """A max-batch search (llmbench/measure/batch_search.py): each step a point of its own, then the search's
+    record. group_facts: the device's peaks and the group's self-check."""
     from llmbench.measure import engine
     from llmbench.measure.batch_search import run_search
 
     cold = [cold_start]
+    peaks, selfcheck = group_facts
 
     def measure(step: RunPoint) -> RunRecord:
         emit("point_start", step, search.id)  # the supervisor times a step by its search's point_timeout_s
         record = run_point(loaded, step, tools, emit, cold_start=cold.pop() if cold else False, peaks=peaks)
+        record.selfcheck = selfcheck()
         if record.status == "oom":
             engine.empty_caches(loaded.device)
         emit("point_end", step, record.status)

@@ -4,9 +4,11 @@
 - HostMemory: peak RSS from the kernel's VmHWM, reset per point through /proc/self/clear_refs (no
   thread; the process-lifetime peak where the reset is not allowed, and `sources` says so).
 - TorchCudaMemory (CUDA): torch peak allocated/reserved after reset_peak_memory_stats.
-- a Poller thread every interval_ms from the start of the warm-up to the end of the last call: host
-  RSS and CPU utilisation always; NVML memory, utilisation, power, clocks, temperature and throttle
-  reasons on CUDA when pynvml works. Each call's window is marked, so summaries cover measured calls.
+- a poller every interval_ms from the start of the warm-up to the end of the last call: host RSS and CPU
+  utilisation always; NVML memory, utilisation, power, clocks, temperature and throttle reasons on CUDA
+  when pynvml works. It runs in a process of its own (llmbench/measure/sampler_process.py), so it never takes the
+  measured process's GIL; the thread `Poller` below is the fallback where that process cannot start.
+  Each call's window is marked, so summaries cover measured calls.
 - the NVML energy counter, read at the first measured call's start and after each measured call.
 Missing pieces (no NVML, a field the driver refuses) are left out of `sources`; nothing raises.
 """
@@ -148,12 +150,19 @@ class Poller:
         if self._thread is not None:
             self._thread.join()
 
+    def close(self) -> None:
+        """Nothing to release: the thread ends with each stop."""
+
 
 class Instruments:
     """Everything sampled during one point; `stop_point` returns plain data for the record."""
 
     def __init__(self, host: HostMemory, cuda: TorchCudaMemory | None, poller: Poller, nvml: Any | None):
         self.host, self.cuda, self.poller, self.nvml = host, cuda, poller, nvml
+
+    def close(self) -> None:
+        """End the sampling process (after the group's last point)."""
+        self.poller.close()
 
     def start_point(self) -> None:
         self.host.start()
@@ -188,8 +197,9 @@ class Instruments:
         memory.update({k: summary.pop(k) for k in ("device_used_peak_mib", "process_used_peak_mib") if k in summary})
         sources += [f"{r.name}.{f}" for r in self.poller.readers for f in r.fields]
         device = {**summary, **self._energy_fields()}
-        if self.nvml is not None and "process_used_mib" in self.nvml.fields:  # else: unknown, not "none"
-            device["foreign_pids"] = sorted(self.nvml.foreign_pids)
+        nvml_fields = [f for r in self.poller.readers if r.name == "nvml" for f in r.fields]
+        if self.nvml is not None and "process_used_mib" in nvml_fields:  # else: unknown, not "none"
+            device["foreign_pids"] = sorted(self.nvml.foreign_pids | getattr(self.poller, "foreign_pids", set()))
         timeline = {"t0_unix_s": self.poller.t0_unix, "interval_ms": self.poller.interval * 1e3,
                     "t_ms": self.poller.t_ms, **self.poller.columns, "calls": self.poller.calls}
         return {"memory": memory, "device": device, "sources": sources, "timeline": timeline}
@@ -216,16 +226,30 @@ def our_pids() -> set[int]:
         return {me.pid}
 
 
-def make_instruments(device: Any, interval_ms: float = 10.0) -> Instruments:
-    """The one place samplers are chosen from the device."""
+def make_instruments(device: Any, interval_ms: float = 10.0, in_process: bool = False) -> Instruments:
+    """The one place samplers are chosen from the device. The poller samples from a process of its own
+    unless `in_process` (or that process cannot start): then a thread in this process does."""
     readers: list[Any] = [HostReader()]
     cuda = nvml = None
+    bus = None
     if getattr(device, "type", "cpu") == "cuda":
         from llmbench.measure.nvml import NvmlReader, open_nvml
 
         cuda = TorchCudaMemory(device)
         opened = open_nvml(device)
         if opened is not None:
-            nvml = NvmlReader(opened[0], opened[1], our_pids)
+            nvml = NvmlReader(opened[0], opened[1], our_pids)  # here: the energy counter at call boundaries
             readers.append(nvml)
-    return Instruments(HostMemory(), cuda, Poller(readers, interval_ms), nvml)
+            bus = opened[2]
+    return Instruments(HostMemory(), cuda, _poller(readers, interval_ms, bus, in_process), nvml)
+
+
+def _poller(readers: list[Any], interval_ms: float, nvml_bus: str | None, in_process: bool) -> Any:
+    if not in_process:
+        from llmbench.measure.sampler_process import ProcessPoller
+
+        try:
+            return ProcessPoller(interval_ms, nvml_bus)
+        except OSError:  # no process to spare: sample from a thread, and `sources` says so
+            pass
+    return Poller(readers, interval_ms)

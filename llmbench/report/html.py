@@ -17,7 +17,16 @@ from typing import Any
 
 from llmbench.report.capacity_figures import capacity_section
 from llmbench.report.figures import FIGURES, Run
-from llmbench.report.summary import AXIS_TERMS, ENV_ROWS, flag_counts, problems, run_dates, status_counts, summary_table
+from llmbench.report.summary import (
+    AXIS_TERMS,
+    ENV_ROWS,
+    flag_counts,
+    harness_overheads,
+    problems,
+    run_dates,
+    status_counts,
+    summary_table,
+)
 
 ASSETS = Path(__file__).parent / "assets"
 NUMERIC = re.compile(r"^(–|-?[\d,.]+(e[-+]\d+)?×?)$")  # right-aligned cells: numbers, ratios, "no value"
@@ -71,9 +80,11 @@ def _header(runs: list[Run], terms: dict[str, str]) -> str:
         flags = " ".join(f'<span class="flag{" raised" if n else ""}" title="{html.escape(terms.get(f, ""))}">'
                          f"{html.escape(f)} {n}/{judged}</span>" for f, (n, judged) in flag_counts(run).items())
         title = f"<h2>run {html.escape(run.label)}: {html.escape(str(s.get('name') or ''))}</h2>" if run.label else ""
+        overheads = "".join(f"<p class=meta>{html.escape(line)}</p>" for line in harness_overheads(run))
         parts.append(f"{title}<p>{html.escape(str(s.get('description') or ''))}</p><p class=meta>"
                      f"{html.escape(str(run.path or ''))} · {html.escape(run_dates(run))} · "
-                     f"{html.escape(status_counts(run))}</p><p class=flags>validity flags (raised/judged): {flags}</p>")
+                     f"{html.escape(status_counts(run))}</p>{overheads}"
+                     f"<p class=flags>validity flags (raised/judged): {flags}</p>")
     rows = [[name] + [str(get(run.env) or "–") if run.env else "–" for run in runs] for name, get in ENV_ROWS]
     rows = [[f"{row[0]} ≠", *row[1:]] if len(set(row[1:])) > 1 else row for row in rows]  # runs that differ
     headers = [("environment", "")] + [(f"run {run.label}".strip(), "") for run in runs]

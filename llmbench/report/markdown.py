@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from llmbench.report.plotting import Run
-from llmbench.report.summary import problems, run_dates, status_counts, summary_table
+from llmbench.report.summary import harness_overheads, problems, run_dates, status_counts, summary_table
 
 MD_MAX_ROWS = 1000  # a GitHub job summary holds 1 MiB; the CSV has every row
 
@@ -26,6 +26,7 @@ def render_markdown(runs: list[Run]) -> str:
         lines.append(f"## llmbench report{' ' + run.label if run.label else ''}: {md(name)}")
         lines.append(f"{md(run.path.name if run.path else '')} · {md(run_dates(run))} · device "
                      f"{md(run.env.get('device', '–'))} · {md(status_counts(run))}\n")
+        lines += [f"- {md(line)}" for line in harness_overheads(run)] + ([""] if harness_overheads(run) else [])
     headers, rows = summary_table(runs)
     lines.append("| " + " | ".join(md(h) for h, _ in headers) + " |")
     lines.append("|" + "---|" * len(headers))

@@ -103,6 +103,17 @@ def flag_counts(run: Run) -> dict[str, tuple[int, int]]:
     return out
 
 
+def harness_overheads(run: Run) -> list[str]:
+    """One line per model group: what the group's self-check measured (llmbench/measure/selfcheck.py)."""
+    from llmbench.core.harness_overhead import describe_selfcheck
+
+    seen: dict[str, str] = {}
+    for r in run.records:  # a record the worker made carries its group's self-check, null when none was made
+        if r.status != "skipped" and r.group_id not in seen and "selfcheck" in r.model_fields_set:
+            seen[r.group_id] = describe_selfcheck(r.selfcheck)
+    return [f"{group}: {line}" for group, line in seen.items()]
+
+
 def run_dates(run: Run) -> str:
     starts = sorted(r.started_at for r in run.records if r.started_at)
     ends = sorted(r.finished_at for r in run.records if r.finished_at)
