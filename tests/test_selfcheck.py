@@ -68,6 +68,7 @@ def test_pairs_zero_turns_it_off(tmp_path):
         record.to_json(), separators=(",", ":"))  # written as null: this group measured none
 
 
+@pytest.mark.slow  # llmbench in a subprocess, twice
 def test_selfcheck_command(write_scenario):
     path = write_scenario("""
         name: s
