@@ -9,8 +9,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from llmbench.core.metrics import CallTiming
-
 
 class Part(BaseModel):
     """A part of a record: unknown fields are kept, so a newer writer's additions survive."""
@@ -63,10 +61,6 @@ class Call(Part):
     prompt_tokens: int | None = None  # P; older records leave it out
     host_e2e_ms: float | None = None
     e2e_host_ratio: float | None = None
-
-    def timing(self, prompt_tokens: int | None = None) -> CallTiming:
-        return CallTiming(self.ttft_ms, self.decode_ms, self.e2e_ms, self.prompt_tokens or prompt_tokens or 0,
-                          tuple(self.new_tokens) or (0,))
 
 
 class PointFields(Part):

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from llmbench.core.metrics import METRICS, Metric
+from llmbench.core.metrics import METRICS, CallTiming, Metric
 from llmbench.core.parts import (  # noqa: F401 - the parts are the record's: import them from here
     Call,
     DevicePeaks,
@@ -131,13 +131,14 @@ class RunRecord(Part):
         return {"schema_version": self.schema_version, **self.model_dump(mode="json", exclude_unset=True)}
 
 
-def summarize_calls(calls: Iterable[Call]) -> dict[str, MetricSummary | None]:
-    """Every summarised metric over the measured calls: call metrics per call, step metrics and new_tokens pooled."""
+def summarize_calls(calls: Iterable[Call], names: Iterable[str] | None = None) -> dict[str, MetricSummary | None]:
+    """Every summarised metric (or those `names`) over the measured calls: call metrics per call, step metrics and
+    new_tokens pooled."""
     from llmbench.core.stats import summarize
 
     calls = list(calls)
     out: dict[str, MetricSummary | None] = {}
-    for name in [m.name for m in METRICS.values() if m.summarised] + list(POOLED_COUNTS):
+    for name in names or [m.name for m in METRICS.values() if m.summarised] + list(POOLED_COUNTS):
         pooled = name in POOLED_COUNTS or METRICS[name].kind == "step"
         values = [v for c in calls for v in c.get(name) or []] if pooled else \
             [v for c in calls if (v := c.get(name)) is not None]
@@ -160,33 +161,44 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_record(data: dict[str, Any]) -> RunRecord:
-    """A record from its JSON: migrated, validated, its missing per-call metrics filled in."""
-    record = RunRecord.model_validate(migrate(data))
-    complete_call_metrics(record)
-    return record
+    """A record from its JSON: migrated, its missing per-call metrics filled in, validated."""
+    return RunRecord.model_validate(complete_call_metrics(migrate(data)))
 
 
-def complete_call_metrics(record: RunRecord) -> None:
-    """Per-call metrics the registry has and an older writer did not: computed from each call's raw values and
-    summarised, so old and new run directories read alike. A no-op for a record of this llmbench."""
-    first = record.calls[0] if record.calls else (record.warmup_calls[0] if record.warmup_calls else None)
-    if first is None:
-        return
-    missing = [m for m in METRICS.values() if m.formula is not None and m.name not in Call.model_fields
-               and m.name not in (first.model_extra or {})]
+def complete_call_metrics(data: dict[str, Any]) -> dict[str, Any]:
+    """Per-call metrics the registry has and an older writer did not, computed from each call's raw values and
+    summarised, in place on the record's JSON, so old and new run directories read alike. Cheap when nothing is
+    missing: the check is on the first call's keys."""
+    calls, warmup = data.get("calls") or [], data.get("warmup_calls") or []
+    first = (calls or warmup or [None])[0]
+    if not isinstance(first, dict):
+        return data
+    missing = [m for m in METRICS.values() if m.formula is not None and m.name not in first]
     if not missing:
-        return
-    prompt = sum(record.prompt_tokens_per_sequence or []) or None
-    for call in [*record.warmup_calls, *record.calls]:
-        timing = call.timing(_prompt_tokens(call) or prompt)
+        return data
+    prompt = sum(data.get("prompt_tokens_per_sequence") or []) or None
+    for call in [*warmup, *calls]:
+        if not isinstance(call, dict) or any(not isinstance(call.get(k), int | float) for k in _RAW):
+            return data  # not a call this llmbench can read: validation says what is wrong
+        timing = CallTiming(call["ttft_ms"], call["decode_ms"], call["e2e_ms"],
+                            call.get("prompt_tokens") or _prompt_tokens(call) or prompt or 0,
+                            tuple(call.get("new_tokens") or ()) or (0,))
         for m in missing:
-            setattr(call, m.name, m.formula(timing))
-    summaries = summarize_calls(record.calls)
+            call[m.name] = m.formula(timing)
+    summary = data.setdefault("summary", {})
+    from llmbench.core.stats import summarize
+
     for m in missing:
-        record.summary.setdefault(m.name, summaries[m.name])
+        if m.name not in summary:
+            s = summarize([v for c in calls if (v := c.get(m.name)) is not None])
+            summary[m.name] = s.to_dict() if s else None
+    return data
 
 
-def _prompt_tokens(call: Call) -> int | None:
+_RAW = ("ttft_ms", "decode_ms", "e2e_ms")
+
+
+def _prompt_tokens(call: dict[str, Any]) -> int | None:
     """P of an older call, exactly, from its prefill rate: prefill_tokens_per_s = P / (ttft_ms / 1000)."""
     rate = call.get("prefill_tokens_per_s")
-    return round(rate * call.ttft_ms / 1e3) if rate is not None else None
+    return round(rate * call["ttft_ms"] / 1e3) if rate is not None else None

@@ -1,3 +1,3 @@
 """How one point is measured, inside a worker process: the engine, clocks, samplers, quantizers, profiler and the
-record each point yields. The only stage that imports torch and transformers (lazily, inside functions).
+record each point yields. The stage that runs torch and transformers (imported lazily, inside functions).
 """
