@@ -17,7 +17,6 @@ from llmbench.core.metrics import CALL_METRICS, METRICS, CallTiming, shown_in
 from llmbench.core.record import RunRecord
 
 DOCS = Path(__file__).parent.parent / "docs"
-README = Path(__file__).parent.parent / "README.md"
 
 
 def anchor(heading: str) -> str:
@@ -92,8 +91,8 @@ def test_the_axis_table_is_the_sweep_the_point_the_rules_and_the_columns():
             assert allowed is None or tuple(allowed) == a.choices, a.name
 
 
-def test_every_axis_is_described_in_the_readme_scenario_keys():
-    text = README.read_text(encoding="utf-8")
+def test_every_axis_is_described_in_the_scenario_reference():
+    text = (DOCS / "scenarios.md").read_text(encoding="utf-8")
     for a in AXES_TABLE:
         if a.swept:
             assert f"`{a.name}`" in text or f"`prompt.{a.name}`" in text, a.name

@@ -172,7 +172,9 @@ def test_cpu_instruments_for_real():
     assert inst.nvml is None and inst.cuda is None
     out = run_point(inst, measured=4, call_s=0.02)
     tl = out["timeline"]
-    assert len(tl["t_ms"]) >= 10 and len(tl["host_rss_mib"]) == len(tl["t_ms"])
+    # the sampling process (a process of its own since issue 13) on a starved core: a start and a stop sample at
+    # least, as in test_sampler_process; a sample rate is the scheduler's
+    assert len(tl["t_ms"]) >= 2 and len(tl["host_rss_mib"]) == len(tl["t_ms"])
     assert [c[0] for c in tl["calls"]] == ["warmup"] + ["measured"] * 4
     assert all(c[2] <= c[3] for c in tl["calls"])
     assert out["device"]["host_cpu_util_pct_mean"] is not None
