@@ -78,7 +78,7 @@ def _run_dir(work: Path, tag: str) -> Path:
 
 
 def judge(normal: list[Path], slow: list[Path], gates: list[str] | None) -> tuple[list[dict], list[dict]]:
-    from llmbench.compare import compare_runs
+    from llmbench.analysis.compare import compare_runs
 
     aa = [compare_runs(normal[i - 1], normal[i], gates) for i in range(1, len(normal))]
     ab = [compare_runs(normal[i - 1], slow[i - 1], gates) for i in range(1, len(normal))]
@@ -119,8 +119,8 @@ def report(normal: list[Path], slow: list[Path], slowdown: float) -> None:
 def report_pooled(normal: list[Path], slow: list[Path], rounds: int, work: Path) -> None:
     """What `llmbench interleave --rounds R` would give from these runs: each side pools R runs that
     alternate in time with the other side's (n and s runs alternate; A/A pairs use alternate n runs)."""
-    from llmbench.compare import compare_runs
-    from llmbench.interleave import pool_runs
+    from llmbench.analysis.compare import compare_runs
+    from llmbench.execute.rounds import pool_runs
 
     out = work / f"pooled-{rounds}"
     shutil.rmtree(out, ignore_errors=True)

@@ -59,7 +59,7 @@ MICRO = dict(vocab_size=1024, hidden_size=128, intermediate_size=256, num_hidden
 
 def model_path(name: str) -> str:
     """A built-in model's folder, or the micro Llama saved once under the llmbench cache."""
-    from llmbench import tinymodels
+    from llmbench.measure import tinymodels
 
     if name != "micro":
         return str(tinymodels.materialize(name))
@@ -86,10 +86,10 @@ def _prepare(arm: str) -> object:
     if arm == "threads_runtime":
         torch.set_num_threads(1)
     if arm == "imports":
-        import llmbench.environment
-        import llmbench.runner  # noqa: F401
+        import llmbench.measure.environment
+        import llmbench.measure.runner  # noqa: F401
 
-        llmbench.environment.collect_env(torch.device("cpu"))
+        llmbench.measure.environment.collect_env(torch.device("cpu"))
     return [{"i": i, "v": [float(i)] * 4} for i in range(300_000)] if arm == "gc_heap" else None
 
 
@@ -98,7 +98,7 @@ def _instruments(arm: str) -> object | None:
         return None
     import torch
 
-    from llmbench.sampler import make_instruments
+    from llmbench.measure.sampler import make_instruments
 
     try:
         return make_instruments(torch.device("cpu"), 10.0, in_process=(arm == "sampler_thread"))
@@ -115,7 +115,7 @@ def plain_calls(a: argparse.Namespace, arm: str) -> list[float]:
     opts = {"device_map": "cpu"} if arm == "device_map" else {}
     model = AutoModelForCausalLM.from_pretrained(model_path(a.model), dtype=torch.float32, **opts).eval()
     if arm == "probe":
-        from llmbench.roofline import device_peaks
+        from llmbench.measure.roofline import device_peaks
 
         device_peaks(torch.device("cpu"), "float32")
     ids = torch.randint(3, model.config.vocab_size, (a.batch, a.input), generator=torch.Generator().manual_seed(0))
@@ -123,7 +123,7 @@ def plain_calls(a: argparse.Namespace, arm: str) -> list[float]:
                   do_sample=False)
     clock = None
     if arm == "hook":
-        from llmbench.timing import PerfCounterClock, make_step_hook
+        from llmbench.measure.timing import PerfCounterClock, make_step_hook
 
         clock = PerfCounterClock()
         kwargs["stopping_criteria"] = [make_step_hook(clock)]
@@ -145,9 +145,9 @@ def plain_calls(a: argparse.Namespace, arm: str) -> list[float]:
 
 
 def _points(a: argparse.Namespace) -> list:
-    from llmbench.scenario import parse_scenario
-    from llmbench.sourcemap import YamlSource
-    from llmbench.sweep import expand_sweep
+    from llmbench.config.loading import parse_scenario
+    from llmbench.config.sourcemap import YamlSource
+    from llmbench.config.sweep import expand_sweep
 
     return expand_sweep(parse_scenario(YamlSource(scenario_text(a), "harness-check.yaml"), Path(".")))
 
@@ -156,8 +156,8 @@ def llmbench_call(a: argparse.Namespace) -> list[float]:
     """llmbench's own call (inputs, GenerationConfig, seeding, step hook, clock) in a plain process."""
     import torch
 
-    from llmbench import engine
-    from llmbench.timing import make_clock, make_step_hook
+    from llmbench.measure import engine
+    from llmbench.measure.timing import make_clock, make_step_hook
 
     (point,) = _points(a)
     device = torch.device("cpu")
@@ -196,11 +196,11 @@ def spawned_calls(a: argparse.Namespace) -> list[float]:
 
 
 def inproc_calls(a: argparse.Namespace) -> list[float]:
-    from llmbench.engine import resolve_device
-    from llmbench.runner import run_points
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.runner import run_points
 
     (record,) = run_points(_points(a), resolve_device("cpu"))
-    return [c["e2e_ms"] for c in record["calls"]]
+    return [c.e2e_ms for c in record.calls]
 
 
 def cli_calls(a: argparse.Namespace) -> list[float]:
@@ -243,7 +243,7 @@ def hook_cost(blocks: int = 20, n: int = 5000) -> None:
         StoppingCriteriaList,
     )
 
-    from llmbench.timing import PerfCounterClock, make_step_hook
+    from llmbench.measure.timing import PerfCounterClock, make_step_hook
 
     torch.set_num_threads(1)
     clock = PerfCounterClock()

@@ -38,11 +38,11 @@ def parse_args() -> argparse.Namespace:
 def make_arms(a: argparse.Namespace) -> tuple[str, dict]:
     import torch
 
-    from llmbench import engine
-    from llmbench.sampler import make_instruments
-    from llmbench.scenario import load_scenario
-    from llmbench.sweep import expand_sweep
-    from llmbench.timing import make_clock, make_step_hook
+    from llmbench.config.loading import load_scenario
+    from llmbench.config.sweep import expand_sweep
+    from llmbench.measure import engine
+    from llmbench.measure.sampler import make_instruments
+    from llmbench.measure.timing import make_clock, make_step_hook
 
     torch.set_num_threads(a.threads)
     path = Path(tempfile.mkdtemp()) / "overhead.yaml"
@@ -85,7 +85,7 @@ def main() -> None:
     a = parse_args()
     import numpy as np
 
-    from llmbench.stats import median_ci
+    from llmbench.core.stats import median_ci
 
     label, arms = make_arms(a)
     for _ in range(3):  # warm-up, every arm

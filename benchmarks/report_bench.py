@@ -56,7 +56,8 @@ def synthetic_point(i: int, rng: random.Random, calls_n: int) -> tuple[dict, dic
         "schema_version": 2, "point_id": pid, "group_id": f"{model}/{precision}", "status": status,
         "error": None if status == "ok" else {"type": "OutOfMemoryError", "message": f"CUDA out of memory ({i})"},
         "reason": None, "started_at": "2026-11-26T10:00:00.000+00:00", "finished_at": "2026-11-26T12:00:00.000+00:00",
-        "point": {"model": model, "precision": precision, "batch_size": batch, "input_tokens": s, "max_new_tokens": n,
+        "point": {"id": pid, "model": model, "precision": precision, "batch_size": batch, "input_tokens": s,
+                  "max_new_tokens": n,
                   "decoding": decoding, "num_beams": 4 if decoding == "beam4" else 1},
         "summary": {m: stats([c[m] for c in calls]) for m in ("e2e_ms", "ttft_ms", "tpot_ms", "decode_tokens_per_s",
                                                                 "e2e_tokens_per_s")} | {
@@ -105,7 +106,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=300, help="sampler samples per point's timeline")
     a = ap.parse_args()
 
-    from llmbench.report import render_report
+    from llmbench.report.render import render_report
 
     with tempfile.TemporaryDirectory() as tmp:
         for n in a.points:

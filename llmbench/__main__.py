@@ -1,5 +1,5 @@
 """`python -m llmbench` is the `llmbench` command."""
 
-from llmbench.cli import main
+from llmbench.cli.app import main
 
 main()

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.report import render_report
+from llmbench.report.render import render_report
 
 RUN_SMALL = Path(__file__).parent / "data" / "run_small"
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary")
+# slow: headless Chromium draws whole pages, tens of seconds each on a 2-core CPU
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary"), pytest.mark.slow]
 
 # Test hooks, injected first in <head>: errors and any alert()/confirm()/prompt() become attributes of <html>,
 # which --dump-dom shows. A script the page runs too early for #script-errors is caught here all the same.

@@ -10,32 +10,39 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.capacity import capacity_report, capacity_table, interpolate, memory_models, search_table
-from llmbench.slo import SLO, devices_needed, frontier, goodput_table
+from llmbench.analysis.capacity import capacity_report, capacity_table, interpolate, memory_models, search_table
+from llmbench.analysis.slo import SLO, devices_needed, frontier, goodput_table
+from llmbench.core.record import RunRecord
 
 DATA = Path(__file__).parent / "data"
 KV_BYTES = 2 * 4 * 4 * 32 * 4  # tiny-llama fp32: 4096 bytes per token
 
 
 def stats(median: float, p90: float | None = None, p99: float | None = None) -> dict:
-    return {"median": median, "p90": p90 if p90 is not None else median, "p99": p99 if p99 is not None else median}
+    return {"n": 5, "median": median, "p90": p90 if p90 is not None else median,
+            "p99": p99 if p99 is not None else median}
 
 
-def record(batch: int, *, precision: str = "fp32", peak: float | None = None, tps: float = 100.0, ttft: float = 10.0,
-           tpot: float = 5.0, e2e_tps: float | None = None, status: str = "ok") -> dict:
+def raw(batch: int, *, precision: str = "fp32", peak: float | None = None, tps: float = 100.0, ttft: float = 10.0,
+        tpot: float = 5.0, e2e_tps: float | None = None, status: str = "ok") -> dict:
     """A point of 8 prompt + 4 new tokens (12 per sequence); host RSS peak 450 + 0.03 MiB per cached token."""
     tokens = batch * 12
+    pid = f"m/{precision}/bs{batch}/in8/out4/greedy"
     return {
-        "point_id": f"m/{precision}/bs{batch}/in8/out4/greedy", "status": status,
-        "point": {"model": "m", "precision": precision, "batch_size": batch, "input_tokens": 8, "max_new_tokens": 4,
-                  "decoding": "greedy", "num_beams": 1, "cache_implementation": "dynamic"},
+        "point_id": pid, "status": status,
+        "point": {"id": pid, "model": "m", "precision": precision, "batch_size": batch, "input_tokens": 8,
+                  "max_new_tokens": 4, "decoding": "greedy", "num_beams": 1, "cache_implementation": "dynamic"},
         "prompt_tokens_per_sequence": [8] * batch,
         "model": {"weights_mib": 16.0, "layers": 4, "kv_heads": 4, "head_dim": 32, "kv_bytes_per_element": 4},
         "memory": {"host_rss_peak_mib": peak if peak is not None else 450 + 0.03 * tokens},
-        "calls": [{}] if status == "ok" else [],
+        "calls": [{"e2e_ms": ttft + 3 * tpot, "ttft_ms": ttft, "decode_ms": 3 * tpot}] if status == "ok" else [],
         "summary": {"decode_tokens_per_s": stats(tps), "ttft_ms": stats(ttft, ttft * 1.5, ttft * 2),
                     "tpot_ms": stats(tpot, tpot * 1.5, tpot * 2), "e2e_tokens_per_s": stats(e2e_tps or tps / 2)},
     }
+
+
+def record(batch: int, **kwargs) -> RunRecord:
+    return RunRecord.model_validate(raw(batch, **kwargs))
 
 
 SWEEP = [record(b, tps=100.0 * b, ttft=2.0 * b, tpot=1.0 + b) for b in (1, 2, 4, 8)]
@@ -80,25 +87,25 @@ def test_slo_picks_the_fastest_point_within_both_limits_and_counts_devices():
 def test_frontier_drops_points_beaten_on_every_axis():
     slow = record(16, tps=100, ttft=50, tpot=20)  # slower and less throughput than bs8: dominated
     front = frontier([*SWEEP, slow], "p90")
-    assert [r["point"]["batch_size"] for r in front] == [1, 2, 4, 8]
+    assert [r.point.batch_size for r in front] == [1, 2, 4, 8]
 
 
 def test_search_prediction_from_the_calibrated_model_and_the_analytic_one():
-    search = {**record(1), "point_id": "m/fp32/bs-max/in8/out4/greedy", "calls": [], "summary": {},
+    search = {**raw(1), "point_id": "m/fp32/bs-max/in8/out4/greedy", "calls": [], "summary": {},
               "search_result": {"boundary_batch_size": 40, "first_failed_batch_size": 41, "exact": True,
                                 "memory_limit_mib": 450 + 0.03 * 12 * 50, "memory_limit_source": "host",
                                 "trials": [[1, "ok"]] * 12}}
-    (row,) = search_table([*SWEEP, search]).rows
+    (row,) = search_table([*SWEEP, RunRecord.model_validate(search)]).rows
     assert row[2:7] == ["40", "41", "yes", "50", "+25.0%"] and row[7] == "fit"  # the fit predicts 50
     artificial = {**search, "search_result": {**search["search_result"], "memory_limit_source": "artificial",
                                               "memory_limit_mib": 16.0 + 40.5 * 12 * KV_BYTES / 2**20}}
-    (row,) = search_table([*SWEEP, artificial]).rows
+    (row,) = search_table([*SWEEP, RunRecord.model_validate(artificial)]).rows
     assert row[5:8] == ["40", "+0.0%", "analytic"]
 
 
 def test_old_records_without_the_new_facts_still_plan():
     """tests/data/run_small predates the linear counts and the probes: memory model and capacity, no MBU."""
-    from llmbench.results import load_records
+    from llmbench.analysis.results import load_records
 
     titles = [t.title for t in capacity_report(load_records(DATA / "run_small"))]
     assert titles[:2] == ["Memory model: peak ≈ a + b · tokens in the cache (B · beams · (S + N))",
@@ -106,6 +113,7 @@ def test_old_records_without_the_new_facts_still_plan():
     assert not any(t.startswith("Utilisation") or t.startswith("Device probes") for t in titles)
 
 
+@pytest.mark.slow
 def test_capacity_command(tmp_path):
     run = [sys.executable, "-m", "llmbench", "capacity", str(DATA / "run_small"), "--gpu-memory", "24,80",
            "--context", "2048", "--slo-tpot-ms", "10", "--target-tokens-per-s", "5000"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.capacity_figures import capacity_tables, roofline, slo_goodput
-from llmbench.report import load_runs, render_report
+from llmbench.report.capacity_figures import capacity_tables, roofline, slo_goodput
+from llmbench.report.render import load_runs, render_report
 
 DATA = Path(__file__).parent / "data"
 
@@ -24,8 +24,8 @@ def test_search_boundaries_in_the_checked_in_run():
     """fp32: weights 15.2589 MiB, 24 tokens · 4 KiB per sequence: ⌊(20 − 15.2589) / 0.09375⌋ = 50.
     bf16: weights 7.6295 MiB, 24 tokens · 2 KiB: ⌊(20 − 7.6295) / 0.046875⌋ = 263."""
     (run,) = load_runs([DATA / "run_search"])
-    results = {r["point"]["precision"]: r["search_result"] for r in run.records if r.get("search_result")}
-    assert {p: (s["boundary_batch_size"], s["first_failed_batch_size"], s["exact"]) for p, s in results.items()} == {
+    results = {r.point.precision: r.search_result for r in run.records if r.get("search_result")}
+    assert {p: (s.boundary_batch_size, s.first_failed_batch_size, s.exact) for p, s in results.items()} == {
         "fp32": (50, 51, True), "bf16": (263, 264, True)}
     tables = {t.title: t for _, t in capacity_tables([run])}
     search = tables["Max-batch searches"]
@@ -53,7 +53,7 @@ def test_figures_from_records_and_their_absence():
     # the search's own records hold results, not measurements: every drawn point is a step with a batch size
     slo = slo_goodput(runs)
     assert sum(len(t.x) for t in slo.data) == sum(
-        1 for r in runs[0].records if r["status"] == "ok" and not r.get("search_result"))
+        1 for r in runs[0].records if r.status == "ok" and not r.get("search_result"))
     assert isinstance(roofline(load_runs([DATA / "run_small"])), str)  # records from before the probes
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmbench.cli import app, default_scenario
-from llmbench.results import load
+from llmbench.analysis.results import load
+from llmbench.cli import app
+from llmbench.cli.loading import default_scenario
+from llmbench.core.record import SCHEMA_VERSION
 
 runner = CliRunner()
 
@@ -61,6 +63,7 @@ def test_schema_is_json_schema():
     assert schema["required"] == ["name", "models"]
 
 
+@pytest.mark.slow
 def test_run_writes_a_run_directory(write_scenario, tmp_path):
     result = runner.invoke(app, ["run", str(write_scenario(TINY)), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
@@ -78,6 +81,7 @@ def test_run_writes_a_run_directory(write_scenario, tmp_path):
     record = json.loads((run_dir / "records.jsonl").read_text().splitlines()[0])
     assert "timeline" not in record and set(record["flags"]) >= {"unstable", "not_steady", "throttled"}
     assert record["device_stats"]["host_cpu_util_pct_mean"] is not None
+    assert record["schema_version"] == SCHEMA_VERSION and "search" not in record  # set fields only, versioned
 
 
 def test_run_device_override_that_does_not_exist(write_scenario, tmp_path):
@@ -96,6 +100,7 @@ def test_run_bad_device_flag(write_scenario):
     assert result.exit_code == 2
 
 
+@pytest.mark.slow
 def test_run_exit_1_when_a_point_fails(write_scenario, tmp_path):
     text = "name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: [4000, 8]}\nmax_new_tokens: 2\nwarmup: 0\n" \
            "iterations: 1\nmin_duration_s: 0\ndevice: cpu\n"
@@ -123,7 +128,7 @@ def test_default_scenario_is_the_shipped_file():
 
 
 def test_plan_marks_a_precision_that_cannot_run(write_scenario, monkeypatch):
-    from llmbench.precision import PRECISIONS, Precision
+    from llmbench.core.precisions import PRECISIONS, Precision
 
     monkeypatch.setitem(PRECISIONS, "cuda-test", Precision("cuda-test", "float16", 2, devices=("cuda",)))
     text = "name: p\nmodels: [tiny-llama]\nprecision: [fp32, cuda-test]\ndevice: cpu\n"

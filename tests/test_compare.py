@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from llmbench.baselines import BaselineError, list_baselines, resolve_baseline, save_baseline
-from llmbench.cli import app
-from llmbench.compare import (
+from llmbench.analysis.baselines import BaselineError, list_baselines, resolve_baseline, save_baseline
+from llmbench.analysis.compare import (
     CompareError,
     compare_runs,
     judge_samples,
@@ -25,10 +24,11 @@ from llmbench.compare import (
     ratio_of_medians,
     smallest_p,
 )
-from llmbench.compare_output import render_json, render_junit, render_markdown
-from llmbench.gates import DEFAULT_GATES, parse_gate, parse_gates
-from llmbench.interleave import pool_runs, round_order
-from llmbench.results import load_records
+from llmbench.analysis.results import load_records
+from llmbench.cli import app
+from llmbench.config.gates import DEFAULT_GATES, parse_gate, parse_gates
+from llmbench.execute.rounds import pool_runs, round_order
+from llmbench.report.compare_output import render_json, render_junit, render_markdown
 
 DATA = Path(__file__).parent / "data" / "compare"
 GOLDEN = DATA / "golden"
@@ -243,15 +243,15 @@ def test_pooling_keeps_every_round_s_calls(tmp_path):
     pooled = pool_runs([DATA / "base", DATA / "same"], tmp_path / "pooled")
     base, same, both = (load_records(d) for d in (DATA / "base", DATA / "same", pooled))
     for b, s, p in zip(base, same, both, strict=True):
-        assert p["n_calls"] == len(p["calls"]) == b["n_calls"] + s["n_calls"]
-        assert p["summary"]["e2e_ms"]["n"] == len(p["calls"])
-        assert p["summary"]["e2e_ms"]["median"] == pytest.approx(
-            float(np.median([c["e2e_ms"] for c in b["calls"] + s["calls"]])))
-        assert p["rounds"] == [1, 2]
+        assert p.n_calls == len(p.calls) == b.n_calls + s.n_calls
+        assert p.summary["e2e_ms"].n == len(p.calls)
+        assert p.summary["e2e_ms"].median == pytest.approx(
+            float(np.median([c.e2e_ms for c in b.calls + s.calls])))
+        assert p.rounds == [1, 2]
     # a point that ran out of memory in one round is pooled from the rounds where it ran
     mixed = load_records(pool_runs([DATA / "oom", DATA / "base"], tmp_path / "mixed"))
-    assert [r["rounds"] for r in mixed] == [[1, 2], [2]]
-    assert not math.isnan(mixed[1]["summary"]["e2e_ms"]["median"])
+    assert [r.rounds for r in mixed] == [[1, 2], [2]]
+    assert not math.isnan(mixed[1].summary["e2e_ms"].median)
 
 
 # --- the real path: a run gated in one step, and two environments interleaved -------------------
@@ -270,6 +270,7 @@ device: cpu
 """
 
 
+@pytest.mark.slow
 def test_run_against_a_saved_baseline(tmp_path, monkeypatch):
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     scenario = tmp_path / "tiny.yaml"
@@ -286,7 +287,7 @@ def test_run_against_a_saved_baseline(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     pooled, rounds = sorted((tmp_path / "b").iterdir())
     assert rounds.name == pooled.name + "-rounds" and sorted(p.name for p in rounds.iterdir()) == ["round-1", "round-2"]
-    assert (pooled / "report.html").exists() and load_records(pooled)[0]["rounds"] == [1, 2]
+    assert (pooled / "report.html").exists() and load_records(pooled)[0].rounds == [1, 2]
     result = json.loads((tmp_path / "gate.json").read_text())
     assert result["baseline"]["baseline_name"] == "main" and result["candidate"]["path"] == str(pooled)
     assert [(r["point_id"], r["metric"]) for r in result["rows"]] == [
@@ -298,6 +299,7 @@ def test_run_against_a_saved_baseline(tmp_path, monkeypatch):
     assert bad.exit_code == 2 and "saved: main" in bad.output
 
 
+@pytest.mark.slow
 def test_interleave_two_environments(tmp_path, monkeypatch):
     import sys
 
@@ -312,7 +314,7 @@ def test_interleave_two_environments(tmp_path, monkeypatch):
         rounds = sorted(p.name for p in (tmp_path / "ab" / side).iterdir())
         assert rounds == ["pooled", "round-1", "round-2"]
         (record,) = load_records(tmp_path / "ab" / side / "pooled")
-        assert record["n_calls"] == 12 and record["rounds"] == [1, 2]
+        assert record.n_calls == 12 and record.rounds == [1, 2]
     assert json.loads((tmp_path / "gate.json").read_text())["rows"][0]["n_baseline"] == 12
 
 

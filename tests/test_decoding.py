@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.decoding import Assisted, Beam, PromptLookup, Sampling
-from llmbench.engine import resolve_device
-from llmbench.feasibility import skip_reason
-from llmbench.runner import run_points
-from llmbench.scenario import load_scenario
-from llmbench.sourcemap import ScenarioError
-from llmbench.sweep import expand_sweep, group_points
+from llmbench.config.decoding import Assisted, Beam, PromptLookup, Sampling
+from llmbench.config.feasibility import skip_reason
+from llmbench.config.loading import load_scenario
+from llmbench.config.sourcemap import ScenarioError
+from llmbench.config.sweep import expand_sweep, group_points
+from llmbench.measure.engine import resolve_device
+from llmbench.measure.runner import run_points
 
 
 def points_of(write_scenario, text: str):
@@ -83,23 +83,24 @@ def test_flash_attention_and_remote_code_rules(write_scenario, tmp_path):
     assert "trust_remote_code: true" in skip_reason(ok_attn, "cpu")
 
 
+@pytest.mark.slow
 def test_speculative_and_cache_kinds_run(write_scenario):
     text = DECODING.replace("batch_size: [1, 4]", "batch_size: 1").replace(
         "cache_implementation: [dynamic, static]", "cache_implementation: [dynamic, static, quantized]")
-    recs = {r["point_id"]: r for r in run_points(points_of(write_scenario, text), resolve_device("cpu"))}
-    assert recs["tiny-llama/fp32/bs1/in16/out8/prompt_lookup/cache-static"]["status"] == "skipped"
-    ran = [r for r in recs.values() if r["status"] != "skipped"]
-    assert len(ran) == 5 and all(r["status"] == "ok" for r in ran), [r["error"] for r in ran]
-    assert all(c["new_tokens"] == [8] for r in ran for c in r["calls"])  # fixed length holds under drafting
-    assert recs["tiny-llama/fp32/bs1/in16/out8/assisted"]["model"]["assistant_load_s"]["tiny-llama"] > 0
+    recs = {r.point_id: r for r in run_points(points_of(write_scenario, text), resolve_device("cpu"))}
+    assert recs["tiny-llama/fp32/bs1/in16/out8/prompt_lookup/cache-static"].status == "skipped"
+    ran = [r for r in recs.values() if r.status != "skipped"]
+    assert len(ran) == 5 and all(r.status == "ok" for r in ran), [r.error for r in ran]
+    assert all(c.new_tokens == [8] for r in ran for c in r.calls)  # fixed length holds under drafting
+    assert recs["tiny-llama/fp32/bs1/in16/out8/assisted"].model.assistant_load_s["tiny-llama"] > 0
 
 
 def test_max_time_guard_cuts_a_call_short(write_scenario):
     text = ("name: t\nmodels: [tiny-llama]\nmax_new_tokens: 200\nfixed_length: false\nmax_time_s: 0.005\n"
             "warmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\n")
     (r,) = run_points(points_of(write_scenario, text), resolve_device("cpu"))
-    assert r["status"] == "ok" and max(r["calls"][0]["new_tokens"]) < 200
-    assert r["summary"]["new_tokens"]["n"] == 2  # the per-sequence token counts are summarised
+    assert r.status == "ok" and max(r.calls[0].new_tokens) < 200
+    assert r.summary["new_tokens"].n == 2  # the per-sequence token counts are summarised
 
 
 def test_stop_strings_need_variable_length(write_scenario):
@@ -109,17 +110,18 @@ def test_stop_strings_need_variable_length(write_scenario):
     text = ("name: s\nmodels: [tiny-llama]\nstop_strings: ['e', ' ']\nfixed_length: false\nmax_new_tokens: 24\n"
             "warmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\n")
     (r,) = run_points(points_of(write_scenario, text), resolve_device("cpu"))
-    assert r["status"] == "ok", r["error"]
-    assert all(1 <= n <= 24 for c in r["calls"] for n in c["new_tokens"])
+    assert r.status == "ok", r.error
+    assert all(1 <= n <= 24 for c in r.calls for n in c.new_tokens)
 
 
+@pytest.mark.slow
 def test_compile_records_its_cost_apart(write_scenario):
     text = ("name: c\nmodels: [tiny-llama]\ncompile: true\nmax_new_tokens: 4\nwarmup: 1\niterations: 2\n"
             "min_duration_s: 0\ndevice: cpu\ncpu_threads: 1\n")
     (r,) = run_points(points_of(write_scenario, text), resolve_device("cpu"))
-    assert r["status"] == "ok", r["error"]
-    assert r["model"]["compiled"] is True and r["compile_s"] > 0
-    assert r["first_call_ms"] > r["summary"]["e2e_ms"]["median"]  # the first call paid for compiling
+    assert r.status == "ok", r.error
+    assert r.model.compiled is True and r.compile_s > 0
+    assert r.first_call_ms > r.summary["e2e_ms"].median  # the first call paid for compiling
 
 
 def test_pipeline_is_timed_beside_generate(write_scenario):
@@ -128,8 +130,8 @@ def test_pipeline_is_timed_beside_generate(write_scenario):
             "warmup: 1\niterations: 2\nmin_duration_s: 0\ndevice: cpu\ncpu_threads: 1\n")
     points = points_of(write_scenario, text.replace("batch_size: 2", "batch_size: 1"))
     assert skip_reason(points[-1], "cpu") == "the pipeline is timed with greedy, sampling or beam decoding only"
-    recs = {r["point_id"]: r for r in run_points(points_of(write_scenario, text), resolve_device("cpu"))}
+    recs = {r.point_id: r for r in run_points(points_of(write_scenario, text), resolve_device("cpu"))}
     pipe = recs["tiny-llama/fp32/bs2/in16/out6/greedy/pipeline"]
-    assert pipe["status"] == "ok", pipe["error"]
-    assert all(c["new_tokens"] == [6, 6] and c["steps"] == 6 for c in pipe["calls"])
-    assert pipe["summary"]["ttft_ms"]["median"] > 0
+    assert pipe.status == "ok", pipe.error
+    assert all(c.new_tokens == [6, 6] and c.steps == 6 for c in pipe.calls)
+    assert pipe.summary["ttft_ms"].median > 0

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmbench.scenario import load_scenario
-from llmbench.sweep import expand_sweep
+from llmbench.config.loading import load_scenario
+from llmbench.config.sweep import expand_sweep
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.engine import resolve_device
-from llmbench.runner import run_points
-from llmbench.scenario import load_scenario
-from llmbench.sweep import expand_sweep
+from llmbench.config.loading import load_scenario
+from llmbench.config.sweep import expand_sweep
+from llmbench.measure.engine import resolve_device
+from llmbench.measure.runner import run_points
 
 pytestmark = pytest.mark.gpu
 
@@ -34,33 +34,33 @@ def records(tmp_path_factory):
 
 
 def test_all_ok_with_cuda_events(records):
-    assert all(r["status"] == "ok" for r in records), [r["error"] for r in records]
-    assert {r["timer"] for r in records} == {"cuda_event"}
+    assert all(r.status == "ok" for r in records), [r.error for r in records]
+    assert {r.timer for r in records} == {"cuda_event"}
 
 
 def test_cuda_marks_agree_with_the_host_clock(records):
     for r in records:
-        for c in r["calls"]:
-            assert c["steps"] == 16 and c["new_tokens"] == [16] * r["point"]["batch_size"]
-            assert 0 < c["ttft_ms"] < c["e2e_ms"]
+        for c in r.calls:
+            assert c.steps == 16 and c.new_tokens == [16] * r.point.batch_size
+            assert 0 < c.ttft_ms < c.e2e_ms
             # device e2e sits inside the host window, and not far below it
-            assert c["e2e_ms"] <= c["host_e2e_ms"] * 1.02 + 0.05
-            assert c["e2e_ms"] >= c["host_e2e_ms"] * 0.5
+            assert c.e2e_ms <= c.host_e2e_ms * 1.02 + 0.05
+            assert c.e2e_ms >= c.host_e2e_ms * 0.5
 
 
 def test_torch_peaks_and_weights(records):
     for r in records:
-        mem = r["memory"]
-        assert mem["torch_peak_allocated_mib"] >= r["model"]["weights_mib"] * 0.99
-        assert mem["torch_peak_reserved_mib"] >= mem["torch_peak_allocated_mib"]
+        mem = r.memory
+        assert mem.torch_peak_allocated_mib >= r.model.weights_mib * 0.99
+        assert mem.torch_peak_reserved_mib >= mem.torch_peak_allocated_mib
 
 
 def test_nvml_memory_when_available(records):
     pytest.importorskip("pynvml")
     r = records[-1]
-    if "nvml.device_used_mib" not in r["sources"]:
+    if "nvml.device_used_mib" not in r.sources:
         pytest.skip("NVML did not open on this machine")
-    assert r["memory"]["device_used_peak_mib"] >= r["memory"]["torch_peak_reserved_mib"]
+    assert r.memory.device_used_peak_mib >= r.memory.torch_peak_reserved_mib
 
 
 def test_event_timer_agrees_with_a_synchronised_host_clock():
@@ -68,7 +68,7 @@ def test_event_timer_agrees_with_a_synchronised_host_clock():
 
     import torch
 
-    from llmbench.timing import CudaEventClock
+    from llmbench.measure.timing import CudaEventClock
 
     x = torch.randn(4096, 4096, device="cuda", dtype=torch.bfloat16)
     clock = CudaEventClock(torch.device("cuda"))
@@ -94,7 +94,7 @@ def test_nvml_used_memory_rises_by_a_known_allocation():
     import torch
 
     pytest.importorskip("pynvml")
-    from llmbench.nvml import open_nvml
+    from llmbench.measure.nvml import open_nvml
 
     opened = open_nvml(torch.device("cuda", torch.cuda.current_device()))
     if opened is None:
@@ -115,7 +115,7 @@ def test_energy_counter_advances_under_load():
     import torch
 
     pytest.importorskip("pynvml")
-    from llmbench.nvml import NvmlReader, open_nvml
+    from llmbench.measure.nvml import NvmlReader, open_nvml
 
     opened = open_nvml(torch.device("cuda", torch.cuda.current_device()))
     if opened is None:
@@ -135,7 +135,7 @@ def test_energy_counter_advances_under_load():
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16", "int8", "int4"])
 def test_tiny_model_on_cuda_gives_a_valid_record_per_precision(precision, tmp_path):
-    from llmbench.precision import unavailable_reason
+    from llmbench.core.precisions import unavailable_reason
 
     if unavailable_reason(precision, "cuda"):
         pytest.skip(unavailable_reason(precision, "cuda"))
@@ -143,9 +143,9 @@ def test_tiny_model_on_cuda_gives_a_valid_record_per_precision(precision, tmp_pa
     path.write_text(f"name: p\nmodels: [tiny-llama]\nprecision: {precision}\nbatch_size: 4\nmax_new_tokens: 8\n"
                     "warmup: 1\niterations: 3\nmin_duration_s: 0\ndevice: cuda\n")
     (r,) = run_points(expand_sweep(load_scenario(path)), resolve_device("cuda"))
-    assert r["status"] == "ok", r["error"]
-    assert r["timer"] == "cuda_event" and r["fixed_length_ok"] is True
-    assert r["flags"]["timer_disagrees"] is False
-    assert r["memory"]["torch_peak_allocated_mib"] > 0
-    if "nvml.power_w" in r["sources"]:
-        assert r["device_stats"]["power_w_mean"] > 0
+    assert r.status == "ok", r.error
+    assert r.timer == "cuda_event" and r.fixed_length_ok is True
+    assert r.flags.timer_disagrees is False
+    assert r.memory.torch_peak_allocated_mib > 0
+    if "nvml.power_w" in r.sources:
+        assert r.device_stats.power_w_mean > 0

@@ -8,10 +8,10 @@ import pickle
 
 import pytest
 
-from llmbench.engine import resolve_device
-from llmbench.runner import run_points
-from llmbench.scenario import load_scenario
-from llmbench.sweep import expand_sweep
+from llmbench.config.loading import load_scenario
+from llmbench.config.sweep import expand_sweep
+from llmbench.measure.engine import resolve_device
+from llmbench.measure.runner import run_points
 
 pytestmark = pytest.mark.gpu
 
@@ -35,17 +35,17 @@ def record(tmp_path_factory):
     path = tmp_path_factory.mktemp("gpu-profile") / "s.yaml"
     path.write_text(SCENARIO)
     (r,) = run_points(expand_sweep(load_scenario(path)), resolve_device("cuda"))
-    assert r["status"] == "ok", r["error"]
-    assert r["profile"]["status"] == "ok", r["profile"].get("error")
+    assert r.status == "ok", r.error
+    assert r.profile.status == "ok", r.profile.error
     return r
 
 
 def test_trace_has_kernels_attributed_to_the_ops_that_launched_them(record):
-    p = record["profile"]
-    trace = json.loads(record["artifacts"][p["trace_file"]])
+    p = record.profile
+    trace = json.loads(record.artifacts[p.trace_file])
     assert any(e.get("cat") == "kernel" for e in trace["traceEvents"])
-    assert "device_reason" not in p and record["n_calls"] == 3  # the profiled calls are not measured ones
-    decode = p["phases"]["decode"]
+    assert p.device_reason is None and record.n_calls == 3  # the profiled calls are not measured ones
+    decode = p.phases["decode"]
     assert decode["steps"] == 8 and decode["top_kernels"]
     parts = decode["device_breakdown_ms"]
     busy = sum(v for k, v in parts.items() if k != "idle")
@@ -54,7 +54,7 @@ def test_trace_has_kernels_attributed_to_the_ops_that_launched_them(record):
 
 
 def test_idle_share_is_a_share_and_the_host_waits_show(record):
-    decode = record["profile"]["phases"]["decode"]
+    decode = record.profile.phases["decode"]
     assert 0 <= decode["device_idle_share"] < 1
     host = decode["host_breakdown_ms"]
     assert sum(host.values()) == pytest.approx(decode["wall_ms"], rel=0.02)
@@ -62,12 +62,12 @@ def test_idle_share_is_a_share_and_the_host_waits_show(record):
 
 
 def test_memory_snapshot_opens_and_explains_the_peak(record):
-    m = record["profile"]["memory"]
+    m = record.profile.memory
     assert m["status"] == "ok", m
-    snapshot = pickle.loads(record["artifacts"][m["snapshot_file"]])
+    snapshot = pickle.loads(record.artifacts[m["snapshot_file"]])
     assert snapshot["segments"] and snapshot["device_traces"]
     assert m["peak_mib"] == pytest.approx(m["torch_peak_allocated_mib"], rel=0.1, abs=8)
-    assert m["peak_by_part_mib"]["weights"] >= 0.9 * record["model"]["weights_mib"]
+    assert m["peak_by_part_mib"]["weights"] >= 0.9 * record.model.weights_mib
     assert m["peak_by_part_mib"]["kv_cache"] > 0 and m["largest_at_peak"]
 
 
@@ -76,6 +76,6 @@ def test_nvtx_ranges_in_measured_calls_leave_a_valid_record(tmp_path):
     path.write_text("name: nvtx\nmodels: [tiny-llama]\nprecision: bf16\nbatch_size: 2\nmax_new_tokens: 8\n"
                     "warmup: 1\niterations: 3\nmin_duration_s: 0\ndevice: cuda\nnvtx: true\n")
     (r,) = run_points(expand_sweep(load_scenario(path)), resolve_device("cuda"))
-    assert r["status"] == "ok", r["error"]
-    assert r["point"]["nvtx"] is True and r["fixed_length_ok"] is True
-    assert all(c["steps"] == 8 for c in r["calls"])
+    assert r.status == "ok", r.error
+    assert r.point.nvtx is True and r.fixed_length_ok is True
+    assert all(c.steps == 8 for c in r.calls)

@@ -6,17 +6,9 @@ import math
 
 import pytest
 
-from llmbench.memory_model import (
-    MiB,
-    analytic_model,
-    calibrate,
-    fit_peaks,
-    kv_bytes_per_token,
-    kv_element_bytes,
-    shape_from_config,
-    weight_bytes,
-)
-from llmbench.utilisation import decode_bytes_per_step, prefill_flops
+from llmbench.analysis.memory_model import analytic_model, calibrate, fit_peaks
+from llmbench.core.sizes import MiB, kv_bytes_per_token, kv_element_bytes, shape_from_config, weight_bytes
+from llmbench.measure.utilisation import decode_bytes_per_step, prefill_flops
 
 LLAMA2_7B = {"hidden_size": 4096, "intermediate_size": 11008, "num_attention_heads": 32, "num_key_value_heads": 32,
              "num_hidden_layers": 32, "vocab_size": 32000, "tie_word_embeddings": False}
@@ -95,12 +87,13 @@ def test_decode_bytes_average_the_growing_cache_and_prefill_flops_count_causal_a
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8", "int4", "int4-nf4-dq", "int8-torchao", "int8-quanto",
                                        "int4-quanto"])
 def test_analytic_weights_match_the_real_tensors_of_tiny_llama(precision):
-    """The storage layouts of memory_model.QUANT_LAYOUTS against what the engine counts from the loaded tensors."""
-    from llmbench.engine import load_model, release, resolve_device
-    from llmbench.memory_model import shape_from_record
-    from llmbench.precision import unavailable_reason
-    from llmbench.scenario import ModelSpec
-    from llmbench.tinymodels import BUILTIN_MODELS
+    """The storage layouts of the precision table against what the engine counts from the loaded tensors."""
+    from llmbench.config.scenario import ModelSpec
+    from llmbench.core.precisions import unavailable_reason
+    from llmbench.core.record import ModelFacts
+    from llmbench.core.sizes import shape_from_facts
+    from llmbench.measure.engine import load_model, release, resolve_device
+    from llmbench.measure.tinymodels import BUILTIN_MODELS
 
     if unavailable_reason(precision, "cpu"):
         pytest.skip(unavailable_reason(precision, "cpu"))
@@ -110,7 +103,19 @@ def test_analytic_weights_match_the_real_tensors_of_tiny_llama(precision):
     finally:
         release(loaded)
     shape = shape_from_config(BUILTIN_MODELS["tiny-llama"][1])
-    assert shape_from_record(info) == shape  # the counts the engine records are the config's
+    assert shape_from_facts(ModelFacts.model_validate(info)) == shape  # the counts the engine records: the config's
     # int4-quanto: its group is 64 where 128 does not divide the input (down_proj, 704), so it stores a little more
     tolerance = 0.01 if precision == "int4-quanto" else 0.001
     assert weight_bytes(shape, precision) / MiB == pytest.approx(info["weights_mib"], rel=tolerance)
+
+
+def test_every_quantized_precision_declares_its_storage_layout():
+    """A quantized precision without its layout would be sized as unquantized (its dtype's bytes per weight)."""
+    from llmbench.core.precisions import PRECISIONS
+
+    quantized = [p for p in PRECISIONS.values() if p.quantization]
+    assert quantized and all(p.layout is not None for p in quantized), [p.name for p in quantized if not p.layout]
+    for p in quantized:  # the layout stores what the entry says a weight costs
+        assert p.layout.bytes_per_weight == p.bytes_per_param, p.name
+    plain = [p for p in PRECISIONS.values() if not p.quantization]
+    assert all(p.layout is None for p in plain)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.metrics import derive_call_metrics, kv_cache_mib
+from llmbench.core.metrics import derive_call_metrics
+from llmbench.core.sizes import kv_cache_mib
 
 
 def test_fixed_length_call():
@@ -17,6 +18,7 @@ def test_fixed_length_call():
     assert m["decode_tokens_per_s"] == pytest.approx(2 * 3 / 0.035)
     assert m["e2e_tokens_per_s"] == pytest.approx(8 / 0.085)
     assert m["requests_per_s"] == pytest.approx(2 / 0.085)
+    assert m["output_tokens_per_s_per_sequence"] == pytest.approx(3 / 0.035) == pytest.approx(1000 / m["tpot_ms"])
     assert m["steps"] == 4 and m["new_tokens"] == [4, 4]
 
 
@@ -25,11 +27,13 @@ def test_variable_length_counts_real_tokens():
     assert m["decode_tokens_per_s"] == pytest.approx((2 + 0) / 0.030)
     assert m["e2e_tokens_per_s"] == pytest.approx(4 / 0.040)
     assert m["tpot_ms"] == pytest.approx(30 / 2)
+    assert m["output_tokens_per_s_per_sequence"] == pytest.approx(2 / 0.030)  # the longest sequence's pace
 
 
 def test_single_token_has_no_decode_rate():
     m = derive_call_metrics([0, 5, 6], prompt_tokens=4, new_tokens=[1])
     assert m["tpot_ms"] is None and m["decode_tokens_per_s"] is None and m["itl_ms"] == []
+    assert m["output_tokens_per_s_per_sequence"] is None
 
 
 def test_too_few_marks_is_an_error():
@@ -46,3 +50,22 @@ def test_kv_cache_llama2_7b_fp16_is_half_a_mib_per_token():
 def test_kv_cache_gqa():
     # Llama-3-8B: 32 layers, 8 KV heads, head_dim 128, bf16 -> 128 KiB per token
     assert kv_cache_mib(32, 8, 128, 2, batch=1, beams=1, tokens=8) == pytest.approx(1.0)
+
+
+def test_a_run_recorded_before_a_metric_existed_reads_with_it():
+    """tests/data/compare/base predates output_tokens_per_s_per_sequence: its raw calls give it, in every
+    call, in the summary and in the DataFrame, and a gate can name it."""
+    from pathlib import Path
+
+    from llmbench.analysis.compare import compare_runs
+    from llmbench.analysis.results import load, load_records
+
+    base = Path(__file__).parent / "data" / "compare" / "base"
+    assert "output_tokens_per_s_per_sequence" not in (base / "records.jsonl").read_text()
+    for r in load_records(base):
+        assert [c.get("output_tokens_per_s_per_sequence") for c in r.calls] == pytest.approx(
+            [1000 / c.get("tpot_ms") for c in r.calls])
+        assert r.summary["output_tokens_per_s_per_sequence"].n == r.n_calls
+    assert load(base)["output_tokens_per_s_per_sequence_median"].notna().all()
+    result = compare_runs(base, base.parent / "slow", ["output_tokens_per_s_per_sequence:-5%"])
+    assert {row["metric"] for row in result["rows"]} == {"output_tokens_per_s_per_sequence"}

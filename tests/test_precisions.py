@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
-from llmbench.results import load
-from llmbench.store import read_quality
+from llmbench.analysis.results import load
+from llmbench.execute.store import read_quality
 
 pytest.importorskip("bitsandbytes")
 pytest.importorskip("optimum.quanto")
+pytestmark = pytest.mark.slow  # a quantized sweep in a subprocess: minutes on a 2-core CPU
 
 SWEEP = """
 name: precisions
@@ -68,7 +69,7 @@ def test_quality_orders_the_quantizers(run_dir):
 
 
 def test_parameter_count_is_the_logical_one_under_packing(run_dir):
-    from llmbench.results import load_records
+    from llmbench.analysis.results import load_records
 
-    counts = {r["point"]["precision"]: r["model"]["n_params"] for r in load_records(run_dir)}
+    counts = {r.point.precision: r.model.n_params for r in load_records(run_dir)}
     assert len(set(counts.values())) == 1, counts  # 4-bit packing does not halve the parameter count

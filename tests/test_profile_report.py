@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.plotting import Run
-from llmbench.profile_report import breakdown_figure, breakdown_rows, render_profiles
-from llmbench.report import render_report
+from llmbench.core.record import Profile, RunRecord
+from llmbench.report.plotting import Run
+from llmbench.report.profiles import breakdown_figure, breakdown_rows, render_profiles
+from llmbench.report.render import render_report
 
 RUN_SMALL = Path(__file__).parent / "data" / "run_small"
 
@@ -51,20 +52,23 @@ def profile(cuda: bool = False) -> dict:
 
 
 def run_with(profiles: dict[str, dict], path: Path | None = None) -> Run:
-    records = [{"point_id": pid, "status": "ok", "point": {}, "summary": {"e2e_ms": {"median": 30.0}}, "profile": p}
+    records = [RunRecord.model_validate({"point_id": pid, "status": "ok", "point": {"id": pid, "batch_size": 8,
+                                                                                    "max_new_tokens": 6},
+                                         "summary": {"e2e_ms": {"n": 3, "median": 30.0}}, "profile": p})
                for pid, p in profiles.items()]
     return Run("", records, path=path)
 
 
 def test_breakdown_rows_are_ms_per_step_for_host_and_device():
-    rows = dict(breakdown_rows(profile(cuda=True)))
+    rows = dict(breakdown_rows(Profile.model_validate(profile(cuda=True))))
     assert list(rows) == ["prefill · host", "decode, per step · host", "prefill · device", "decode, per step · device"]
     assert rows["decode, per step · host"] == pytest.approx(HOST) and rows["decode, per step · device"] == DEVICE
-    assert list(dict(breakdown_rows(profile()))) == ["prefill · host", "decode, per step · host"]
+    cpu = Profile.model_validate(profile())
+    assert list(dict(breakdown_rows(cpu))) == ["prefill · host", "decode, per step · host"]
 
 
 def test_breakdown_bars_are_shares_of_each_phase():
-    fig = breakdown_figure(profile())
+    fig = breakdown_figure(Profile.model_validate(profile()))
     total = sum(HOST.values())
     matmul = next(t for t in fig.data if t.name.startswith("matmul"))
     assert list(matmul.x) == pytest.approx([100 * 4.0 / total] * 2) and list(matmul.customdata) == [4.0, 4.0]

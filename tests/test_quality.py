@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from llmbench import quality
+from llmbench.measure import quality
 
 torch = pytest.importorskip("torch")
 
@@ -108,7 +108,7 @@ def test_greedy_agreement_edge_cases() -> None:
 # ---- eval text and sequences ----
 
 def test_import_does_not_import_torch() -> None:
-    code = "import sys, llmbench.quality; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, llmbench.measure.quality; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -133,7 +133,7 @@ def tiny() -> dict:
     """tiny-llama (random weights, vocab 2048) in fp32 and bf16, with its tokenizer (vocab 981)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llmbench import tinymodels
+    from llmbench.measure import tinymodels
 
     path = tinymodels.materialize("tiny-llama")
     load = lambda dtype: AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()  # noqa: E731

@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from llmbench import figures
-from llmbench.figures import Run
-from llmbench.report import glossary, metrics_doc, read_timelines_of, render_report, summary_table
+from llmbench.core.record import MetricSummary, RunRecord
+from llmbench.report import figures
+from llmbench.report.figures import Run
+from llmbench.report.html import glossary, metrics_doc
+from llmbench.report.render import read_timelines_of, render_report
+from llmbench.report.summary import summary_table
 
 RUN_SMALL = Path(__file__).parent / "data" / "run_small"
 XSS = "<script>alert(1)</script>"
@@ -31,23 +34,24 @@ def stats(median: float, low: float | None = None, high: float | None = None) ->
 
 
 def record(precision: str = "fp32", batch: int = 1, *, model: str = "m", status: str = "ok", tps: float = 100.0,
-           ttft: float = 10.0, tpot: float = 5.0, **extra) -> dict:
+           ttft: float = 10.0, tpot: float = 5.0, **extra) -> RunRecord:
     """A record with what the figures read; medians as given, decode CI at +-10%."""
-    r = {"point_id": f"{model}/{precision}/bs{batch}/in8/out4/greedy", "group_id": f"{model}/{precision}",
+    pid = f"{model}/{precision}/bs{batch}/in8/out4/greedy"
+    r = {"point_id": pid, "group_id": f"{model}/{precision}",
          "status": status, "error": None, "reason": None,
-         "point": {"model": model, "precision": precision, "batch_size": batch, "input_tokens": 8,
+         "point": {"id": pid, "model": model, "precision": precision, "batch_size": batch, "input_tokens": 8,
                    "max_new_tokens": 4, "decoding": "greedy", "num_beams": 1},
          "summary": {"decode_tokens_per_s": stats(tps, tps * 0.9, tps * 1.1), "ttft_ms": stats(ttft),
                      "tpot_ms": stats(tpot), "e2e_ms": stats(ttft + 3 * tpot), "itl_ms": stats(tpot)},
-         "calls": [{"e2e_ms": e, "ttft_ms": ttft, "tpot_ms": tpot, "itl_ms": [tpot, tpot, tpot]}
+         "calls": [{"e2e_ms": e, "ttft_ms": ttft, "decode_ms": e - ttft, "tpot_ms": tpot, "itl_ms": [tpot, tpot, tpot]}
                    for e in (10.0, 20.0, 30.0, 40.0, 50.0)],
          "memory": {"host_rss_peak_mib": 500.0}, "model": {"weights_mib": 16.0}, "kv_cache_mib": 1.0,
          "device_stats": {}, "flags": {"unstable": False, "throttled": None}, "quality": None}
     r.update(extra)
-    return r
+    return RunRecord.model_validate(r)
 
 
-def sweep(**per_precision: dict) -> list[dict]:
+def sweep(**per_precision: dict) -> list[RunRecord]:
     """fp32 and int4 at batch 1, 2, 4: decode tokens/s = 100 * batch (fp32) and 150 * batch (int4)."""
     return [record(p, b, tps=scale * b, ttft=2.0 * b, tpot=1.0 + b, **per_precision.get(p, {}))
             for p, scale in (("fp32", 100.0), ("int4", 150.0)) for b in (1, 2, 4)]
@@ -91,8 +95,9 @@ def test_latency_boxes_are_quartiles_of_the_calls_with_a_metric_menu():
 
 
 def test_itl_is_the_median_over_calls_at_each_token_position():
-    calls = [{"e2e_ms": 1.0, "itl_ms": [1.0, 2.0, 3.0]}, {"e2e_ms": 1.0, "itl_ms": [3.0, 4.0, 5.0]},
-             {"e2e_ms": 1.0, "itl_ms": [2.0, 9.0]}]  # a shorter call (variable length): its positions only
+    calls = [{"e2e_ms": 1.0, "ttft_ms": 0.1, "decode_ms": 0.9, "itl_ms": [1.0, 2.0, 3.0]},
+             {"e2e_ms": 1.0, "ttft_ms": 0.1, "decode_ms": 0.9, "itl_ms": [3.0, 4.0, 5.0]},
+             {"e2e_ms": 1.0, "ttft_ms": 0.1, "decode_ms": 0.9, "itl_ms": [2.0, 9.0]}]  # shorter (variable length)
     fig = figures.itl_by_position([Run("", [record(calls=calls)])])
     assert list(fig.data[0].x) == [2, 3, 4] and list(fig.data[0].y) == [2.0, 4.0, 4.0]
 
@@ -181,7 +186,7 @@ def test_user_strings_reach_plotly_escaped_and_failed_points_are_not_drawn():
 def test_several_runs_overlay_with_one_dash_per_run_and_ratio_columns():
     a, b = sweep(), sweep()
     for r in b:
-        r["summary"]["decode_tokens_per_s"] = stats(2 * r["summary"]["decode_tokens_per_s"]["median"])
+        r.summary["decode_tokens_per_s"] = MetricSummary(**stats(2 * r.stat("decode_tokens_per_s")))
     b.append(record("bf16", 8))  # a point only run B has: joined by id, a row of its own
     runs = [Run("A", a), Run("B", b)]
     fig = figures.decode_throughput(runs)
@@ -277,7 +282,7 @@ def test_glossary_reads_the_field_tables_of_metrics_md():
 
 
 def test_page_says_so_when_metrics_md_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("llmbench.report.metrics_doc", lambda: None)
+    monkeypatch.setattr("llmbench.report.html.metrics_doc", lambda: None)
     text = render_report([RUN_SMALL], tmp_path / "r.html").read_text(encoding="utf-8")
     assert "docs/metrics.md was not found" in text
 
@@ -314,8 +319,9 @@ def test_unknown_format_is_refused(tmp_path: Path):
         render_report([RUN_SMALL], tmp_path / "r.pdf", "pdf")
 
 
+@pytest.mark.slow
 def test_rendering_imports_no_torch(tmp_path: Path):
-    code = (f"import sys; from pathlib import Path; from llmbench.report import render_report; "
+    code = (f"import sys; from pathlib import Path; from llmbench.report.render import render_report; "
             f"render_report([Path({str(RUN_SMALL)!r})], Path({str(tmp_path / 'r.html')!r})); "
             f"print([m for m in ('torch', 'transformers', 'pynvml') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

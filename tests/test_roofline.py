@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from llmbench import roofline
+from llmbench.measure import roofline
 
 
 @pytest.fixture
@@ -47,6 +47,7 @@ def test_cpu_probes_are_cached_per_device_torch_and_threads(cache, monkeypatch):
     assert roofline.device_peaks(cpu, "int8")["matmul_tflop_per_s"] > 0  # LLM.int8's int8 × int8 → int32
 
 
+@pytest.mark.slow
 def test_a_damaged_cache_is_measured_again(cache):
     import torch
 

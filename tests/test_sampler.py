@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from llmbench.nvml import NvmlReader
-from llmbench.sampler import HostMemory, HostReader, Instruments, Poller, make_instruments
-from llmbench.timelines import summarize_timeline
+from llmbench.measure.nvml import NvmlReader
+from llmbench.measure.sampler import HostMemory, HostReader, Instruments, Poller, make_instruments
+from llmbench.measure.timelines import summarize_timeline
 
 
 def test_host_memory_peak_sees_an_allocation():
@@ -25,14 +25,27 @@ def test_host_memory_peak_sees_an_allocation():
         assert result["host_rss_peak_mib"] >= 64
 
 
+def test_host_reader_cpu_is_cpu_time_over_wall_time(monkeypatch):
+    """The arithmetic on scripted clocks: 0.15 s of CPU over 0.2 s of wall time is 75% of one core."""
+    from llmbench.measure import sampler
+
+    wall, cpu = iter([10.0, 10.2, 10.3]), iter([5.0, 5.15, 5.35])
+    monkeypatch.setattr(sampler, "time", SimpleNamespace(monotonic=lambda: next(wall), process_time=lambda: next(cpu)))
+    r = HostReader()
+    assert r.read()["host_cpu_pct"] == pytest.approx(75.0)
+    assert r.read()["host_cpu_pct"] == pytest.approx(200.0)  # two threads busy: above 100
+
+
 def test_host_reader_sees_rss_and_a_busy_cpu():
+    """For real: a busy loop's CPU time shows up; how much depends on the scheduler, so only bounds are checked
+    (above 0, at most every core of the machine busy)."""
     r = HostReader()
     end = time.monotonic() + 0.2
     while time.monotonic() < end:
-        pass  # busy: ~100% of one core
+        pass  # busy: up to 100% of one core, less when the machine is shared
     values = r.read()
     assert values["host_rss_mib"] > 10
-    assert 50 < values["host_cpu_pct"] <= 250
+    assert 0 < values["host_cpu_pct"] <= 100 * (os.cpu_count() or 1) + 1
 
 
 class ScriptedNvml:
@@ -159,7 +172,9 @@ def test_cpu_instruments_for_real():
     assert inst.nvml is None and inst.cuda is None
     out = run_point(inst, measured=4, call_s=0.02)
     tl = out["timeline"]
-    assert len(tl["t_ms"]) >= 10 and len(tl["host_rss_mib"]) == len(tl["t_ms"])
+    # the sampling process (a process of its own since issue 13) on a starved core: a start and a stop sample at
+    # least, as in test_sampler_process; a sample rate is the scheduler's
+    assert len(tl["t_ms"]) >= 2 and len(tl["host_rss_mib"]) == len(tl["t_ms"])
     assert [c[0] for c in tl["calls"]] == ["warmup"] + ["measured"] * 4
     assert all(c[2] <= c[3] for c in tl["calls"])
     assert out["device"]["host_cpu_util_pct_mean"] is not None

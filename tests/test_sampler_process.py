@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 
-from llmbench.sampler import Poller, make_instruments
-from llmbench.sampler_process import PidHostReader, ProcessPoller
+from llmbench.measure.sampler import Poller, make_instruments
+from llmbench.measure.sampler_process import PidHostReader, ProcessPoller
 
 
 def test_reads_another_process_from_outside():
@@ -52,7 +52,7 @@ def test_no_thread_in_the_measured_process_and_samples_come_back():
 
 
 def test_two_commands_in_one_write_are_both_answered():
-    child = subprocess.Popen([sys.executable, "-m", "llmbench.sampler_process"], stdin=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-m", "llmbench.measure.sampler_process"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         start = {"cmd": "start", "pid": os.getpid(), "t0": time.monotonic(), "interval_s": 0.01, "nvml_bus": None}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.decoding import Beam, Sampling
-from llmbench.scenario import load_scenario
-from llmbench.sourcemap import ScenarioError
+from llmbench.config.decoding import Beam, Sampling
+from llmbench.config.loading import load_scenario
+from llmbench.config.sourcemap import ScenarioError
 
 FULL = """
 name: full
@@ -179,8 +179,9 @@ def test_a_scenario_stored_by_an_older_version_compares_equal():
     import json
     from pathlib import Path
 
-    from llmbench.fingerprint import dict_differences
-    from llmbench.scenario import Scenario, current_form
+    from llmbench.config.loading import current_form
+    from llmbench.config.scenario import Scenario
+    from llmbench.execute.fingerprint import dict_differences
 
     stored = json.loads((Path(__file__).parent / "data" / "run_small" / "scenario.json").read_text())
     assert "compare" not in stored and "profile" not in stored

@@ -11,12 +11,13 @@ import sys
 
 import pytest
 
-from llmbench.batch_search import in_flight_step, next_batch, note_record, run_search, search_result
-from llmbench.records import make_record
-from llmbench.scenario import BatchSearch, load_scenario
-from llmbench.sourcemap import ScenarioError
-from llmbench.store import read_records
-from llmbench.sweep import expand_sweep
+from llmbench.config.loading import load_scenario
+from llmbench.config.scenario import BatchSearch
+from llmbench.config.sourcemap import ScenarioError
+from llmbench.config.sweep import expand_sweep
+from llmbench.execute.store import read_records
+from llmbench.measure.batch_search import in_flight_step, next_batch, note_record, run_search, search_result
+from llmbench.measure.records import make_record
 
 
 def simulate(boundary: int, start: int = 1, limit: int = 1024) -> dict[int, str]:
@@ -94,9 +95,9 @@ def test_run_search_and_the_supervisors_bookkeeping(write_scenario):
 
     records = list(run_search(search, measure, (100.0, "artificial")))
     assert ran == [1, 2, 4, 8, 6, 5]
-    assert [r["search"]["search_id"] for r in records[:-1]] == [SEARCH_ID] * 6
-    assert records[-1]["point_id"] == SEARCH_ID and records[-1]["status"] == "ok"
-    assert records[-1]["search_result"]["boundary_batch_size"] == 5 and records[-1]["search_result"]["exact"]
+    assert [r.search_id for r in records[:-1]] == [SEARCH_ID] * 6
+    assert records[-1].point_id == SEARCH_ID and records[-1].status == "ok"
+    assert records[-1].search_result.boundary_batch_size == 5 and records[-1].search_result.exact
     # the supervisor: steps add outcomes to the search, which stays; the search's own record removes it
     points = {SEARCH_ID: search}
     for r in records[:3]:
@@ -113,6 +114,7 @@ def llmbench(*args: str, faults: dict) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_cpu_search_finds_the_artificial_boundary_exactly_and_survives_a_dead_worker(write_scenario, tmp_path):
     """tiny-llama in fp32: 4,000,000 weights (plus 128 bytes of rotary buffers), KV 2·4·4·32·4 = 4096 bytes per
     token, 12 tokens per sequence. A budget of weights + 37.5 sequences' KV: batch 37 fits, 38 does not."""
@@ -124,14 +126,14 @@ def test_cpu_search_finds_the_artificial_boundary_exactly_and_survives_a_dead_wo
                     faults={"memory_budget_mib": budget, "kill": ["tiny-llama/fp32/bs48/in8/out4/greedy"]})
     assert proc.returncode == 0, proc.stderr  # a step's crash is data for the search, not a failed run
     (run_dir,) = out.iterdir()
-    records = {r["point_id"]: r for r in read_records(run_dir)[0]}
-    result = records[SEARCH_ID]["search_result"]
-    assert result["boundary_batch_size"] == 37 and result["first_failed_batch_size"] == 38 and result["exact"]
-    assert result["memory_limit_mib"] == pytest.approx(budget) and result["memory_limit_source"] == "artificial"
-    assert [b for b, _ in result["trials"]] == [1, 2, 4, 8, 16, 32, 64, 48, 40, 36, 38, 37]
-    assert records["tiny-llama/fp32/bs48/in8/out4/greedy"]["status"] == "crashed"  # and a fresh worker went on
-    assert records["tiny-llama/fp32/bs64/in8/out4/greedy"]["status"] == "oom"
-    assert len({r["worker"]["pid"] for r in records.values()}) == 2
+    records = {r.point_id: r for r in read_records(run_dir)[0]}
+    result = records[SEARCH_ID].search_result
+    assert result.boundary_batch_size == 37 and result.first_failed_batch_size == 38 and result.exact
+    assert result.memory_limit_mib == pytest.approx(budget) and result.memory_limit_source == "artificial"
+    assert [b for b, _ in result.trials] == [1, 2, 4, 8, 16, 32, 64, 48, 40, 36, 38, 37]
+    assert records["tiny-llama/fp32/bs48/in8/out4/greedy"].status == "crashed"  # and a fresh worker went on
+    assert records["tiny-llama/fp32/bs64/in8/out4/greedy"].status == "oom"
+    assert len({r.worker.pid for r in records.values()}) == 2
     assert "largest batch that fits: 37" in proc.stdout
     capacity = subprocess.run([sys.executable, "-m", "llmbench", "capacity", str(run_dir)], capture_output=True,
                               text=True, timeout=120, env={**os.environ, "COLUMNS": "250"})
@@ -160,9 +162,9 @@ def test_cuda_search_against_a_real_allocator_limit(write_scenario, monkeypatch,
     calibrated memory model's prediction for that limit beside the boundary found."""
     import torch
 
-    from llmbench.capacity import search_table
-    from llmbench.engine import resolve_device
-    from llmbench.runner import run_points
+    from llmbench.analysis.capacity import search_table
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.runner import run_points
 
     monkeypatch.setenv("LLMBENCH_FAULTS", json.dumps({"cuda_memory_fraction": 0.04}))
     device = resolve_device("cuda")
@@ -170,11 +172,11 @@ def test_cuda_search_against_a_real_allocator_limit(write_scenario, monkeypatch,
         records = list(run_points(expand_sweep(load_scenario(write_scenario(GPU_SCENARIO))), device))
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0, device)
-    result = records[-1]["search_result"]
-    assert result["exact"] and result["boundary_batch_size"] > 0, result
-    assert {r["status"] for r in records[:-1]} <= {"ok", "oom"} and "oom" in {r["status"] for r in records}
-    ok = [r for r in records if r["status"] == "ok" and r.get("calls")]
-    assert all(r["utilisation"]["mbu"] > 0 and r["utilisation"]["mfu"] > 0 for r in ok)
+    result = records[-1].search_result
+    assert result.exact and result.boundary_batch_size > 0, result
+    assert {r.status for r in records[:-1]} <= {"ok", "oom"} and "oom" in {r.status for r in records}
+    ok = [r for r in records if r.status == "ok" and r.calls]
+    assert all(r.utilisation.mbu > 0 and r.utilisation.mfu > 0 for r in ok)
     (row,) = search_table(records).rows
     with capsys.disabled():
         print("\nsearch (memory, found, first failed, exact, predicted, error, model, trials):", row[1:])
@@ -182,7 +184,7 @@ def test_cuda_search_against_a_real_allocator_limit(write_scenario, monkeypatch,
 
 
 def test_a_strategy_fixed_at_batch_one_has_nothing_to_search(write_scenario):
-    from llmbench.feasibility import skip_reason
+    from llmbench.config.feasibility import skip_reason
 
     text = SCENARIO + "decoding: [{strategy: assisted, assistant_model: tiny-llama}]\n"
     (point,) = expand_sweep(load_scenario(write_scenario(text)))

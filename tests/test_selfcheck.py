@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from llmbench.harness_overhead import describe_selfcheck, summarize_selfcheck
+from llmbench.core.harness_overhead import describe_selfcheck, summarize_selfcheck
 
 
 def test_paired_ratio_and_per_step_cost_by_hand():
@@ -33,40 +33,42 @@ def test_describe_says_why_there_is_no_figure():
 
 
 def test_every_record_of_a_group_carries_the_check_of_its_cheapest_point(tmp_path):
-    from llmbench.engine import resolve_device
-    from llmbench.runner import run_points
-    from llmbench.scenario import load_scenario
-    from llmbench.sweep import expand_sweep
+    from llmbench.config.loading import load_scenario
+    from llmbench.config.sweep import expand_sweep
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.runner import run_points
 
     path = tmp_path / "s.yaml"
     path.write_text("name: s\nmodels: [tiny-llama]\nprecision: [fp32, bf16]\nbatch_size: [2, 1]\n"
                     "max_new_tokens: 4\nprompt: {input_tokens: 8}\nwarmup: 0\niterations: 1\nmin_duration_s: 0\n"
                     "device: cpu\ncpu_threads: 1\nselfcheck_pairs: 3\n")
     records = list(run_points(expand_sweep(load_scenario(path)), resolve_device("cpu")))
-    assert [r["status"] for r in records] == ["ok"] * 4
+    assert [r.status for r in records] == ["ok"] * 4
     for precision in ("fp32", "bf16"):
-        checks = [r["selfcheck"] for r in records if r["point"]["precision"] == precision]
+        checks = [r.selfcheck for r in records if r.point.precision == precision]
         assert checks[0] == checks[1] and checks[0]["pairs"] == 3
         assert checks[0]["point_id"] == f"tiny-llama/{precision}/bs1/in8/out4/greedy"  # the cheaper batch
         assert len(checks[0]["plain_ms"]) == len(checks[0]["instrumented_ms"]) == 3
         assert all(ms > 0 for ms in checks[0]["plain_ms"] + checks[0]["instrumented_ms"])
     assert checks[0]["other_cpu_cores"] >= 0 and checks[0]["loadavg_1m"] >= 0
-    assert records[0]["cold_start"] and records[0]["n_calls"] == 1  # the check ran after the cold first point
+    assert records[0].cold_start and records[0].n_calls == 1  # the check ran after the cold first point
 
 
 def test_pairs_zero_turns_it_off(tmp_path):
-    from llmbench.engine import resolve_device
-    from llmbench.runner import run_points
-    from llmbench.scenario import load_scenario
-    from llmbench.sweep import expand_sweep
+    from llmbench.config.loading import load_scenario
+    from llmbench.config.sweep import expand_sweep
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.runner import run_points
 
     path = tmp_path / "s.yaml"
     path.write_text("name: s\nmodels: [tiny-llama]\nmax_new_tokens: 2\nwarmup: 0\niterations: 1\n"
                     "min_duration_s: 0\ndevice: cpu\nselfcheck_pairs: 0\n")
     (record,) = run_points(expand_sweep(load_scenario(path)), resolve_device("cpu"))
-    assert record["status"] == "ok" and record["selfcheck"] is None
+    assert record.status == "ok" and record.selfcheck is None and '"selfcheck":null' in json.dumps(
+        record.to_json(), separators=(",", ":"))  # written as null: this group measured none
 
 
+@pytest.mark.slow  # llmbench in a subprocess, twice
 def test_selfcheck_command(write_scenario):
     path = write_scenario("""
         name: s
@@ -88,11 +90,13 @@ def test_selfcheck_command(write_scenario):
 
 
 def test_report_header_states_the_overhead(tmp_path):
-    from llmbench.report import Run, harness_overheads
+    from llmbench.core.record import RunRecord
+    from llmbench.report.plotting import Run
+    from llmbench.report.summary import harness_overheads
 
     check = {"point_id": "p", "pairs": 5, "overhead_pct": 0.3, "overhead_pct_ci": [-0.2, 0.8], "per_step_us": 4.2}
-    records = [{"status": "ok", "group_id": "g", "selfcheck": check}, {"status": "ok", "group_id": "g",
-                                                                        "selfcheck": check}]
+    point = {"id": "p", "batch_size": 1, "max_new_tokens": 4}
+    records = [RunRecord(point_id="p", status="ok", group_id="g", point=point, selfcheck=check) for _ in range(2)]
     run = Run(label="", records=records, path=tmp_path)
     assert harness_overheads(run) == ["g: harness overhead on this machine: +0.3% [-0.2, +0.8], +4 µs per step "
                                       "(5 pairs on p)"]

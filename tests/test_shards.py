@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from llmbench.scenario import load_scenario
-from llmbench.sharding import ShardError, assign_shards, parse_shard, select_shard
-from llmbench.store import read_records
-from llmbench.sweep import expand_sweep
+from llmbench.config.loading import load_scenario
+from llmbench.config.sharding import ShardError, assign_shards, parse_shard, select_shard
+from llmbench.config.sweep import expand_sweep
+from llmbench.execute.store import read_records
 
 SWEEP = """
 name: sharded
@@ -63,6 +63,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "llmbench", *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_two_shards_merged_equal_the_unsharded_run(write_scenario, tmp_path):
     text = SWEEP.replace("models: [tiny-llama, tiny-gpt2, tiny-qwen2]", "models: [tiny-llama, tiny-gpt2]")
     scenario = write_scenario(text)
@@ -75,7 +76,7 @@ def test_two_shards_merged_equal_the_unsharded_run(write_scenario, tmp_path):
     merged = cli("merge", *map(str, shard_dirs), "-o", str(tmp_path / "merged"))
     assert merged.returncode == 0, merged.stderr
     (full_dir,) = (tmp_path / "full").iterdir()
-    ids = lambda d: sorted(r["point_id"] for r in read_records(d)[0])  # noqa: E731
+    ids = lambda d: sorted(r.point_id for r in read_records(d)[0])  # noqa: E731
     assert ids(tmp_path / "merged") == ids(full_dir) and len(ids(full_dir)) == 8
 
     # merge refuses another scenario, and another environment unless told otherwise
@@ -96,6 +97,7 @@ def test_two_shards_merged_equal_the_unsharded_run(write_scenario, tmp_path):
     assert allowed.returncode == 0
 
 
+@pytest.mark.slow
 def test_merge_reports_missing_points(write_scenario, tmp_path):
     scenario = write_scenario(SWEEP.replace("models: [tiny-llama, tiny-gpt2, tiny-qwen2]", "models: [tiny-llama]"))
     assert cli("run", str(scenario), "--shard", "1/2", "--out", str(tmp_path / "s")).returncode == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llmbench import smollm2
+from llmbench.measure import smollm2
 
 pytest.importorskip("gguf")
 try:
@@ -60,10 +60,10 @@ def test_generates_english(folder: Path) -> None:
 def test_quantization_error_is_ordered_on_a_real_model(folder: Path, tmp_path: Path) -> None:
     """KL(int4) > KL(int8) > 0 against fp32, on the shipped text: what a random-weight model cannot show."""
     pytest.importorskip("bitsandbytes")
-    from llmbench.engine import resolve_device
-    from llmbench.runner import run_quality
-    from llmbench.scenario import load_scenario
-    from llmbench.sweep import expand_sweep, plan_quality
+    from llmbench.config.loading import load_scenario
+    from llmbench.config.sweep import expand_sweep, plan_quality
+    from llmbench.measure.engine import resolve_device
+    from llmbench.measure.scoring import run_quality
 
     path = tmp_path / "q.yaml"
     path.write_text("name: q\nmodels: [smollm2-135m]\nprecision: [fp32, int8, int4]\nmax_new_tokens: 8\n"

@@ -7,17 +7,24 @@ from datetime import datetime, timezone
 
 import pytest
 
-from llmbench import SCHEMA_VERSION
-from llmbench.results import ResultsError, flatten_record, load, load_calls
-from llmbench.store import RecordWriter, create_run_dir, read_records
+from llmbench.analysis.results import ResultsError, flatten_record, load, load_calls
+from llmbench.core.record import SCHEMA_VERSION, parse_record
+from llmbench.execute.store import RecordWriter, create_run_dir, read_records
 
 
 def record(pid: str, status: str = "ok", **extra) -> dict:
-    calls = [{"e2e_ms": 10.0 + i, "ttft_ms": 2.0, "itl_ms": [1.0, 1.1], "new_tokens": [3, 3]} for i in range(3)]
+    calls = [{"e2e_ms": 10.0 + i, "ttft_ms": 2.0, "decode_ms": 8.0 + i, "itl_ms": [1.0, 1.1], "new_tokens": [3, 3],
+              "prompt_tokens": 8} for i in range(3)]
     return {"schema_version": SCHEMA_VERSION, "point_id": pid, "group_id": "m/fp32", "status": status,
-            "point": {"model": "m", "precision": "fp32", "batch_size": 2}, "calls": calls,
-            "summary": {"e2e_ms": {"n": 3, "median": 11.0, "p90": 11.8}}, "memory": {"host_rss_peak_mib": 100.0},
-            **extra}
+            "point": {"id": pid, "model": "m", "precision": "fp32", "batch_size": 2, "max_new_tokens": 3},
+            "calls": calls, "summary": {"e2e_ms": {"n": 3, "median": 11.0, "p90": 11.8}},
+            "memory": {"host_rss_peak_mib": 100.0}, **extra}
+
+
+def write_lines(run_dir, *records: dict) -> None:
+    """Records as they may lie on disk, written without the record type (an older or newer llmbench's)."""
+    with open(run_dir / "records.jsonl", "a", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
 
 
 def test_run_dir_names_are_unique(tmp_path):
@@ -29,32 +36,31 @@ def test_run_dir_names_are_unique(tmp_path):
 
 def test_round_trip_and_nan_as_null(tmp_path):
     with RecordWriter(tmp_path) as w:
-        w.append(record("a"))
-        w.append(record("b", status="error", error={"type": "X", "message": "boom"}, load_s=float("nan")))
+        w.append(parse_record(record("a")))
+        w.append(parse_record(record("b", status="error", error={"type": "X", "message": "boom"}, load_s=float("nan"))))
     recs, bad = read_records(tmp_path)
-    assert [r["point_id"] for r in recs] == ["a", "b"] and bad == []
-    assert recs[1]["load_s"] is None
+    assert [r.point_id for r in recs] == ["a", "b"] and bad == []
+    assert recs[1].load_s is None and '"load_s":null' in (tmp_path / "records.jsonl").read_text().splitlines()[1]
 
 
 def test_corrupt_and_truncated_lines_are_reported_and_left_out(tmp_path):
     with RecordWriter(tmp_path) as w:
-        w.append(record("a"))
+        w.append(parse_record(record("a")))
     with open(tmp_path / "records.jsonl", "a") as f:
         f.write("{not json}\n")
         f.write(json.dumps({"x": 1}) + "\n")
+        f.write(json.dumps({**record("d"), "calls": "not a list"}) + "\n")
         f.write(json.dumps(record("c"))[:40])  # the writer died mid-line
     recs, bad = read_records(tmp_path)
-    assert [r["point_id"] for r in recs] == ["a"]
-    assert [b.line for b in bad] == [2, 3, 4]
-    assert "truncated" in bad[2].problem
+    assert [r.point_id for r in recs] == ["a"]
+    assert [b.line for b in bad] == [2, 3, 4, 5]
+    assert "calls" in bad[2].problem and "truncated" in bad[3].problem
     with pytest.warns(UserWarning, match=r"records.jsonl:2"):
         assert len(load(tmp_path)) == 1
 
 
 def test_dataframes(tmp_path):
-    with RecordWriter(tmp_path) as w:
-        w.append(record("a"))
-        w.append(record("b", status="error", error={"type": "X", "message": "boom"}))
+    write_lines(tmp_path, record("a"), record("b", status="error", error={"type": "X", "message": "boom"}))
     df = load(tmp_path)
     assert list(df["point_id"]) == ["a", "b"]
     assert df.loc[0, "e2e_ms_median"] == 11.0 and df.loc[0, "host_rss_peak_mib"] == 100.0
@@ -65,8 +71,7 @@ def test_dataframes(tmp_path):
 
 
 def test_newer_schema_is_refused(tmp_path):
-    with RecordWriter(tmp_path) as w:
-        w.append(record("a", schema_version=SCHEMA_VERSION + 1))
+    write_lines(tmp_path, record("a", schema_version=SCHEMA_VERSION + 1))
     with pytest.raises(ResultsError, match="newer"):
         load(tmp_path)
 
@@ -77,15 +82,42 @@ def test_not_a_run_dir(tmp_path):
 
 
 def test_flatten_skipped_record():
-    row = flatten_record({"point_id": "p", "status": "skipped", "reason": "needs CUDA", "summary": {}})
-    assert row["error"] == "needs CUDA"
+    row = flatten_record(parse_record({"point_id": "p", "status": "skipped", "reason": "needs CUDA", "summary": {},
+                                       "point": {"id": "p", "batch_size": 1, "max_new_tokens": 4}}))
+    assert row["error"] == "needs CUDA" and row["ttft_ms_median"] is None  # every registered metric has a column
 
 
 def test_version_1_records_are_migrated(tmp_path):
-    from llmbench.results import load_records
+    from llmbench.analysis.results import load_records
 
     old = record("a", schema_version=1, memory_sources=["vmhwm.point"])
-    with RecordWriter(tmp_path) as w:
-        w.append(old)
+    write_lines(tmp_path, old)
     (r,) = load_records(tmp_path)
-    assert r["schema_version"] == 2 and r["sources"] == ["vmhwm.point"] and "memory_sources" not in r
+    assert r.schema_version == 2 and r.sources == ["vmhwm.point"] and r.get("memory_sources") is None
+
+
+def test_unknown_fields_survive_a_read_and_a_write(tmp_path):
+    """Forward compatible: what a newer llmbench (of the same schema) added is kept, at every level."""
+    newer = record("a", new_top={"x": 1}, memory={"host_rss_peak_mib": 1.0, "new_peak_mib": 2.0})
+    newer["calls"][0]["new_per_call"] = 3
+    write_lines(tmp_path, newer)
+    (r,), _ = read_records(tmp_path)
+    assert r.get("new_top") == {"x": 1} and r.memory.get("new_peak_mib") == 2.0 and r.calls[0].get("new_per_call") == 3
+    out = tmp_path / "out"
+    out.mkdir()
+    with RecordWriter(out) as w:
+        w.append(r)
+    again = json.loads((out / "records.jsonl").read_text())
+    assert again["new_top"] == {"x": 1} and again["memory"]["new_peak_mib"] == 2.0
+    assert again["calls"][0]["new_per_call"] == 3 and "device_stats" not in again  # absent stays absent
+
+
+def test_an_older_records_missing_call_metrics_are_computed_from_its_raw_calls(tmp_path):
+    old = record("a")
+    for c in old["calls"]:
+        c["tpot_ms"] = c["decode_ms"] / 2  # this writer had tpot_ms but no requests_per_s
+    write_lines(tmp_path, old)
+    (r,), _ = read_records(tmp_path)
+    assert [c.get("requests_per_s") for c in r.calls] == pytest.approx([2 / 0.010, 2 / 0.011, 2 / 0.012])
+    assert r.stat("requests_per_s") == pytest.approx(2 / 0.011) and r.summary["requests_per_s"].n == 3
+    assert [c.get("tpot_ms") for c in r.calls] == [4.0, 4.5, 5.0]  # what the record had stays as it was

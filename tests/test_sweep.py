@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llmbench.scenario import load_scenario
-from llmbench.sweep import expand_sweep, group_points
+from llmbench.config.loading import load_scenario
+from llmbench.config.sweep import expand_sweep, group_points
 
 BASE = """
 name: s

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.snapshots import MiB, summarize_snapshot
-from llmbench.trace_summary import category, summarize_trace
+from llmbench.measure.snapshots import MiB, summarize_snapshot
+from llmbench.measure.trace_summary import category, summarize_trace
 
 
 def op(name, ts, dur, cat="cpu_op", tid=1, **args):
@@ -58,6 +58,19 @@ def test_host_breakdown_matches_hand_computed_sums():
                                                                  ("aten::linear", 2)]
     assert dec["top_ops"][0]["self_ms"] == pytest.approx(0.036) and dec["top_ops"][0]["share"] == pytest.approx(0.36)
     assert "device_breakdown_ms" not in dec and s["device_events"] == 0
+
+
+def test_the_clocks_wall_time_is_split_in_the_shares_of_the_trace():
+    """The phase's time comes from the clock's marks; the trace's ranges (0.1 ms each here) only give the shares."""
+    s = summarize_trace(hand_trace(), wall_ms={"prefill": 0.2, "decode": 0.05})
+    pre, dec = s["phases"]["prefill"], s["phases"]["decode"]
+    assert (pre["wall_ms"], pre["range_ms"]) == (0.2, pytest.approx(0.1))
+    assert (dec["wall_ms"], dec["range_ms"]) == (0.05, pytest.approx(0.1))
+    expected = {"attention": 12, "matmul": 18, "other": 5, "sampling": 7, "device_wait": 0, "model_python": 35,
+                "generate_python": 23}  # as above, in µs of a 100 µs range: doubled to fill 0.2 ms
+    assert pre["host_breakdown_ms"] == pytest.approx({k: 2 * v / 1e3 for k, v in expected.items()})
+    assert sum(dec["host_breakdown_ms"].values()) == pytest.approx(0.05)
+    assert s["generate_python_ms_per_step"] == pytest.approx(0.012 / 2)  # decode halved: 0.05 of a 0.1 ms range
 
 
 def test_decode_steps_given_by_the_profiler_divide_the_decode_figures():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from llmbench.validity import validity_flags
+from llmbench.core.record import Call
+from llmbench.measure.validity import validity_flags
 
 
 def calls(*e2e, ratio=0.99):
-    return [{"e2e_ms": v, "e2e_host_ratio": ratio} for v in e2e]
+    return [Call(e2e_ms=v, ttft_ms=0, decode_ms=v, e2e_host_ratio=ratio) for v in e2e]
 
 
 def test_clean_point_raises_nothing():

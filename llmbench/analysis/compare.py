@@ -1,0 +1,214 @@
+"""Comparing a candidate run with a baseline run, point by point and gate by gate (asv's rule: a change
+counts only when it is significant AND beyond its threshold).
+
+Per point and per-call metric: the ratio of medians candidate / baseline, its bootstrap 95% interval over
+the raw per-call samples, and a two-sided Mann-Whitney U test. Verdicts: regressed / improved (beyond the
+threshold, p < alpha and the interval excludes 1), inconclusive (beyond the threshold, not significant
+by both), unchanged (within it),
+missing (no ok record, or no value, on one side). The environments' fingerprints are compared first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from llmbench.analysis.results import load_records
+from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, Gate, parse_gates
+from llmbench.core.record import RunRecord
+from llmbench.core.stats import summarize
+from llmbench.execute.fingerprint import fingerprint_differences
+from llmbench.execute.store import read_json
+
+COMPARE_SCHEMA = 1
+VERDICTS = ("regressed", "improved", "unchanged", "inconclusive", "missing")
+N_BOOT = 4000  # bootstrap resamples: the interval's ends move by well under 0.1 % between seeds at this size
+
+
+class CompareError(ValueError):
+    """A comparison that must not be made (different hardware) or cannot be (not a run directory)."""
+
+
+def ratio_of_medians(baseline: np.ndarray, candidate: np.ndarray, confidence: float = 0.95,
+                     n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float | None, float | None]:
+    """(median(candidate) / median(baseline), bootstrap interval low, high): each side resampled with
+    replacement on its own; percentile interval. No interval with fewer than 2 samples on a side."""
+    ratio = float(np.median(candidate) / np.median(baseline))
+    if baseline.size < 2 or candidate.size < 2:
+        return ratio, None, None
+    rng = np.random.default_rng(seed)
+    med_b = np.median(rng.choice(baseline, (n_boot, baseline.size)), axis=1)
+    med_c = np.median(rng.choice(candidate, (n_boot, candidate.size)), axis=1)
+    lo, hi = np.quantile(med_c / med_b, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return ratio, float(lo), float(hi)
+
+
+def mann_whitney_p(baseline: np.ndarray, candidate: np.ndarray) -> float:
+    """Two-sided Mann-Whitney U p-value (exact for small samples without ties, else normal approximation)."""
+    if np.all(baseline == baseline[0]) and np.array_equal(np.unique(candidate), np.unique(baseline)):
+        return 1.0  # identical constants: scipy would divide by a zero variance
+    return float(sps.mannwhitneyu(candidate, baseline, alternative="two-sided").pvalue)
+
+
+def smallest_p(n_baseline: int, n_candidate: int) -> float:
+    """The smallest two-sided p the exact test can give: the samples completely separated."""
+    return min(1.0, 2 / math.comb(n_baseline + n_candidate, n_baseline))
+
+
+def judge_samples(gate: Gate, baseline: list[float], candidate: list[float], alpha: float) -> dict[str, Any]:
+    b, c = np.asarray(baseline, dtype=float), np.asarray(candidate, dtype=float)
+    ratio, lo, hi = ratio_of_medians(b, c)
+    p = mann_whitney_p(b, c)
+    cv = max(_cv(b), _cv(c))
+    row = {"n_baseline": int(b.size), "n_candidate": int(c.size), "baseline_median": float(np.median(b)),
+           "candidate_median": float(np.median(c)), "ratio": ratio, "ratio_ci_low": lo, "ratio_ci_high": hi,
+           "p_value": p, "calls_cv": cv, "note": None}
+    if not (gate.worse(ratio) or gate.better(ratio)):
+        row["verdict"] = "unchanged"
+        if lo is not None and (gate.worse(lo) or gate.worse(hi)):
+            row["note"] = "the interval crosses the threshold"
+    elif p < alpha and (lo is None or not lo <= 1 <= hi):  # the test and the interval both see a change
+        row["verdict"] = "regressed" if gate.worse(ratio) else "improved"
+    elif p < alpha:
+        row["verdict"] = "inconclusive"
+        row["note"] = f"p = {p:.2g}, but the interval [{lo:.3f}, {hi:.3f}] of the ratio includes no change"
+    else:
+        row["verdict"] = "inconclusive"
+        floor = smallest_p(b.size, c.size)
+        row["note"] = (f"{b.size} vs {c.size} calls cannot reach p < {alpha:g} (at best {floor:.3g}): "
+                       "raise iterations" if floor >= alpha else f"not significant (p = {p:.3g} >= {alpha:g})")
+    if cv is not None and cv > gate.threshold:  # one run's calls already vary more than the gate allows
+        noisy = f"calls vary by {cv:.0%} (cv), more than the {gate.threshold:.0%} threshold: expect false alarms"
+        row["note"] = f"{row['note']}; {noisy}" if row["note"] else noisy
+    return row
+
+
+def _cv(x: np.ndarray) -> float | None:
+    return summarize(x).cv
+
+
+def judge_values(gate: Gate, baseline: float, candidate: float) -> dict[str, Any]:
+    """A per-point value (a memory peak): the threshold alone decides; there are no samples to test."""
+    row = {"n_baseline": 1, "n_candidate": 1, "baseline_median": baseline, "candidate_median": candidate,
+           "ratio_ci_low": None, "ratio_ci_high": None, "p_value": None, "note": "one value per point: threshold only"}
+    if not baseline:  # no ratio of a zero
+        return {**row, "ratio": 1.0 if candidate == baseline else None,
+                "verdict": "unchanged" if candidate == baseline else "inconclusive", "note": "baseline value is 0"}
+    ratio = candidate / baseline
+    verdict = "regressed" if gate.worse(ratio) else "improved" if gate.better(ratio) else "unchanged"
+    return {**row, "ratio": ratio, "verdict": verdict}
+
+
+def metric_values(record: RunRecord, gate: Gate) -> list[float] | float | None:
+    """A per-call metric's raw samples over the measured calls, or a per-point metric's value."""
+    if gate.per_call:
+        return record.samples(gate.metric) or None
+    return record.value(gate.metric)
+
+
+def compare_records(base: list[RunRecord], cand: list[RunRecord], gates: list[Gate],
+                    alpha: float) -> list[dict[str, Any]]:
+    """One row per point and gate, in the baseline's order, then points only the candidate has."""
+    by_id = {r.point_id: r for r in cand}
+    rows = []
+    for b in base:
+        rows += _compare_point(b.point_id, b, by_id.get(b.point_id), gates, alpha)
+    seen = {b.point_id for b in base}
+    for c in cand:
+        if c.point_id not in seen:
+            rows.append(_missing(c.point_id, None, "not in the baseline", failing=False))
+    return rows
+
+
+def _compare_point(pid: str, b: RunRecord, c: RunRecord | None, gates: list[Gate],
+                   alpha: float) -> list[dict[str, Any]]:
+    if b.status != "ok":
+        return [_missing(pid, None, f"baseline {b.status}: nothing to compare", failing=False)]
+    if c is None or c.status != "ok":
+        why = "not in the candidate" if c is None else f"candidate {c.status}: {_reason(c)}"
+        return [_missing(pid, None, why, failing=True)]
+    rows = []
+    for gate in gates:
+        vb, vc = metric_values(b, gate), metric_values(c, gate)
+        if vb is None and vc is None:
+            continue  # the metric does not exist here (a GPU memory peak on a CPU run)
+        if vb is None or vc is None:
+            rows.append(_missing(pid, gate, f"no {gate.metric} in the {'baseline' if vb is None else 'candidate'}",
+                                 failing=vc is None))
+            continue
+        row = judge_samples(gate, vb, vc, alpha) if gate.per_call else judge_values(gate, vb, vc)
+        rows.append({"point_id": pid, "metric": gate.metric, "gate": gate.spec, "failing": row["verdict"] ==
+                     "regressed", **row, "flags": _flags(b, c)})
+    return rows
+
+
+def _missing(pid: str, gate: Gate | None, why: str, failing: bool) -> dict[str, Any]:
+    return {"point_id": pid, "metric": gate.metric if gate else None, "gate": gate.spec if gate else None,
+            "verdict": "missing", "failing": failing, "note": why}
+
+
+def _reason(record: RunRecord) -> str:
+    message = record.error.message if record.error else None
+    return str(message or record.reason or "no reason recorded")[:200]
+
+
+def _flags(b: RunRecord, c: RunRecord) -> list[str]:
+    """Validity flags raised on either side: a throttled or shared GPU explains a change."""
+    return [f"{side} {k}" for side, r in (("baseline", b), ("candidate", c))
+            for k in sorted(r.flags.raised) if k != "unstable"]
+
+
+def gates_for(cand_dir: Path, base_dir: Path, specs: list[str] | None,
+              alpha: float | None) -> tuple[list[Gate], float]:
+    """--metric flags, else the candidate's scenario `compare:` block, else the baseline's, else defaults."""
+    block: dict[str, Any] = {}
+    for d in (cand_dir, base_dir):
+        block = (read_json(d, "scenario.json") if (d / "scenario.json").exists() else {}).get("compare") or {}
+        if block:
+            break
+    try:
+        gates = parse_gates(specs or block.get("metrics") or list(DEFAULT_GATES))
+    except ValueError as exc:
+        raise CompareError(f"--metric {exc}") from None
+    return gates, alpha if alpha is not None else block.get("alpha", DEFAULT_ALPHA)
+
+
+def compare_runs(base_dir: str | Path, cand_dir: str | Path, specs: list[str] | None = None,
+                 alpha: float | None = None, *, allow_mismatch: bool = False,
+                 allow_missing: bool = False) -> dict[str, Any]:
+    """The whole comparison as plain data (the JSON output); `exit_code` 0 no regression, 1 regression.
+    Raises CompareError for different hardware or software (unless allow_mismatch) and for bad input."""
+    base_dir, cand_dir = Path(base_dir), Path(cand_dir)
+    envs = []
+    for d in (base_dir, cand_dir):
+        if not (d / "records.jsonl").exists():
+            raise CompareError(f"{d}: no records.jsonl here; is this a run directory or a saved baseline?")
+        envs.append(read_json(d, "env.json") if (d / "env.json").exists() else {})
+    differences = fingerprint_differences(*envs)
+    if differences and not allow_mismatch:
+        raise CompareError(f"{base_dir} and {cand_dir} ran on different hardware or software; the comparison "
+                           "would measure that, not the change:\n  " + "\n  ".join(differences)
+                           + "\n(--allow-mismatch compares anyway)")
+    gates, alpha = gates_for(cand_dir, base_dir, specs, alpha)
+    rows = compare_records(load_records(base_dir), load_records(cand_dir), gates, alpha)
+    for row in rows:
+        if row["verdict"] == "missing" and allow_missing:
+            row["failing"] = False
+    counts = Counter(r["verdict"] for r in rows)
+    return {"compare_schema": COMPARE_SCHEMA, "baseline": _side(base_dir, envs[0]),
+            "candidate": _side(cand_dir, envs[1]), "fingerprint_differences": differences,
+            "gates": [g.spec for g in gates], "alpha": alpha, "rows": rows,
+            "counts": {v: counts.get(v, 0) for v in VERDICTS},
+            "exit_code": 1 if any(r["failing"] for r in rows) else 0}
+
+
+def _side(path: Path, env: dict[str, Any]) -> dict[str, Any]:
+    run = read_json(path, "run.json") if (path / "run.json").exists() else {}
+    saved = read_json(path, "baseline.json") if (path / "baseline.json").exists() else {}
+    return {"path": str(path), "scenario": run.get("scenario"), "baseline_name": saved.get("name"),
+            "git_sha": env.get("git_sha"), "device": env.get("device"), "gpu": (env.get("gpu") or {}).get("name")}

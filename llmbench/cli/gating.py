@@ -1,0 +1,143 @@
+"""The gate's commands: `compare`, `baseline save|list` and `interleave`, their shared options, and `gate`, which
+`run --against` uses too, with its options as one GateOptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
+
+import typer
+from rich.markup import escape
+
+from llmbench.cli.loading import load_or_exit
+from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES
+from llmbench.report.console import err, out
+
+METRIC = typer.Option([], "--metric", "-m", help="Gate METRIC:+N% (lower is better) or METRIC:-N% (higher is "
+                      "better), repeatable; default: the scenario's compare block, else " + ", ".join(DEFAULT_GATES))
+ALPHA = typer.Option(None, "--alpha", help=f"Significance level (default: the scenario's, else {DEFAULT_ALPHA}).")
+ALLOW_MISMATCH = typer.Option(False, "--allow-mismatch", help="Compare even if GPU, driver, CUDA, torch or "
+                              "transformers differ.")
+STORE = typer.Option(None, "--store", help="Baseline store folder (default: $LLMBENCH_BASELINES, else ./baselines).")
+MARKDOWN = typer.Option(None, "--markdown", help="Write the comparison as markdown (also appended to "
+                        "$GITHUB_STEP_SUMMARY when set).")
+JUNIT = typer.Option(None, "--junit", help="Write JUnit XML: a testcase per point and metric.")
+JSON_OUT = typer.Option(None, "--json", help="Write the whole comparison as JSON.")
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """How to gate: the thresholds (--metric; empty: the scenario's, else the defaults), the test's alpha, what to
+    allow, where saved baselines are, and the files to write."""
+
+    metrics: tuple[str, ...] = ()
+    alpha: float | None = None
+    allow_mismatch: bool = False  # compare across different hardware or software
+    allow_missing: bool = False  # a baseline point the candidate lost does not fail
+    store: Path | None = None
+    markdown: Path | None = None
+    junit: Path | None = None
+    json_out: Path | None = None
+
+
+def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
+    """Compare, print, write the outputs; 0 no regression, 1 regression or a missing point, 2 refused."""
+    from llmbench.analysis.baselines import BaselineError, resolve_baseline
+    from llmbench.analysis.compare import CompareError, compare_runs
+    from llmbench.analysis.results import ResultsError
+    from llmbench.report.compare_output import print_comparison, write_outputs
+
+    try:
+        base = resolve_baseline(baseline, options.store)
+        result = compare_runs(base, candidate, list(options.metrics) or None, options.alpha,
+                              allow_mismatch=options.allow_mismatch, allow_missing=options.allow_missing)
+    except (BaselineError, CompareError, ResultsError, OSError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+        return 2
+    print_comparison(result, out)
+    for path in write_outputs(result, options.markdown, options.junit, options.json_out):
+        err.print(f"wrote {path}", soft_wrap=True)
+    return result["exit_code"]
+
+
+def compare(
+    baseline: str = typer.Argument(..., help="Baseline: a run directory or the name of a saved baseline."),
+    candidate: Path = typer.Argument(..., help="Candidate run directory."),
+    metric: list[str] = METRIC,
+    alpha: Optional[float] = ALPHA,  # noqa: UP045
+    allow_mismatch: bool = ALLOW_MISMATCH,
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Do not fail when a baseline point has no "
+                                       "ok record in the candidate."),
+    store: Optional[Path] = STORE,  # noqa: UP045
+    markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
+    junit: Optional[Path] = JUNIT,  # noqa: UP045
+    json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
+) -> None:
+    """Gate a candidate run against a baseline, point by point: exit 0 no regression, 1 regression, 2 refused.
+
+    A point regresses on a metric only when the change is significant (Mann-Whitney on the raw per-call
+    samples) AND beyond its threshold; the ratio of medians gets a bootstrap 95% interval."""
+    raise typer.Exit(gate(baseline, candidate, GateOptions(
+        metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, allow_missing=allow_missing, store=store,
+        markdown=markdown, junit=junit, json_out=json_out)))
+
+
+baseline_app = typer.Typer(no_args_is_help=True, help="Save and list baselines: named runs to gate against.")
+
+
+@baseline_app.command("save")
+def baseline_save(run_dir: Path = typer.Argument(..., help="The run directory to keep."),
+                  name: str = typer.Option(..., "--name", help="The baseline's name, e.g. main or h100-main."),
+                  store: Optional[Path] = STORE,  # noqa: UP045
+                  force: bool = typer.Option(False, "--force", help="Replace a baseline of that name.")) -> None:
+    """Copy a run's records, environment and scenario into the store under NAME."""
+    from llmbench.analysis.baselines import BaselineError, save_baseline
+
+    try:
+        path = save_baseline(run_dir, name, store, force)
+    except (BaselineError, OSError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(f"saved baseline {name!r}: {path}", soft_wrap=True)
+
+
+@baseline_app.command("list")
+def baseline_list(store: Optional[Path] = STORE) -> None:  # noqa: UP045
+    """The saved baselines: name, when, from which git commit."""
+    from llmbench.analysis.baselines import list_baselines, store_root
+
+    saved = list_baselines(store)
+    if not saved:
+        out.print(f"no baselines in {store_root(store)}")
+    for b in saved:
+        out.print(f"{b['name']}  saved {b['saved_at']}  git {b.get('git_sha') or '-'}  {b['records']} records  "
+                  f"from {b['source']}", soft_wrap=True, highlight=False)
+
+
+def interleave(
+    scenario_file: Path = typer.Argument(..., metavar="SCENARIO", help="Scenario YAML both sides run."),
+    baseline_python: str = typer.Option(..., "--baseline-python", help="Python of the baseline environment "
+                                        "(e.g. ../main/.venv/bin/python)."),
+    candidate_python: str = typer.Option(..., "--candidate-python", help="Python of the candidate environment."),
+    rounds: int = typer.Option(2, "--rounds", min=1, help="Rounds; each runs both sides, ABBA order."),
+    out_root: Path = typer.Option(Path("reports/interleave"), "--out", help="Where the rounds and pooled runs go."),
+    metric: list[str] = METRIC,
+    alpha: Optional[float] = ALPHA,  # noqa: UP045
+    markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
+    junit: Optional[Path] = JUNIT,  # noqa: UP045
+    json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
+) -> None:
+    """Run a scenario alternately in two environments on this machine, pool each side, and gate."""
+    from llmbench.execute.rounds import run_interleaved
+
+    load_or_exit(scenario_file)  # a bad scenario fails here, once, not in every round
+    try:
+        pooled = run_interleaved(scenario_file, {"baseline": baseline_python, "candidate": candidate_python},
+                                 rounds, out_root, say=lambda s: err.print(s, soft_wrap=True, highlight=False))
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    options = GateOptions(metrics=tuple(metric), alpha=alpha, markdown=markdown, junit=junit, json_out=json_out)
+    raise typer.Exit(gate(str(pooled["baseline"]), pooled["candidate"], options))

@@ -1,0 +1,86 @@
+"""The commands that read run directories: `merge` (shards into one), `report` (HTML, markdown or CSV) and
+`capacity` (memory model, capacity and SLO tables).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
+
+import typer
+
+from llmbench.report.console import err, out, print_tables
+
+
+def merge(run_dirs: list[Path] = typer.Argument(..., help="Run directories of one scenario (e.g. its shards)."),
+          out_dir: Path = typer.Option(..., "-o", "--out", help="The merged run directory to write."),
+          allow_mismatch: bool = typer.Option(False, help="Merge even if the environments' fingerprints differ.")
+          ) -> None:
+    """Merge run directories of the same scenario into one; exit 2 if scenarios or environments differ."""
+    from llmbench.execute.merge import MergeError, merge_runs
+
+    try:
+        summary = merge_runs(run_dirs, out_dir, allow_mismatch)
+    except MergeError as exc:
+        err.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(f"merged {summary['points']} points from {summary['sources']} run directories into {out_dir}",
+              soft_wrap=True)
+    if summary["missing"]:
+        err.print(f"[yellow]{len(summary['missing'])} planned point(s) have no record:[/] "
+                  + ", ".join(summary["missing"]), soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def report(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories; the first is the reference for ratio columns."),
+    out_file: Optional[Path] = typer.Option(None, "-o", "--out", help="File to write; default: report.<format> "  # noqa: UP045
+                                            "in the run directory (one run) or the current directory (several)."),
+    fmt: str = typer.Option("html", "--format", help="html (one offline page), md (fits a GitHub job summary) "
+                            "or csv (the tidy table, a row per point)."),
+) -> None:
+    """Write the report of run directories: an offline HTML page, a markdown summary or a CSV."""
+    from llmbench.analysis.results import ResultsError
+    from llmbench.report.render import FORMATS, render_report
+
+    if fmt not in FORMATS:
+        err.print(f"[red]--format {fmt}[/]: expected one of {', '.join(FORMATS)}")
+        raise typer.Exit(2)
+    target = out_file or (run_dirs[0] if len(run_dirs) == 1 else Path(".")) / f"report.{fmt}"
+    try:
+        path = render_report(run_dirs, target, fmt)
+    except (ResultsError, OSError) as exc:
+        err.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(f"report: {path}", soft_wrap=True)
+
+
+def capacity(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    gpu_memory: str = typer.Option("24,40,80,141", help="Memory sizes to plan for, in GiB, comma-separated."),
+    context: int = typer.Option(4096, min=1, help="Tokens per sequence (prompt + new) to plan for."),
+    slo_ttft_ms: Optional[float] = typer.Option(None, help="TTFT limit (ms) at --percentile."),  # noqa: UP045
+    slo_tpot_ms: Optional[float] = typer.Option(None, help="TPOT limit (ms) at --percentile."),  # noqa: UP045
+    percentile: str = typer.Option("p90", help="p90 or p99 of a point's measured calls."),
+    target_tokens_per_s: Optional[float] = typer.Option(None, help="Throughput to plan devices for."),  # noqa: UP045
+) -> None:
+    """Capacity planning from a run: memory model, largest batch per memory size, searches, MBU/MFU, SLO view."""
+    from llmbench.analysis.capacity import capacity_report
+    from llmbench.analysis.results import ResultsError, load_records
+    from llmbench.analysis.slo import PERCENTILES, SLO
+
+    try:
+        sizes = tuple(float(v) for v in gpu_memory.split(",") if v.strip())
+        if not sizes or min(sizes) <= 0 or percentile not in PERCENTILES:
+            raise ValueError
+    except ValueError:
+        err.print(f"[red]--gpu-memory {gpu_memory!r} --percentile {percentile!r}[/]: expected positive GiB sizes "
+                  f"such as 24,40,80 and one of {', '.join(PERCENTILES)}")
+        raise typer.Exit(2) from None
+    try:
+        records = load_records(run_dir)
+    except ResultsError as exc:
+        err.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
+    tables = capacity_report(records, sizes, context, SLO(slo_ttft_ms, slo_tpot_ms, percentile), target_tokens_per_s)
+    print_tables(tables)

@@ -1,0 +1,197 @@
+"""Sweep expansion: a Scenario becomes RunPoints with stable ids, grouped by model load. The axes, their order and
+how they show in ids are the axis table's (llmbench/core/axes.py).
+
+A point id is readable and stable: `model/precision/bs{B}/in{S}/out{N}/decoding`, followed by the
+load and cache options only where they differ from the default (`/cache-static`, `/attn-eager`,
+`/compiled`). It depends only on the point's own values, so adding a batch size to a scenario leaves
+every other id unchanged and runs can be joined by id. Points that share (model, precision, attention
+kernel, compile) share one model load: a group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from llmbench.config.decoding import DecodingPreset
+from llmbench.config.scenario import BatchSearch, ModelSpec, Prompt, Rule, Scenario
+from llmbench.core.axes import GROUP_OPTIONS, ID_OPTIONS, SWEPT, options_suffix
+
+AXES = SWEPT  # the product's axes, in the axis table's order (llmbench/core/axes.py)
+# scenario-wide settings every point carries, so a worker needs nothing but its points
+SETTINGS = ("prompt", "fixed_length", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
+            "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
+            "steady_tolerance", "stop_strings", "max_time_s", "nvtx", "selfcheck_pairs")
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    """One measured configuration: everything the runner needs, as plain data."""
+
+    id: str
+    group_id: str
+    model: ModelSpec
+    precision: str
+    batch_size: int
+    input_tokens: int | None  # None for prompt files: lengths come from the text
+    max_new_tokens: int
+    decoding: DecodingPreset
+    cache_implementation: str
+    attn_implementation: str
+    compile: bool
+    api: str  # generate or pipeline
+    prompt: Prompt
+    fixed_length: bool
+    warmup: int
+    iterations: int
+    min_duration_s: float
+    max_iterations: int
+    device: str  # as requested: auto, cpu, cuda, cuda:N
+    seed: int
+    cpu_threads: int | None
+    point_timeout_s: float
+    skip_larger_after_oom: bool
+    sample_interval_ms: float
+    max_cv: float
+    steady_tolerance: float
+    stop_strings: list[str]
+    max_time_s: float | None
+    nvtx: bool = False  # NVTX ranges in every call (CUDA only)
+    selfcheck_pairs: int = 0  # plain/instrumented pairs at the start of the point's group (llmbench/selfcheck.py)
+    profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
+    # a max-batch search (llmbench/measure/batch_search.py): the search's own point carries its form and the outcomes
+    # known so far, as (batch size, status) pairs; each batch it tries is a point of its own, whose search_id is the
+    # search's
+    batch_search: BatchSearch | None = None
+    search_trials: tuple[tuple[int, str], ...] = ()
+    search_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.model_dump() if isinstance(value, BaseModel) else value
+        out["model_spec"], out["model"] = out["model"], self.model.label
+        out["decoding_spec"], out["decoding"] = out["decoding"], self.decoding.label
+        out["num_beams"] = self.decoding.beams
+        return out
+
+
+@dataclass(frozen=True)
+class Group:
+    """Points that share one model load."""
+
+    id: str
+    model: ModelSpec
+    precision: str
+    attn_implementation: str = "default"
+    compile: bool = False
+    points: list[RunPoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QualityJob:
+    """Score every precision of one model against its reference, outside any timed call."""
+
+    model: ModelSpec
+    precisions: list[str]  # the model's precisions in the sweep; the reference is added if missing
+    reference: str  # a precision name, or "auto": bf16 on a GPU, fp32 on a CPU
+    quality: Any  # scenario.Quality
+    prompt_point: RunPoint  # whose prompts the greedy outputs are compared on
+
+
+def plan_quality(s: Scenario, points: list[RunPoint]) -> list[QualityJob]:
+    """One job per model with a point in `points`, when the scenario asks for quality."""
+    if s.quality is None:
+        return []
+    jobs = []
+    for m in s.models:
+        mine = [p for p in points if p.model.label == m.label]
+        if mine:
+            precisions = list(dict.fromkeys(p.precision for p in mine))
+            jobs.append(QualityJob(m, precisions, s.quality.reference, s.quality, mine[0]))
+    return jobs
+
+
+def point_id(c: dict[str, Any], prompt: Prompt) -> str:
+    s, b = c["input_tokens"], c["batch_size"]
+    batch = f"bs-{b.label}" if isinstance(b, BatchSearch) else f"bs{b}"
+    prompt_part = f"in{s}" if s is not None else f"in-{Path(prompt.path or 'file').stem}"
+    base = f"{c['model']}/{c['precision']}/{batch}/{prompt_part}/out{c['max_new_tokens']}/{c['decoding']}"
+    return base + options_suffix(c, ID_OPTIONS)
+
+
+def group_id(c: dict[str, Any]) -> str:
+    return f"{c['model']}/{c['precision']}" + options_suffix(c, GROUP_OPTIONS)
+
+
+def expand_sweep(s: Scenario) -> list[RunPoint]:
+    """All points of the scenario: the product of its axes, less `exclude`, plus `include`, in group order."""
+    full = _axis_values(s)
+    combos = [c for c in _product(full) if not any(_matches(c, r) for r in s.exclude)]
+    for rule in s.include:
+        combos += _product({**full, **rule.axes()})
+    models = {m.label: m for m in s.models}
+    presets = {d.label: d for d in s.decoding}
+    points: dict[str, RunPoint] = {}
+    for c in combos:
+        pid = point_id(c, s.prompt)
+        points.setdefault(pid, _point(s, pid, c, models[c["model"]], presets[c["decoding"]]))
+    order = {gid: i for i, gid in enumerate(dict.fromkeys(p.group_id for p in points.values()))}
+    return sorted(points.values(), key=lambda p: order[p.group_id])  # stable: keeps axis order inside
+
+
+def group_points(points: list[RunPoint]) -> list[Group]:
+    groups: dict[str, Group] = {}
+    for p in points:
+        groups.setdefault(p.group_id, Group(p.group_id, p.model, p.precision, p.attn_implementation,
+                                            p.compile)).points.append(p)
+    return list(groups.values())
+
+
+def _axis_values(s: Scenario) -> dict[str, list[Any]]:
+    """Each swept axis's values: the scenario's list of that name, but labels for models and presets, a
+    search for batch_size, and the prompt's lengths (None for a prompt file)."""
+    special = {
+        "model": [m.label for m in s.models],
+        "batch_size": [s.batch_size] if isinstance(s.batch_size, BatchSearch) else list(s.batch_size),
+        "input_tokens": list(s.prompt.input_tokens) if s.prompt.kind == "synthetic" else [None],
+        "decoding": [d.label for d in s.decoding],
+    }
+    return {a: special[a] if a in special else list(getattr(s, a)) for a in AXES}
+
+
+def _product(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(AXES, values, strict=True)) for values in itertools.product(*(axes[a] for a in AXES))]
+
+
+def _matches(combo: dict[str, Any], rule: Rule) -> bool:
+    return all(combo[axis] in values for axis, values in rule.axes().items())
+
+
+def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: DecodingPreset) -> RunPoint:
+    axes = {k: c[k] for k in AXES if k not in ("model", "decoding")}
+    profile = s.profile if s.profile is not None and profile_matches(s.profile.points, pid) else None
+    if isinstance(c["batch_size"], BatchSearch):  # the search's own point: it starts at `start`
+        axes.update(batch_size=c["batch_size"].start, batch_search=c["batch_size"])
+    return RunPoint(id=pid, group_id=group_id(c), model=model, decoding=preset, **axes, profile=profile,
+                    **{k: getattr(s, k) for k in SETTINGS})
+
+
+def profile_matches(patterns: list[str], pid: str) -> bool:
+    """A profile's `points`: exact ids, shell-style patterns (fnmatch), or the word all."""
+    return any(p == "all" or fnmatch.fnmatchcase(pid, p) for p in patterns)
+
+
+def unmatched_profile_patterns(s: Scenario) -> list[int]:
+    """Indices of profile.points entries that match no point of the sweep (a typo profiles nothing)."""
+    if s.profile is None:
+        return []
+    ids = [p.id for p in expand_sweep(s)]
+    return [i for i, p in enumerate(s.profile.points) if not any(profile_matches([p], pid) for pid in ids)]

@@ -1,0 +1,69 @@
+"""The axis table: the point fields a sweep varies, declared once.
+
+An axis is a YAML key (under `prompt:` for input_tokens), a field of every point and of the record's `point`, a
+key of include/exclude rules and a column of `llmbench.results.load`, under one name. The sweep's product, point
+and group ids, rule fields, the DataFrame's point columns, the figures' series and the report's glossary are all
+derived from this table. Adding an axis is one entry here, its scenario field, and the code that uses its value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+NO_DEFAULT = object()  # an axis whose value always shows in point ids (model, batch, shape, decoding)
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    description: str  # the glossary's words
+    choices: tuple[Any, ...] = ()  # the values a scenario may give, when the set is closed
+    default: Any = NO_DEFAULT  # the value point ids leave out: an id shows this axis only where it differs
+    id_label: str = ""  # how a non-default value shows in ids: "cache-{}" -> /cache-static
+    loads_model: bool = False  # points that differ here need a model load of their own (a group)
+    series_prefix: str = ""  # in figure legends: in64, out32
+    swept: bool = True  # False: a column derived from another axis (num_beams, from the decoding preset)
+
+    def id_part(self, value: Any) -> str:
+        """The id suffix of a value, "" for the default."""
+        if self.default is NO_DEFAULT or value == self.default:
+            return ""
+        return "/" + self.id_label.format(value)
+
+
+CACHE_IMPLEMENTATIONS = ("dynamic", "static", "quantized", "offloaded")
+ATTN_IMPLEMENTATIONS = ("default", "eager", "sdpa", "flash_attention_2", "flex_attention")
+APIS = ("generate", "pipeline")
+
+# The order is the product's (points vary fastest in the last axis) and every table's.
+AXES_TABLE: tuple[Axis, ...] = (
+    Axis("model", "the model's label (the last part of its id, or its `name:`)", loads_model=True),
+    Axis("precision", "weights and compute precision, or a quantization (README, Precisions)", loads_model=True),
+    Axis("batch_size", "B: sequences per generate() call"),
+    Axis("input_tokens", "S: prompt tokens per sequence (synthetic prompts; null for a prompt file)",
+         series_prefix="in"),
+    Axis("max_new_tokens", "N: new tokens per sequence", series_prefix="out"),
+    Axis("decoding", "the decoding preset's label (greedy, sampling, beam, ... or its `name:`)"),
+    Axis("num_beams", "k: beams per sequence, from the decoding preset", series_prefix="beams", swept=False),
+    Axis("cache_implementation", "the KV cache: dynamic, static, quantized (4-bit) or offloaded",
+         CACHE_IMPLEMENTATIONS, "dynamic", "cache-{}"),
+    Axis("attn_implementation", "the attention kernel; default: the model's own choice", ATTN_IMPLEMENTATIONS,
+         "default", "attn-{}", loads_model=True),
+    Axis("compile", "torch.compile of the model's forward", (False, True), False, "compiled", loads_model=True),
+    Axis("api", "generate: model.generate() on ids; pipeline: the text-generation pipeline on text", APIS,
+         "generate", "{}"),
+)
+AXES: dict[str, Axis] = {a.name: a for a in AXES_TABLE}
+SWEPT = tuple(a.name for a in AXES_TABLE if a.swept)  # the sweep's product, in this order
+POINT_COLUMNS = tuple(a.name for a in AXES_TABLE)  # the record's point fields that tell points apart
+SERIES_FIELDS = tuple(a for a in POINT_COLUMNS if a != "batch_size")  # batch size is the figures' x axis
+# options: the axes with a default, shown in ids only where they differ from it
+ID_OPTIONS = tuple(a for a in AXES_TABLE if a.default is not NO_DEFAULT)
+GROUP_OPTIONS = tuple(a for a in ID_OPTIONS if a.loads_model)
+SHAPE_OPTIONS = tuple(a for a in ID_OPTIONS if not a.loads_model)  # what a series' shape shows beyond in/out/decoding
+
+
+def options_suffix(values: dict[str, Any], axes: tuple[Axis, ...]) -> str:
+    """The id suffix of the options among `axes` whose value is not the default: /cache-static/attn-eager."""
+    return "".join(a.id_part(values.get(a.name, a.default)) for a in axes)

@@ -1,0 +1,160 @@
+"""One `llmbench run`: choose the points (all, a shard, or what a resume still needs), create or reopen the run
+directory, hand the points to the supervisor and write each record as it arrives, joined with its quality score.
+
+What the user sees goes through a RunView (the console's, llmbench/report/console.py, in the CLI); the summary
+table and the report are the caller's, from the RunResult. Exit codes (`RunResult.exit_code`): 0 every point ok,
+oom or skipped; 1 some point error, crashed or timeout, or planned points without a record; 2 a usage error (bad
+device, a resume or environment that does not match); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from llmbench.config.scenario import Scenario
+from llmbench.config.sweep import group_points, plan_quality
+from llmbench.core.record import RunRecord
+from llmbench.execute.fingerprint import fingerprint_differences
+from llmbench.execute.plans import RunPlan, UsageError, check_device, gpu_slots, plan_new, plan_resume
+from llmbench.execute.store import RecordWriter, latest_records, read_quality, read_records, write_json
+
+FAILED = ("error", "crashed", "timeout")
+__all__ = ["RunOptions", "RunResult", "RunView", "UsageError", "execute_run"]
+
+
+class RunView(Protocol):
+    """How a run shows itself while it goes: lines of text, and a progress display of `total` points whose
+    update(text, advance) the run calls as points start, call and end."""
+
+    def say(self, text: str) -> None: ...
+
+    def warn(self, text: str) -> None: ...
+
+    def error(self, text: str) -> None: ...
+
+    def progress(self, total: int) -> AbstractContextManager[Callable[[str, bool], None]]: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    resume: Path | None = None  # a run directory to complete
+    shard: tuple[int, int] | None = None  # (K, N)
+    parallel_gpus: bool = False  # one worker slot per visible GPU
+    profiled_only: bool = False  # `llmbench profile`: only the points the scenario's profile names
+
+
+@dataclass
+class RunResult:
+    code: int | None = None  # set when the run stopped before measuring (2) or had nothing to do (0)
+    run_dir: Path | None = None
+    planned: list[str] = field(default_factory=list)
+    records: list[RunRecord] = field(default_factory=list)  # the latest of each planned point and search step
+    quality: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (model, precision) -> score
+    interrupted: bool = False
+    refused: str | None = None  # why the run stopped before measuring (another environment than env.json's)
+    wall_s: float = 0.0
+    scenario_path: Path | None = None
+
+    @property
+    def missing(self) -> int:
+        return len(set(self.planned) - {r.point_id for r in self.records})
+
+    @property
+    def failed(self) -> int:
+        planned = set(self.planned)  # a search step's failure is its search's
+        return sum(r.status in FAILED for r in self.records if r.point_id in planned)
+
+    @property
+    def exit_code(self) -> int:
+        if self.code is not None:
+            return self.code
+        if self.refused:
+            return 2
+        if self.interrupted:
+            return 130
+        return 1 if self.missing or self.failed else 0
+
+
+def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: RunView,
+                options: RunOptions = RunOptions()) -> RunResult:
+    """Plan, measure, and return what happened; the run directory holds the records."""
+    try:
+        check_device(scenario.device)
+        if options.parallel_gpus and scenario.device == "cpu":
+            raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
+        slots = gpu_slots() if options.parallel_gpus else [{}]
+        plan = (plan_resume(scenario, options.resume, options.shard) if options.resume is not None
+                else plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only))
+    except UsageError as exc:
+        view.error(str(exc))
+        return RunResult(code=2, scenario_path=scenario_path)
+    plan.slots, plan.scenario = slots, scenario
+    result = RunResult(run_dir=plan.run_dir, planned=plan.planned, scenario_path=scenario_path)
+    if plan.run_dir is None:  # more shards than model groups: this one has nothing to do, and that is fine
+        view.say(f"shard {options.shard[0]}/{options.shard[1]} has no points (the sweep has fewer model groups than "
+                 "shards); nothing to run")
+        result.code = 0
+        return result
+    if not plan.points:
+        view.say(f"nothing to run: every planned point of {plan.run_dir} is ok")
+        result.code = 0
+        return result
+    device = "cuda" if options.parallel_gpus else scenario.device  # each GPU worker sees one device
+    view.warn(f"llmbench: {len(plan.points)} points, {len(group_points(plan.points))} model loads, "
+              f"{len(slots)} worker slot(s) → {plan.run_dir}")
+    start = time.perf_counter()
+    outcome = _measure(plan, device, view)
+    result.wall_s = time.perf_counter() - start
+    result.interrupted, result.refused = outcome.interrupted, outcome.refused
+    planned = set(plan.planned)  # with the steps of its max-batch searches
+    result.records = [r for r in latest_records(read_records(plan.run_dir)[0])
+                      if r.point_id in planned or r.search_id in planned]
+    result.quality = read_quality(plan.run_dir)
+    return result
+
+
+def _measure(plan: RunPlan, device: str, view: RunView) -> Any:
+    from llmbench.execute.supervisor import Supervisor, SupervisorHooks
+
+    planned = set(plan.planned)
+    scores = read_quality(plan.run_dir)
+    jobs = [j for j in plan_quality(plan.scenario, plan.points)  # a resume scores only what it lacks
+            if any(scores.get((j.model.label, p), {}).get("status") != "ok" for p in j.precisions)]
+    with view.progress(len(plan.points)) as update, RecordWriter(plan.run_dir) as writer:
+        def on_event(kind: str, point_id: str, detail: Any) -> None:
+            text = {"load_start": f"{point_id} (loading the model)", "point_start": f"{point_id} (warm-up)",
+                    "call": f"{point_id} call {detail}", "point_end": f"{point_id} {detail}"}.get(kind, point_id)
+            update(text, kind == "point_end" and point_id in planned)  # a search's steps are not planned points
+
+        def on_quality(result: dict[str, Any]) -> None:
+            writer.append_quality(result)
+            scores[(result["model"], result["precision"])] = result
+            update(f"quality {result['model']}/{result['precision']}: {result['status']}", False)
+
+        def on_record(record: RunRecord) -> None:  # joined here, so every record carries its score
+            record.quality = _quality_fields(scores.get((record.point.model, record.point.precision)))
+            writer.append(record)
+
+        hooks = SupervisorHooks(on_record, on_event, lambda env: _check_env(plan, env), on_quality)
+        return Supervisor(device, plan.run_dir / "logs", hooks, slots=plan.slots).run(plan.points, jobs)
+
+
+def _check_env(plan: RunPlan, env: dict[str, Any]) -> str | None:
+    """The first worker's environment: written to env.json in a new run, compared with it in a resume."""
+    if plan.stored_env is None:
+        write_json(plan.run_dir / "env.json", env)
+        plan.stored_env = env
+        return None
+    diffs = fingerprint_differences(plan.stored_env, env)
+    return "the environment differs from the run's env.json: " + "; ".join(diffs) if diffs else None
+
+
+def _quality_fields(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {k: v for k, v in result.items() if k not in ("model", "precision", "started_at")}
