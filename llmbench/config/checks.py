@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from llmbench.config.load_checks import check_load
 from llmbench.config.prompts import read_prompt_file
 from llmbench.config.scenario import Scenario
 from llmbench.config.sourcemap import close_match
@@ -25,6 +26,7 @@ def check_scenario(scenario: Scenario, base_dir: Path) -> list[Finding]:
     for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds,
                   _batch_search):
         findings += list(check(scenario, base_dir))
+    findings += list(check_load(scenario))
     if not findings:
         findings += list(_not_empty(scenario))
     if not findings:

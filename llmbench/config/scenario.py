@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 
 from llmbench.config.decoding import DecodingPreset, Greedy
 from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gate
+from llmbench.config.load import Load
 from llmbench.core.axes import APIS, ATTN_IMPLEMENTATIONS, AXES_TABLE, CACHE_IMPLEMENTATIONS
 from llmbench.core.precisions import PRECISIONS
 
@@ -177,7 +178,10 @@ class _Rule(BaseModel):
 # a rule's values per axis: labels for models and presets (checked against the scenario's), the scenario's own
 # types for the numbers, and the axis table's choices for the closed sets
 _RULE_TYPES: dict[str, Any] = {"model": list[str], "precision": list[str], "batch_size": Sizes, "input_tokens": Sizes,
-                               "max_new_tokens": list[MaxNewTokens], "decoding": list[str], "compile": list[bool]}
+                               "max_new_tokens": list[MaxNewTokens], "decoding": list[str], "compile": list[bool],
+                               "load_level": list[Annotated[float, Field(gt=0)]], "cb_num_blocks": Sizes,
+                               "cb_max_batch_tokens": Sizes, "cb_max_memory_percent": list[float],
+                               "cb_max_requests_per_batch": Sizes}
 Rule = create_model("Rule", __base__=_Rule, **{  # one optional field per swept axis
     a.name: (Annotated[_RULE_TYPES.get(a.name) or list[Literal[a.choices]], BeforeValidator(_as_list)] | None, None)
     for a in AXES_TABLE if a.swept})
@@ -260,3 +264,12 @@ class Scenario(BaseModel):
     include: list[Rule] = Field(default=[], description="Add the points these describe (axes left out expand).")
     compare: CompareSpec | None = Field(default=None, description="Regression gates for `llmbench compare`; "
                                         "default: " + ", ".join(DEFAULT_GATES) + f", alpha {DEFAULT_ALPHA}.")
+    load: Load | None = Field(default=None, description="Serving load points: requests arriving over time at "
+                              "continuous batching, in process or through an endpoint (docs/serving.md). With it, "
+                              "static batches run only when batch_size is given.")
+
+    @property
+    def static_points(self) -> bool:
+        """Whether the sweep has static-batch points: always without `load:`, with it only when batch_size is
+        given explicitly (its default would add a batch-1 point nobody asked for)."""
+        return self.load is None or "batch_size" in self.model_fields_set
