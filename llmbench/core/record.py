@@ -31,6 +31,7 @@ from llmbench.core.parts import (  # noqa: F401 - the parts are the record's: im
     Quality,
     SearchResult,
     SearchStep,
+    SelfCheck,
     Utilisation,
     WorkerInfo,
 )
@@ -95,7 +96,7 @@ class RunRecord(Part):
     rounds: list[int] | None = None  # a pooled run's record: the rounds whose calls it holds
     # the harness's overhead against plain generate() in this group (llmbench/measure/selfcheck.py; its summary and
     # description, llmbench/core/harness_overhead.py); null when the group measured none
-    selfcheck: dict[str, Any] | None = None
+    selfcheck: SelfCheck | None = None
     load: LoadLevel | None = None  # a load point's level (docs/metrics.md, "Serving load")
     load_search: RateSearchOutcome | None = None  # a saturation search's own record
     # in transit only, from the worker to the store, which writes them apart and never into the line
