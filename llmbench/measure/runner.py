@@ -19,6 +19,7 @@ from llmbench.config.sweep import Group, RunPoint, group_points
 from llmbench.core.precisions import unavailable_reason
 from llmbench.core.record import RunRecord
 from llmbench.measure.faults import active_faults, inject, slowed
+from llmbench.measure.load_points import LoadEngines, run_load
 from llmbench.measure.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now
 
 # on_event(kind, point, detail): "load_start", "point_start", "call" (detail = calls done), "point_end"
@@ -54,6 +55,7 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
     tools = _group_tools(loaded, group, device)
     peaks = _device_peaks(device, group.precision, loaded.info["dtype"])  # before the points, outside timed calls
     check = GroupSelfCheck(loaded, group.points, tools, device_type)
+    engines = LoadEngines(loaded)  # load points' continuous-batching manager (llmbench/measure/load_points.py)
     oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
     try:
         for i, point in enumerate(group.points):
@@ -61,6 +63,9 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
             shape, reason = _shape(point), skip_reason(point, device_type)
             if point.batch_search is not None and reason is None:
                 yield from _run_search(loaded, point, tools, emit, (peaks, check.result), cold_start=(i == 0))
+                continue
+            if point.load is not None and reason is None:
+                yield from _run_load(loaded, point, engines, emit, peaks)
                 continue
             if reason is None and point.skip_larger_after_oom and shape in oom_at and point.batch_size > oom_at[shape]:
                 reason = f"skipped after OOM at batch {oom_at[shape]} with the same shape"
@@ -75,8 +80,17 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
             yield record
             emit("point_end", point, record.status)
     finally:
+        engines.close()
         tools[2].close()
         engine.release(loaded)
+
+
+def _run_load(loaded: Any, point: RunPoint, engines: LoadEngines, emit: EventHook,
+              peaks: dict[str, Any]) -> Iterator[RunRecord]:
+    for record in run_load(loaded, point, engines, emit, peaks):
+        yield record
+        if record.point_id == point.id:
+            emit("point_end", point, record.status)
 
 
 def _group_tools(loaded: Any, group: Group, device: Any) -> tuple[Any, Any, Any]:
