@@ -83,11 +83,11 @@ def _point(name: str, unit: str, higher: bool, label: str, path: tuple[str, ...]
 
 
 def _request(name: str, label: str, statistic: str = "median", gate: bool = True) -> Metric:
-    return Metric(name, "ms", False, "request", label, "serving-load", statistic=statistic, gate=gate)
+    return Metric(name, "ms", False, "request", label, "per-request-of-a-load-level", statistic=statistic, gate=gate)
 
 
 def _level(name: str, unit: str, higher: bool, label: str, path: tuple[str, ...], gate: bool = True) -> Metric:
-    return Metric(name, unit, higher, "point", label, "serving-load", path=path, gate=gate, ratio=gate)
+    return Metric(name, unit, higher, "point", label, "per-load-level", path=path, gate=gate, ratio=gate)
 
 
 _FIGURES = ("load", "figures")
