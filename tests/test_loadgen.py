@@ -3,12 +3,12 @@ failures recorded, bounds honoured. Behaviour only: how late the sender is on a 
 benchmarks/load_generator.py, not here."""
 
 import pytest
+from cb_simulator import SimulatedEngine
 
 from llmbench.config.arrivals import plan_level, prompt_token_ids
 from llmbench.config.load import Lengths, Load
 from llmbench.core.request_metrics import level_figures
 from llmbench.measure.loadgen import Bounds, run_level
-from cb_simulator import SimulatedEngine
 
 
 @pytest.fixture

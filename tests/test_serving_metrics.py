@@ -112,7 +112,8 @@ def test_request_summaries_and_the_load_part_round_trip_through_a_record():
     assert s["request_ttft_ms"].n == 2 and s["request_ttft_ms"].median == pytest.approx((49 + 80) / 2)
     assert s["request_itl_ms"].n == 4 and s["request_queue_ms"].mean == pytest.approx((9 + 17) / 2)
     assert s["request_ttft_text_ms"] is None  # no first_text_s recorded
-    record = RunRecord(point_id="p", status="ok", point={"id": "p", "model": "m", "load_level": 2.0}, load=level, summary=s)
+    point = {"id": "p", "model": "m", "load_level": 2.0}
+    record = RunRecord(point_id="p", status="ok", point=point, load=level, summary=s)
     again = parse_record(record.model_dump(mode="json", exclude_unset=True))
     assert again.load == level and again.samples("request_ttft_ms") == pytest.approx([49.0, 80.0])
     assert again.stat("request_ttft_ms", "median") == pytest.approx(64.5)

@@ -2,7 +2,8 @@
 calling thread collects results, samples the engine's queues, and enforces the bounds.
 
 The engine is anything with the `SyncEngine` methods (llmbench/measure/cb_engine.py wraps transformers' continuous
-batching; tests use a small simulator). Times are time.perf_counter() readings; the records keep them relative to the level's t0.
+batching; tests use a small simulator). Times are time.perf_counter() readings; the records keep them relative to
+the level's t0.
 The sender sleeps (never spins: on a small CPU a spinning sender would steal the engine's core and GIL), so its
 lateness (sent - planned arrival) is measured and kept per request rather than assumed to be zero.
 """

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from llmbench.analysis.serving import serving_report
 from llmbench.config.feasibility import requested_device_type, skip_reason
 from llmbench.config.sourcemap import Problem
 from llmbench.config.sweep import Group
@@ -124,6 +125,7 @@ def print_summary(records: list[RunRecord]) -> None:
     # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
     wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 160), highlight=False)
     wide.print(table)
+    print_tables(serving_report(records))  # load points: their own figures (llmbench/analysis/serving.py)
     print_problems_of(records)
     print_searches(records)
 

@@ -82,7 +82,9 @@ def points(runs: list[Run]) -> list[Point]:
 @functools.lru_cache(maxsize=4)  # every figure asks; a 10,000-point run would pay ~0.3 s each time
 def _points(runs: tuple[Run, ...]) -> list[Point]:
     # a max-batch search's own record holds its result, not a measurement: its steps are the points
-    ok = [(run, r) for run in runs for r in run.records if r.status == "ok" and not r.search_result]
+    # load points have figures of their own (llmbench/report/serving_figures.py)
+    ok = [(run, r) for run in runs for r in run.records if r.status == "ok" and not r.search_result
+          and r.load is None and r.load_search is None]
     varying = [f for f in SERIES_FIELDS if len({str(r.point.get(f)) for _, r in ok}) > 1] or ["precision"]
     colors: dict[str, str] = {}
     bases = [" ".join(f"{FIELD_PREFIX[f]}{r.point.get(f)}" for f in varying) for _, r in ok]
