@@ -10,6 +10,7 @@ from typing import Any
 
 from llmbench.config.scenario import Scenario
 from llmbench.core.axes import CB_AXES
+from llmbench.core.precisions import PRECISIONS
 
 Finding = tuple[tuple[Any, ...], str, str]
 # ContinuousBatchingConfig fields `transformers serve` has no --cb-* flag for (checked with transformers 5.24)
@@ -73,6 +74,10 @@ def _engines(s: Scenario) -> Iterator[Finding]:
         yield ("load", "server_kind"), "server_kind applies to engine url", "serve starts transformers serve"
     cb = {a[3:] for a in CB_AXES if getattr(load.cb, a[3:]) is not None}
     if "serve" in load.engine:
+        quantized = [p for p in s.precision if PRECISIONS[p].quantization is not None]
+        if quantized:
+            yield ("precision",), f"engine serve loads dtypes only, not {', '.join(quantized)}", (
+                "transformers serve has no quantization flag; run quantized precisions with engine in_process")
         for key in sorted(cb & set(NO_SERVE_FLAG)):
             yield ("load", "cb", key), f"transformers serve has no flag for {key}", (
                 "llmbench would have to drop it for engine serve; run it with engine in_process")

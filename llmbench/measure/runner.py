@@ -18,6 +18,7 @@ from llmbench.config.feasibility import skip_reason
 from llmbench.config.sweep import Group, RunPoint, group_points
 from llmbench.core.precisions import unavailable_reason
 from llmbench.core.record import RunRecord
+from llmbench.measure.endpoint_points import run_endpoint_group
 from llmbench.measure.faults import active_faults, inject, slowed
 from llmbench.measure.load_points import LoadEngines, run_load
 from llmbench.measure.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now
@@ -43,6 +44,9 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
     reason = unavailable_reason(group.precision, device_type)
     if reason is not None:  # planned but impossible here: say why, measure nothing
         yield from _all_points(group, emit, status="skipped", started_at=started, device=str(device), reason=reason)
+        return
+    if group.points[0].load is not None and group.points[0].engine != "in_process":  # the server loads the model
+        yield from run_endpoint_group(group, device, emit)
         return
     emit("load_start", group.points[0], group.id)
     try:
