@@ -39,10 +39,15 @@ def print_problems(problems: Iterable[Problem]) -> None:
 
 def print_plan(name: str, groups: list[Group]) -> None:
     points = [p for g in groups for p in g.points]
-    first = points[0]
-    out.print(f"[bold]{escape(name)}[/]: {len(points)} points in {len(groups)} model loads; each point: "
-              f"{first.warmup} warm-up calls, then ≥{first.iterations} measured calls and "
-              f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); device {first.device}")
+    first = next((p for p in points if p.load is None), points[0])
+    each = (f"each static point: {first.warmup} warm-up calls, then ≥{first.iterations} measured calls and "
+            f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); " if first.load is None else "")
+    load = next((p.load for p in points if p.load is not None), None)
+    if load is not None:  # the load section's requests per level (docs/serving.md)
+        size = f"{load.requests} requests" if load.requests else f"{load.duration_s:g} s of arrivals"
+        each += f"each load level: {load.process}, {size} ({load.warmup_requests} warm-up); "
+    out.print(f"[bold]{escape(name)}[/]: {len(points)} points in {len(groups)} model loads; {each}"
+              f"device {first.device}")
     device_type = requested_device_type(first.device)
     for gi, g in enumerate(groups, start=1):
         reason = unavailable_reason(g.precision, device_type)
@@ -52,6 +57,10 @@ def print_plan(name: str, groups: list[Group]) -> None:
             why = None if reason else skip_reason(p, device_type)
             search = (f"  [dim]max-batch search: doubling from {p.batch_search.start}, then bisection, up to "
                       f"{p.batch_search.limit}[/]" if p.batch_search else "")
+            if p.load_search:
+                s = p.load.search
+                search = (f"  [dim]saturation search: levels from {s.start:g} ×{s.growth:g}, then bisection to "
+                          f"{s.rel_tol:.0%}, at most {s.max_levels} levels[/]")
             out.print(f"  {escape(p.id)}" + (f"  [yellow]skipped: {escape(why)}[/]" if why else search),
                       soft_wrap=True)
 
