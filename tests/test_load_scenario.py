@@ -64,12 +64,23 @@ def test_a_search_is_one_point(write_scenario):
     (("process: poisson", "process: concurrency"), 8, "load.rate_per_s", "does not apply"),
     (("cb: {num_blocks: 64, max_batch_tokens: [256, 512]}", "cb: {max_batch_tokens: 512}"), 13, "load.cb",
      "num_blocks"),
+    (("rate_per_s: [1, 2]", "search: {start: 1}\n  engine: [in_process, serve]"), 8, "load.search",
+     "in process only"),
+    (("rate_per_s: [1, 2]", "rate_per_s: [1, 2]\n  url: http://127.0.0.1:8000"), 9, "load.url", "go together"),
     (("slo: {ttft_ms: 500, tpot_ms: 50}", "slo: {ttft_ms: 500, tpot: 50}"), 14, "load.slo.tpot", "unknown field"),
 ])
 def test_each_mistake_names_its_line_and_field(write_scenario, change, line, path, message):
     (found,) = [p for p in problems_of(write_scenario, LOAD.replace(*change)) if p[1] == path] or [None]
     assert found is not None, problems_of(write_scenario, LOAD.replace(*change))
     assert found[0] == line and message in found[2], found
+
+
+def test_serve_loads_dtypes_only_and_has_no_flag_for_the_scheduler(write_scenario):
+    text = LOAD.replace("precision: [fp32, bf16]", "precision: [fp32, int8]").replace(
+        "process: poisson", "engine: serve\n  process: poisson").replace("cb: {", "cb: {scheduler_type: fifo, ")
+    found = {p[1]: p for p in problems_of(write_scenario, text)}
+    assert found["precision"][0] == 3 and "dtypes only" in found["precision"][2]
+    assert found["load.cb.scheduler_type"][0] == 14 and "no flag" in found["load.cb.scheduler_type"][2]
 
 
 def test_every_mistake_at_once(write_scenario):

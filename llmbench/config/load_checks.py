@@ -72,6 +72,9 @@ def _engines(s: Scenario) -> Iterator[Finding]:
             "engine: url points the load at url: http://HOST:PORT; the other engines need no url")
     if load.server_kind != "transformers" and "url" not in load.engine:
         yield ("load", "server_kind"), "server_kind applies to engine url", "serve starts transformers serve"
+    if load.search is not None and set(load.engine) - {"in_process"}:
+        yield ("load", "search"), "a saturation search runs in process only", (
+            "search with engine: in_process; sweep rate_per_s for serve and url")
     cb = {a[3:] for a in CB_AXES if getattr(load.cb, a[3:]) is not None}
     if "serve" in load.engine:
         quantized = [p for p in s.precision if PRECISIONS[p].quantization is not None]
