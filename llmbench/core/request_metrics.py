@@ -17,6 +17,7 @@ from typing import Any
 MS = 1e3
 LATE_SHARE = 0.10  # a generator is late when its lateness p99 exceeds this share of the mean gap between arrivals
 RATE_OFF = 0.05  # ... or when the rate it sent is this far off the plan's
+EDGE_S = 1e-7  # below the records' microsecond rounding (llmbench/measure/level_data.py)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,9 @@ def completion_rate_per_s(ok: Sequence[Any]) -> float | None:
         return None
     shift = median(r.finished_s - r.sent_s for r in done)
     a, b = min(r.sent_s for r in done) + shift, max(r.sent_s for r in done) + shift
-    return sum(a <= r.finished_s < b for r in done) / (b - a) if b > a else None
+    # the window's edges land on finishes when e2e is constant: move both by EDGE_S so float rounding in the
+    # shift cannot drop the first finish (half-open [a, b) still counts n - 1 finishes in n - 1 gaps)
+    return sum(a - EDGE_S <= r.finished_s < b - EDGE_S for r in done) / (b - a) if b > a else None
 
 
 def e2e_growth(ok: Sequence[Any]) -> float | None:
