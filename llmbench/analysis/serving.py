@@ -76,9 +76,11 @@ def static_estimate_per_s(records: list[RunRecord], key: str, slo: SLO) -> tuple
     """Requests/s the static batches predict at the SLO: the fastest static point within the limits, B sequences
     every median e2e (B / e2e_s, i.e. its goodput tokens/s over its output tokens per sequence)."""
     static = [r for r in records if r.status == "ok" and r.load is None and r.point.batch_size
-              and serving_key(r) == key and meets(r, slo)]
-    if not static:
-        return None, "–"
+              and serving_key(r) == key]
+    within = [r for r in static if meets(r, slo)]
+    if not within:
+        return None, "none within the SLO" if static else "–"
+    static = within
     best = max(static, key=lambda r: r.stat(GOODPUT, "median"))
     per_s = best.stat(GOODPUT, "median") / best.point.max_new_tokens
     return per_s, f"bs{best.point.batch_size}"
