@@ -129,6 +129,12 @@ def test_an_engine_that_keeps_up_completes_at_the_sent_rate():
     assert f["kept_up"] is True
 
 
+def test_a_level_shorter_than_its_latency_is_not_judged():
+    # sends every 0.5 s for 4.5 s, each taking 3 s: the median e2e is over half the span, no steady state to judge
+    reqs = [rec(i, 0.5 * i, [0.5 * i + 1.0, 0.5 * i + 3.0], 0.5 * i + 3.0) for i in range(10)]
+    assert level_figures(reqs, None)["kept_up"] is None
+
+
 def test_an_overloaded_engine_completes_at_its_capacity_and_its_latency_grows():
     # sends every 0.5 s, served one at a time in 1 s: finishes at 1, 2, ..., 10; e2e_i = 1 + 0.5 i
     reqs = [rec(i, 0.5 * i, [i + 1.0], i + 1.0) for i in range(10)]
@@ -136,4 +142,7 @@ def test_an_overloaded_engine_completes_at_its_capacity_and_its_latency_grows():
     # median e2e 3.25: window [3.25, 7.75) holds the finishes at 4, 5, 6, 7
     assert f["completion_rate_per_s"] == pytest.approx(4 / 4.5)
     assert f["e2e_growth"] == pytest.approx(5.0 / 1.5)  # last third 4.5, 5, 5.5; first third 1, 1.5, 2
-    assert f["kept_up"] is False
+    assert f["kept_up"] is None  # median e2e 3.25 s is over half the 4.5 s sending span: too short to judge
+    # 40 sends every 0.5 s, served one at a time in 0.6 s: e2e 0.6 + 0.1 i, completions at 1/0.6 per second
+    longer = [rec(i, 0.5 * i, [0.6 * (i + 1)], 0.6 * (i + 1)) for i in range(40)]
+    assert level_figures(longer, None)["kept_up"] is False

@@ -17,6 +17,7 @@ from typing import Any
 MS = 1e3
 LATE_SHARE = 0.10  # a generator is late when its lateness p99 exceeds this share of the mean gap between arrivals
 RATE_OFF = 0.05  # ... or when the rate it sent is this far off the plan's
+SHORT_LEVEL = 0.5  # kept_up is not judged when the median e2e exceeds this share of the level's sending span
 EDGE_S = 1e-7  # below the records' microsecond rounding (llmbench/measure/level_data.py)
 
 
@@ -179,7 +180,11 @@ def level_figures(requests: Sequence[Any], slo: Any | None, scheduled_rate_per_s
         "max_concurrency": max((c for _, c in steps), default=0),
     }
     out["slo_held"] = out["good_share"] >= slo.share if out["good_share"] is not None else None
-    out["kept_up"] = kept_up(_Figures(out), keep_up)
+    e2e = [r.finished_s - r.sent_s for r in ok if r.finished_s is not None]
+    # a level whose requests take longer than half its sending span never reaches a steady state to judge: the
+    # shifted completion window then lands in the final drain, where a full batch finishes at once
+    too_short = bool(e2e) and len(sends) > 1 and median(e2e) > SHORT_LEVEL * (sends[-1] - sends[0])
+    out["kept_up"] = None if too_short else kept_up(_Figures(out), keep_up)
     out["generator_late"] = generator_late(lateness_p99_ms, out["sent_rate_per_s"], scheduled_rate_per_s)
     return out
 
