@@ -105,3 +105,22 @@ def test_a_search_runs_levels_then_its_record_and_the_readers_show_it(write_scen
     assert compare.exit_code == 0, compare.output
     rows = json.loads((tmp_path / "c.json").read_text())
     assert any(row.get("metric") == "request_ttft_ms" for row in rows.get("rows", rows) if isinstance(row, dict))
+
+
+def test_text_prompts_are_seeded_passages_of_the_planned_length():
+    from transformers import AutoTokenizer
+
+    from llmbench.config.arrivals import plan_level
+    from llmbench.config.load import Load
+    from llmbench.measure.load_points import text_prompts
+    from llmbench.measure.models import model_source
+    from llmbench.measure.quality import load_eval_text
+
+    tokenizer = AutoTokenizer.from_pretrained(model_source("tiny-llama"))
+    plan = plan_level(Load(rate_per_s=[1.0], requests=4, prompts="text",
+                           prompt_tokens={"dist": "uniform", "min": 8, "max": 40}), 1.0, 0)
+    passage = text_prompts(tokenizer, plan)
+    ids = [passage(r) for r in plan.requests]
+    assert [len(x) for x in ids] == [r.prompt_tokens for r in plan.requests]
+    assert ids == [text_prompts(tokenizer, plan)(r) for r in plan.requests] and len({tuple(x) for x in ids}) == 4
+    assert tokenizer.decode(ids[0]).strip() in load_eval_text()  # a real passage, not random ids

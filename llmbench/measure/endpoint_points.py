@@ -177,7 +177,17 @@ def measure_endpoint_level(point: RunPoint, endpoints: Endpoints) -> RunRecord:
 
 
 def _bodies(point: RunPoint, plan: LevelPlan, tokenizer: Any) -> Callable[[PlannedRequest], dict[str, Any]]:
+    """Request bodies: text the tokenizer encodes to the planned length (seeded random ids), or the same passages
+    of the shipped English text the in-process engine sends (prompts: text), decoded."""
+    passage = None
+    if point.load.prompts == "text":
+        from llmbench.measure.load_points import text_prompts
+
+        passage = text_prompts(tokenizer, plan)
+
     def body_for(r: PlannedRequest) -> dict[str, Any]:
+        if passage is not None:
+            return request_body(point, tokenizer.decode(passage(r), skip_special_tokens=True), r.output_tokens)
         rng = random.Random(f"{plan.seed}/{plan.level}/prompt_text/{r.index}")
         return request_body(point, prompt_text(tokenizer, r.prompt_tokens, rng), r.output_tokens)
     return body_for

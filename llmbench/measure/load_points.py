@@ -132,10 +132,16 @@ def _prompts(loaded: Any, plan: LevelPlan, kind: str) -> Callable[[PlannedReques
     vocab = loaded.model.config.vocab_size
     if kind == "synthetic":
         return lambda r: prompt_token_ids(plan, r, vocab)
+    return text_prompts(loaded.tokenizer, plan)
+
+
+def text_prompts(tokenizer: Any, plan: LevelPlan) -> Callable[[PlannedRequest], list[int]]:
+    """A seeded passage of the shipped English text (llmbench/measure/data/eval.txt) per request, cut to its drawn
+    length: the same passages in process and through an endpoint."""
     from llmbench.config.arrivals import stream
     from llmbench.measure.quality import load_eval_text
 
-    ids = loaded.tokenizer(load_eval_text(), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(load_eval_text(), add_special_tokens=False)["input_ids"]
 
     def passage(r: PlannedRequest) -> list[int]:
         n = min(r.prompt_tokens, len(ids))

@@ -31,7 +31,10 @@ def run_points(points: list[RunPoint], device: Any, on_event: EventHook | None =
     """Measure `points` on `device` (a torch.device from engine.resolve_device), group by group."""
     emit = on_event or (lambda *_: None)
     for group in group_points(points):
-        yield from run_group(group, device, emit)
+        if group.points[0].load is not None and group.points[0].engine != "in_process":  # a server loads the model
+            yield from run_endpoint_group(group, device, emit)
+        else:
+            yield from run_group(group, device, emit)
 
 
 def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]:
@@ -44,9 +47,6 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
     reason = unavailable_reason(group.precision, device_type)
     if reason is not None:  # planned but impossible here: say why, measure nothing
         yield from _all_points(group, emit, status="skipped", started_at=started, device=str(device), reason=reason)
-        return
-    if group.points[0].load is not None and group.points[0].engine != "in_process":  # the server loads the model
-        yield from run_endpoint_group(group, device, emit)
         return
     emit("load_start", group.points[0], group.id)
     try:
