@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from llmbench.analysis.rankings import (
-    Ratio,
     RankingError,
+    Ratio,
     bootstrap_ratio,
     choose_reference,
     rank,

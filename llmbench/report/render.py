@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.analysis.results import flatten_record, load_records
-from llmbench.execute.store import TIMELINES, read_json
+from llmbench.execute.store import TIMELINES, read_json, read_quality
 from llmbench.report.figures import Run, timeline_ids
 from llmbench.report.html import render_html
 from llmbench.report.markdown import render_markdown
@@ -44,8 +44,9 @@ def load_runs(run_dirs: list[Path]) -> list[Run]:
         optional = {name: read_json(d, f"{name}.json") if (d / f"{name}.json").exists() else {}
                     for name in ("env", "scenario")}
         timelines = read_timelines_of(d, set(timeline_ids(records, len(run_dirs))))
+        quality_started = tuple(q["started_at"] for q in read_quality(d).values() if q.get("started_at"))
         runs.append(Run(_letters(i) if len(run_dirs) > 1 else "", records, timelines, optional["env"],
-                        optional["scenario"], d, tuple(str(w.message) for w in caught)))
+                        optional["scenario"], d, tuple(str(w.message) for w in caught), quality_started))
     return runs
 
 

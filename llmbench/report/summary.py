@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmbench.core.axes import AXES
-from llmbench.core.metrics import shown_in
+from llmbench.core.metrics import METRICS, shown_in
 from llmbench.core.record import RunRecord
 from llmbench.report.plotting import Run
 
@@ -59,6 +59,18 @@ COLUMNS = (
     Column("flags", lambda r: " ".join(r.flags.raised), "flags", "run"),
 )
 AXIS_TERMS = {a.name: a.description for a in AXES.values()}  # tooltips of the id columns
+# The summary table's column groups, in the order the page hides them when the window is too narrow (last first);
+# a metric's group is its definition's section of docs/metrics.md (Metric.anchor).
+GROUPS = ("point", "speed", "quality", "memory", "flags", "utilisation", "energy")
+_GROUP_OF_ANCHOR = {"memory": "memory", "utilisation-against-the-hardwares-limits": "utilisation",
+                    "energy": "energy", "quality-for-comparing-precisions": "quality"}
+
+
+def column_group(key: str) -> str:
+    """The group of a column by its glossary key: an axis or the point id, a metric's section, or flags."""
+    if key in METRICS:
+        return _GROUP_OF_ANCHOR.get(METRICS[key].anchor, "speed")
+    return {"flags": "flags", "n_warmup, n_calls": "speed"}.get(key, "point")
 
 
 def summary_table(runs: list[Run]) -> tuple[list[tuple[str, str]], list[list[str]]]:
@@ -115,7 +127,8 @@ def harness_overheads(run: Run) -> list[str]:
 
 
 def run_dates(run: Run) -> str:
-    starts = sorted(r.started_at for r in run.records if r.started_at)
+    """First start to last finish, in UTC; the quality phase (before the first point) included."""
+    starts = sorted([r.started_at for r in run.records if r.started_at] + list(run.quality_started_at))
     ends = sorted(r.finished_at for r in run.records if r.finished_at)
     return f"{starts[0][:16].replace('T', ' ')} – {ends[-1][:16].replace('T', ' ')} UTC" if starts and ends else "–"
 

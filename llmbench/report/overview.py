@@ -1,0 +1,175 @@
+"""The report's first panels: the answers a run supports, before any figure. "Which precision?" (each precision
+against the reference: speed with its interval, weights, quality, and the Pareto-best named), "Which batch size?"
+(throughput and latency per batch, the largest batch that ran) and, for several runs, "What changed?" (the gate's
+verdict counts). HTML strings from records, through llmbench/analysis/rankings.py and compare.py; no torch.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+
+from llmbench.analysis.compare import VERDICTS, compare_records
+from llmbench.analysis.rankings import CONFIDENCE, Ranking, Ratio, rank
+from llmbench.analysis.tables import fmt
+from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gates
+from llmbench.report.plotting import Run, points
+
+NOT_DISTINGUISHABLE = "not distinguishable here"
+
+
+def ratio_text(r: Ratio | None) -> str:
+    """"1.31× [1.20–1.45]", "≈ 1.02× [0.91–1.12]" (interval includes 1), "0.50×" (exact or one value a side)."""
+    if r is None:
+        return "–"
+    value = f"{r.value:.2f}×"
+    if r.low is None or r.high is None:
+        return value
+    interval = f"[{r.low:.2f}–{r.high:.2f}]"
+    return f"≈ {value} {interval}" if r.distinguishable is False else f"{value} {interval}"
+
+
+def _ratio_cell(r: Ratio | None, higher_is_better: bool) -> str:
+    if r is None:
+        return "<td class=n>–</td>"
+    if r.distinguishable is False:
+        cls, title = "same", NOT_DISTINGUISHABLE + f": the {CONFIDENCE:.0%} interval includes 1"
+    elif r.direction == 0:
+        cls, title = "", "one value a side: no interval"
+    else:
+        cls = "better" if (r.direction > 0) == higher_is_better else "worse"
+        title = "exact: a count of stored bytes" if r.exact else f"{CONFIDENCE:.0%} bootstrap interval"
+    return f"<td class='n {cls}' title='{html.escape(title)}'>{html.escape(ratio_text(r))}</td>"
+
+
+def _swatch(color: str | None) -> str:
+    return f"<span class=swatch style='background:{color}'></span>" if color else ""
+
+
+def _colors(runs: list[Run], axis: str) -> dict[str, str]:
+    """Axis value -> the colour its points have in the figures (the first point with that value)."""
+    out: dict[str, str] = {}
+    for p in points(runs[:1]):
+        out.setdefault(str(p.record.point.get(axis)), p.color)
+    return out
+
+
+def _pareto_sentence(ranking: Ranking) -> str:
+    parts = [f"<b>{html.escape(s)}</b>: {html.escape(', '.join(best))}" for s, best in ranking.pareto.items()]
+    where = " · ".join(parts) if len(parts) > 1 else html.escape(", ".join(next(iter(ranking.pareto.values()))))
+    return (f"<p class=answer id=pareto-best>Pareto-best {html.escape(ranking.axis)}"
+            f"{' per setting' if len(parts) > 1 else ''}: {where}</p>")
+
+
+def precision_panel(runs: list[Run], reference: str | None = None) -> str:
+    """The ranking of run A's precisions; "" when it has fewer than two."""
+    ranking = rank(runs[0].records, "precision", runs[0].scenario, reference)
+    if ranking is None:
+        return ""
+    colors = _colors(runs, "precision")
+    heads = ["precision"] + [f"decode tokens/s × {s}" for s in ranking.settings] + ["weights ×", "KL mean",
+                                                                                      "top-1"]
+    rows = []
+    for value in ranking.values:
+        cells = [ranking.cells.get((value, s)) for s in ranking.settings]
+        first = next((c for c in cells if c is not None), None)
+        q = first.quality if first else None
+        star = [s for s in ranking.settings if value in ranking.pareto.get(s, [])]
+        name = (f"{_swatch(colors.get(value))}<b>{html.escape(value)}</b>"
+                + (" <span class=ref>reference</span>" if value == ranking.reference else "")
+                + (f" <span class=best title='Pareto-best at {html.escape(', '.join(star))}'>★</span>"
+                   if star else ""))
+        weights = next((c.weights for c in cells if c is not None and c.weights is not None), None)
+        speed = [_ratio_cell(c.speed if c else None, True) if value != ranking.reference else
+                 f"<td class=n>{fmt(c.speed_median) if c else '–'} tokens/s</td>" for c in cells]
+        rows.append(f"<tr><td>{name}</td>" + "".join(speed)
+                    + (_ratio_cell(weights, False) if value != ranking.reference else "<td class=n>1×</td>")
+                    + f"<td class=n>{_kl(q.kl_mean if q else None)}</td>"
+                    + f"<td class=n>{fmt(q.top1 if q else None)}</td></tr>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+    return (f"<div class=panel id=panel-precision><h2>Which precision?</h2>{_pareto_sentence(ranking)}"
+            f"<p class=caption>Against <b>{html.escape(ranking.reference)}</b> ({html.escape(ranking.why)}): "
+            f"ratio of median decode tokens/s with its {CONFIDENCE:.0%} bootstrap interval over the calls, at equal "
+            f"settings; ≈: {NOT_DISTINGUISHABLE} (the interval includes 1); weights: exact ratio of stored bytes; "
+            "★ Pareto-best: no other precision is as fast, as small and as close to the reference, and better on "
+            "one. One run on this machine: rerun before you rely on a small difference.</p>"
+            f"<div class=table-wrap><table class=ranking><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div></div>")
+
+
+def _kl(value: float | None) -> str:
+    """KL in one format for a whole column, 3 significant digits in scientific notation ("1.01e-03", "2.68e-01"):
+    values a thousand times apart stay comparable at a glance."""
+    if value is None:
+        return "–"
+    return "0" if value == 0 else f"{value:.2e}"
+
+
+def batch_panel(runs: list[Run]) -> str:
+    """Per series of run A: decode tokens/s and TPOT at each batch size, the best throughput, the largest batch
+    that ran ok and the first that did not; "" when the run has one batch size."""
+    run = runs[0]
+    pts = [p for p in points(runs) if p.run is run]
+    sizes = sorted({p.batch_size for p in pts})
+    if len(sizes) < 2:
+        return ""
+    series: dict[str, dict[int, object]] = {}
+    colors = {}
+    for p in pts:
+        series.setdefault(p.series, {})[p.batch_size] = p
+        colors.setdefault(p.series, p.color)
+    failed: dict[str, int] = {}
+    for r in run.records:
+        if r.status in ("oom", "error", "crashed", "timeout"):
+            key = next((s for s, g in series.items() for q in g.values() if q.record.group_id == r.group_id), None)
+            if key:
+                failed[key] = min(failed.get(key, r.point.batch_size), r.point.batch_size)
+    rows = []
+    for name, by_batch in series.items():
+        cells = []
+        best = max(by_batch.values(), key=lambda q: q.stat("decode_tokens_per_s") or 0)
+        for b in sizes:
+            q = by_batch.get(b)
+            tps, tpot = (q.stat("decode_tokens_per_s"), q.stat("tpot_ms")) if q else (None, None)
+            mark = " class='n top'" if q is best else " class=n"
+            cells.append(f"<td{mark}>{fmt(tps)} · {fmt(tpot)} ms</td>")
+        largest = max(by_batch)
+        fail = f"; bs{failed[name]} failed" if name in failed else ""
+        rows.append(f"<tr><td>{_swatch(colors[name])}<b>{name}</b></td>{''.join(cells)}"
+                    f"<td>bs{largest}{html.escape(fail)}</td></tr>")
+    head = "".join(f"<th>bs{b}</th>" for b in sizes)
+    return ("<div class=panel id=panel-batch><h2>Which batch size?</h2>"
+            "<p class=caption>Median decode tokens/s for the batch · TPOT (time per output token of each sequence); "
+            "bold: the highest throughput of the series. Largest batch: the largest that ran ok here; it is not a "
+            "memory limit (see Capacity planning, after the figures).</p>"
+            f"<div class=table-wrap><table class=batches><thead><tr><th>series</th>{head}<th>largest batch</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></div>")
+
+
+def gate_panel(runs: list[Run]) -> str:
+    """For several runs: each run's verdict counts against run A under the scenario's gates (compare's)."""
+    if len(runs) < 2:
+        return ""
+    block = runs[0].scenario.get("compare") or {}
+    try:
+        gates = parse_gates(block.get("metrics") or list(DEFAULT_GATES))
+    except ValueError:
+        gates = parse_gates(list(DEFAULT_GATES))
+    rows = []
+    for run in runs[1:]:
+        counts = Counter(r["verdict"] for r in compare_records(runs[0].records, run.records, gates,
+                                                                block.get("alpha", DEFAULT_ALPHA)))
+        rows.append(f"<tr><td><b>{html.escape(run.label)}</b> against A</td>"
+                    + "".join(f"<td class='n v-{v}'>{counts.get(v, 0)}</td>" for v in VERDICTS) + "</tr>")
+    head = "".join(f"<th>{v}</th>" for v in VERDICTS)
+    return ("<div class=panel id=panel-gate><h2>What changed?</h2>"
+            f"<p class=caption>Verdicts of <code>llmbench compare</code> per point and gate "
+            f"({html.escape(', '.join(g.spec for g in gates))}); the command gives each row.</p>"
+            f"<div class=table-wrap><table class=verdicts><thead><tr><th>run</th>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div></div>")
+
+
+def overview(runs: list[Run]) -> str:
+    """The first panels the runs support, side by side where the window allows."""
+    panels = [gate_panel(runs), precision_panel(runs), batch_panel(runs)]
+    return "".join(p for p in panels if p) or "<p>One point per series: nothing to rank.</p>"
