@@ -84,4 +84,5 @@ def test_the_time_range_includes_the_quality_phase():
 def test_summary_columns_fall_into_groups_the_page_can_toggle():
     assert [column_group(k) for k in ("point_id", "precision", "ttft_ms", "kl_mean", "weights_mib", "mbu",
                                       "flags", "energy_per_token_j")] == [
-        "point", "point", "speed", "quality", "memory", "utilisation", "flags", "energy"]
+        "point", "point", "latency", "quality", "memory", "utilisation", "flags", "energy"]
+    assert column_group("decode_tokens_per_s") == "throughput" and column_group("n_warmup, n_calls") == "flags"

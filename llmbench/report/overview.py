@@ -13,7 +13,7 @@ from llmbench.analysis.compare import VERDICTS, compare_records
 from llmbench.analysis.rankings import CONFIDENCE, Ranking, Ratio, rank
 from llmbench.analysis.tables import fmt
 from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gates
-from llmbench.report.plotting import Run, points
+from llmbench.report.plotting import Point, Run, points, series_base, text, varying_fields
 
 NOT_DISTINGUISHABLE = "not distinguishable here"
 
@@ -62,31 +62,24 @@ def _pareto_sentence(ranking: Ranking) -> str:
 
 
 def precision_panel(runs: list[Run], reference: str | None = None) -> str:
-    """The ranking of run A's precisions; "" when it has fewer than two."""
+    """The ranking of run A's precisions; "" when it has fewer than two. A row per precision and a column per
+    setting, or the other way round when the settings outnumber the precisions, so the table stays narrow."""
     ranking = rank(runs[0].records, "precision", runs[0].scenario, reference)
     if ranking is None:
         return ""
     colors = _colors(runs, "precision")
-    heads = ["precision"] + [f"decode tokens/s × {s}" for s in ranking.settings] + ["weights ×", "KL mean",
-                                                                                      "top-1"]
-    rows = []
-    for value in ranking.values:
-        cells = [ranking.cells.get((value, s)) for s in ranking.settings]
-        first = next((c for c in cells if c is not None), None)
-        q = first.quality if first else None
-        star = [s for s in ranking.settings if value in ranking.pareto.get(s, [])]
-        name = (f"{_swatch(colors.get(value))}<b>{html.escape(value)}</b>"
-                + (" <span class=ref>reference</span>" if value == ranking.reference else "")
-                + (f" <span class=best title='Pareto-best at {html.escape(', '.join(star))}'>★</span>"
-                   if star else ""))
-        weights = next((c.weights for c in cells if c is not None and c.weights is not None), None)
-        speed = [_ratio_cell(c.speed if c else None, True) if value != ranking.reference else
-                 f"<td class=n>{fmt(c.speed_median) if c else '–'} tokens/s</td>" for c in cells]
-        rows.append(f"<tr><td>{name}</td>" + "".join(speed)
-                    + (_ratio_cell(weights, False) if value != ranking.reference else "<td class=n>1×</td>")
-                    + f"<td class=n>{_kl(q.kl_mean if q else None)}</td>"
-                    + f"<td class=n>{fmt(q.top1 if q else None)}</td></tr>")
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+    names = [_precision_name(ranking, v, colors) for v in ranking.values]  # HTML
+    columns = [f"decode tokens/s × {s}" for s in ranking.settings] + ["weights ×", "KL mean", "top-1"]
+    grid = [_precision_cells(ranking, v) for v in ranking.values]  # a row of <td>s per precision
+    if not any(c.quality for c in ranking.cells.values()):  # no quality phase: no KL, no top-1 columns
+        columns, grid = columns[:-2], [row[:-2] for row in grid]
+    if len(ranking.settings) > len(ranking.values):  # transpose: a row per setting, a column per precision
+        head = "<th></th>" + "".join(f"<th>{n}</th>" for n in names)
+        rows = "".join(f"<tr><td><b>{html.escape(c)}</b></td>{''.join(cells)}</tr>"
+                       for c, cells in zip(columns, zip(*grid, strict=True), strict=True))
+    else:
+        head = "<th>precision</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+        rows = "".join(f"<tr><td>{n}</td>{''.join(cells)}</tr>" for n, cells in zip(names, grid, strict=True))
     return (f"<div class=panel id=panel-precision><h2>Which precision?</h2>{_pareto_sentence(ranking)}"
             f"<p class=caption>Against <b>{html.escape(ranking.reference)}</b> ({html.escape(ranking.why)}): "
             f"ratio of median decode tokens/s with its {CONFIDENCE:.0%} bootstrap interval over the calls, at equal "
@@ -94,7 +87,27 @@ def precision_panel(runs: list[Run], reference: str | None = None) -> str:
             "★ Pareto-best: no other precision is as fast, as small and as close to the reference, and better on "
             "one. One run on this machine: rerun before you rely on a small difference.</p>"
             f"<div class=table-wrap><table class=ranking><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div></div>")
+            f"<tbody>{rows}</tbody></table></div></div>")
+
+
+def _precision_name(ranking: Ranking, value: str, colors: dict[str, str]) -> str:
+    star = [s for s in ranking.settings if value in ranking.pareto.get(s, [])]
+    return (f"{_swatch(colors.get(value))}<b>{html.escape(value)}</b>"
+            + (" <span class=ref>reference</span>" if value == ranking.reference else "")
+            + (f" <span class=best title='Pareto-best at {html.escape(', '.join(star))}'>★</span>" if star else ""))
+
+
+def _precision_cells(ranking: Ranking, value: str) -> list[str]:
+    """A precision's cells: speed per setting, then weights, KL and top-1 (the same at every setting)."""
+    cells = [ranking.cells.get((value, s)) for s in ranking.settings]
+    first = next((c for c in cells if c is not None), None)
+    q = first.quality if first else None
+    weights = next((c.weights for c in cells if c is not None and c.weights is not None), None)
+    is_reference = value == ranking.reference
+    speed = [f"<td class=n>{fmt(c.speed_median) if c else '–'} tokens/s</td>" if is_reference
+             else _ratio_cell(c.speed if c else None, True) for c in cells]
+    quality = [f"<td class=n>{_kl(q.kl_mean if q else None)}</td>", f"<td class=n>{fmt(q.top1 if q else None)}</td>"]
+    return speed + ["<td class=n>1×</td>" if is_reference else _ratio_cell(weights, False)] + quality
 
 
 def _kl(value: float | None) -> str:
@@ -113,37 +126,45 @@ def batch_panel(runs: list[Run]) -> str:
     sizes = sorted({p.batch_size for p in pts})
     if len(sizes) < 2:
         return ""
-    series: dict[str, dict[int, object]] = {}
+    series: dict[str, dict[int, Point]] = {}
     colors = {}
     for p in pts:
         series.setdefault(p.series, {})[p.batch_size] = p
         colors.setdefault(p.series, p.color)
-    failed: dict[str, int] = {}
+    varying = varying_fields(r for r in run.records if r.status == "ok" and not r.search_result)
+    failed: dict[str, int] = {}  # series -> the smallest batch size that failed
     for r in run.records:
-        if r.status in ("oom", "error", "crashed", "timeout"):
-            key = next((s for s, g in series.items() for q in g.values() if q.record.group_id == r.group_id), None)
-            if key:
-                failed[key] = min(failed.get(key, r.point.batch_size), r.point.batch_size)
-    rows = []
-    for name, by_batch in series.items():
-        cells = []
-        best = max(by_batch.values(), key=lambda q: q.stat("decode_tokens_per_s") or 0)
-        for b in sizes:
-            q = by_batch.get(b)
-            tps, tpot = (q.stat("decode_tokens_per_s"), q.stat("tpot_ms")) if q else (None, None)
-            mark = " class='n top'" if q is best else " class=n"
-            cells.append(f"<td{mark}>{fmt(tps)} · {fmt(tpot)} ms</td>")
-        largest = max(by_batch)
-        fail = f"; bs{failed[name]} failed" if name in failed else ""
-        rows.append(f"<tr><td>{_swatch(colors[name])}<b>{name}</b></td>{''.join(cells)}"
-                    f"<td>bs{largest}{html.escape(fail)}</td></tr>")
-    head = "".join(f"<th>bs{b}</th>" for b in sizes)
+        key = text(series_base(r, varying))
+        if r.status in ("oom", "error", "crashed", "timeout") and key in series:
+            failed[key] = min(failed.get(key, r.point.batch_size), r.point.batch_size)
+    cells = {name: [_batch_cell(by_batch.get(b), b == _best(by_batch)) for b in sizes]
+             for name, by_batch in series.items()}
+    names = {name: f"{_swatch(colors[name])}<b>{name}</b>" for name in series}  # series: escaped already
+    largest = {name: f"<td>bs{max(by_batch)}" + (f"; bs{failed[name]} failed" if name in failed else "") + "</td>"
+               for name, by_batch in series.items()}
+    if len(sizes) > len(series):  # transpose: a row per batch size, a column per series
+        head = "<th>batch</th>" + "".join(f"<th>{names[n]}</th>" for n in series)
+        rows = "".join(f"<tr><td><b>bs{b}</b></td>{''.join(cells[n][i] for n in series)}</tr>"
+                       for i, b in enumerate(sizes))
+        rows += f"<tr><td><b>largest batch</b></td>{''.join(largest[n] for n in series)}</tr>"
+    else:
+        head = "<th>series</th>" + "".join(f"<th>bs{b}</th>" for b in sizes) + "<th>largest batch</th>"
+        rows = "".join(f"<tr><td>{names[n]}</td>{''.join(cells[n])}{largest[n]}</tr>" for n in series)
     return ("<div class=panel id=panel-batch><h2>Which batch size?</h2>"
             "<p class=caption>Median decode tokens/s for the batch · TPOT (time per output token of each sequence); "
             "bold: the highest throughput of the series. Largest batch: the largest that ran ok here; it is not a "
             "memory limit (see Capacity planning, after the figures).</p>"
-            f"<div class=table-wrap><table class=batches><thead><tr><th>series</th>{head}<th>largest batch</th>"
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></div>")
+            f"<div class=table-wrap><table class=batches><thead><tr>{head}</tr></thead>"
+            f"<tbody>{rows}</tbody></table></div></div>")
+
+
+def _best(by_batch: dict[int, Point]) -> int:
+    return max(by_batch, key=lambda b: by_batch[b].stat("decode_tokens_per_s") or 0)
+
+
+def _batch_cell(p: Point | None, best: bool) -> str:
+    tps, tpot = (p.stat("decode_tokens_per_s"), p.stat("tpot_ms")) if p else (None, None)
+    return f"<td class='n{' top' if best else ''}'>{fmt(tps)} · {fmt(tpot)} ms</td>" if p else "<td class=n>–</td>"
 
 
 def gate_panel(runs: list[Run]) -> str:

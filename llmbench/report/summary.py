@@ -61,7 +61,7 @@ COLUMNS = (
 AXIS_TERMS = {a.name: a.description for a in AXES.values()}  # tooltips of the id columns
 # The summary table's column groups, in the order the page hides them when the window is too narrow (last first);
 # a metric's group is its definition's section of docs/metrics.md (Metric.anchor).
-GROUPS = ("point", "speed", "quality", "memory", "flags", "utilisation", "energy")
+GROUPS = ("point", "throughput", "latency", "quality", "memory", "flags", "utilisation", "energy")
 _GROUP_OF_ANCHOR = {"memory": "memory", "utilisation-against-the-hardwares-limits": "utilisation",
                     "energy": "energy", "quality-for-comparing-precisions": "quality"}
 
@@ -69,8 +69,9 @@ _GROUP_OF_ANCHOR = {"memory": "memory", "utilisation-against-the-hardwares-limit
 def column_group(key: str) -> str:
     """The group of a column by its glossary key: an axis or the point id, a metric's section, or flags."""
     if key in METRICS:
-        return _GROUP_OF_ANCHOR.get(METRICS[key].anchor, "speed")
-    return {"flags": "flags", "n_warmup, n_calls": "speed"}.get(key, "point")
+        m = METRICS[key]
+        return _GROUP_OF_ANCHOR.get(m.anchor, "throughput" if m.higher_is_better else "latency")
+    return {"flags": "flags", "n_warmup, n_calls": "flags"}.get(key, "point")
 
 
 def summary_table(runs: list[Run]) -> tuple[list[tuple[str, str]], list[list[str]]]:
