@@ -5,6 +5,7 @@ Rendering only (rich); it reads plain records and points, never torch.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -147,15 +148,44 @@ def print_searches(records: list[RunRecord]) -> None:
             out.print(f"[bold]{escape(r.point_id)}[/]: {escape(str(r.reason))}", soft_wrap=True)
 
 
+def table_console() -> Console:
+    """The terminal as it is; a pipe or a log file gets 100 columns (COLUMNS=N chooses another width)."""
+    if out.is_terminal or "COLUMNS" in os.environ:
+        return out
+    return Console(file=out.file, width=TABLE_COLUMNS, highlight=False)
+
+
+TABLE_COLUMNS = 100
+
+
+def column_widths(headers: list[str], rows: list[list[str]], total: int) -> list[int] | None:
+    """Widths that fit `total` columns without breaking a word: each column gets its longest word (an id is one
+    word), and what is left goes to the columns in proportion to what they lack of their longest cell. None
+    when the natural widths fit, or when even the longest words cannot (then rich folds)."""
+    cols = list(zip(headers, *rows, strict=True))
+    longest = [max(len(c) for c in col) for col in cols]
+    words = [max(len(w) for c in col for w in (c.split() or [""])) for col in cols]
+    room = total - (3 * len(cols) + 1)  # a border and two spaces of padding per column, one border more
+    if sum(longest) <= room or sum(words) > room:
+        return None
+    lack = [m - w for m, w in zip(longest, words, strict=True)]
+    spare = room - sum(words)
+    return [w + spare * d // max(sum(lack), 1) for w, d in zip(words, lack, strict=True)]
+
+
 def print_tables(tables: list[Any]) -> None:
-    """Plain tables (llmbench/analysis/tables.py) as rich tables, each with its notes under it."""
-    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 160), highlight=False)
+    """Plain tables (llmbench/analysis/tables.py) as rich tables, each with its notes under it. The first column
+    wraps between words, a cell at a time (column_widths): a narrow terminal gets taller rows, not ids cut in the
+    middle (a word is folded only where the longest words cannot fit at all)."""
+    wide = table_console()
     for t in tables:
         table = Table(title=escape(t.title), title_justify="left")
-        for i, header in enumerate(t.headers):
-            table.add_column(escape(header), justify="left" if i == 0 else "right", overflow="fold")
+        widths = column_widths(t.headers, t.rows, wide.width) or [None] * len(t.headers)
+        for i, (header, width) in enumerate(zip(t.headers, widths, strict=True)):
+            table.add_column(escape(header), justify="left" if i == 0 or header == "what is missing" else "right",
+                             overflow="fold", width=width)
         for row in t.rows:
             table.add_row(*(escape(cell) for cell in row))
         wide.print(table)
         for note in t.notes:
-            wide.print(f"[dim]{escape(note)}[/]", soft_wrap=False)
+            wide.print(f"[dim]{escape(note)}[/]")
