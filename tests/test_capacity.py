@@ -147,7 +147,7 @@ def test_capacity_command(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Capacity at 2048 tokens per sequence" in proc.stdout and "SLO: TPOT p90 ≤ 10 ms" in proc.stdout
     bad = subprocess.run(run[:5] + ["--gpu-memory", "24,x"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--gpu-memory" in bad.stderr
+    assert bad.returncode == 2 and "--gpu-memory" in bad.stderr and "--percentile" not in bad.stderr
     missing = subprocess.run(run[:4] + [str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no records.jsonl" in missing.stderr
 
@@ -158,3 +158,10 @@ def test_short_ids_drop_the_parts_every_id_shares():
     assert short_ids(["m/fp32/bs1/in8", "m/int4/bs1/in8", "m/int4/bs4/in8"]) == (
         ["fp32/bs1", "int4/bs1", "int4/bs4"], "m/…/…/in8")
     assert short_ids(["a/b", "a/b/c"]) == (["a/b", "a/b/c"], "") and short_ids(["one/id"]) == (["one/id"], "")
+
+
+def test_gpu_memory_sizes_take_gb_and_gib_suffixes_as_gib():
+    from llmbench.cli.reading import memory_sizes_gib
+
+    assert memory_sizes_gib("24,40GB, 80GiB,141g") == (24.0, 40.0, 80.0, 141.0)
+    assert memory_sizes_gib("24XB") is None and memory_sizes_gib("0") is None and memory_sizes_gib("") is None
