@@ -24,7 +24,17 @@ def test_paired_ratio_and_per_step_cost_by_hand():
     assert check["per_step_us_ci"] == pytest.approx([0.0, 200.0])
     assert check["plain_median_ms"] == 10 and check["instrumented_median_ms"] == 11
     assert describe_selfcheck(check) == ("harness overhead on this machine: +10.0% [+0.0, +20.0], +100 µs per step "
-                                         "(5 pairs on m/fp32/bs1/in8/out10/greedy)")
+                                         "(5 pairs on m/fp32/bs1/in8/out10/greedy) - too noisy to tell here: "
+                                         "raise selfcheck_pairs or run `llmbench selfcheck --pairs 20` when quieter")
+
+
+def test_describe_says_what_an_interval_allows_concluding():
+    def line(lo, hi):
+        return describe_selfcheck({"point_id": "p", "pairs": 20, "overhead_pct": (lo + hi) / 2,
+                                   "overhead_pct_ci": [lo, hi], "per_step_us": 1.0})
+    assert line(-0.5, 0.8).endswith("20 pairs on p)")        # a narrow interval: the figure stands alone
+    assert "more than 1%" in line(1.5, 3.0)                    # the harness costs measurably more than 1%
+    assert "too noisy" in line(-6.0, 6.0)                      # 12 points wide: says nothing
 
 
 def test_describe_says_why_there_is_no_figure():
@@ -46,11 +56,12 @@ def test_every_record_of_a_group_carries_the_check_of_its_cheapest_point(tmp_pat
     assert [r.status for r in records] == ["ok"] * 4
     for precision in ("fp32", "bf16"):
         checks = [r.selfcheck for r in records if r.point.precision == precision]
-        assert checks[0] == checks[1] and checks[0]["pairs"] == 3
-        assert checks[0]["point_id"] == f"tiny-llama/{precision}/bs1/in8/out4/greedy"  # the cheaper batch
-        assert len(checks[0]["plain_ms"]) == len(checks[0]["instrumented_ms"]) == 3
-        assert all(ms > 0 for ms in checks[0]["plain_ms"] + checks[0]["instrumented_ms"])
-    assert checks[0]["other_cpu_cores"] >= 0 and checks[0]["loadavg_1m"] >= 0
+        assert checks[0] == checks[1] and checks[0].pairs == 3
+        assert checks[0].point_id == f"tiny-llama/{precision}/bs1/in8/out4/greedy"  # the cheaper batch
+        assert len(checks[0].plain_ms) == len(checks[0].instrumented_ms) == 3
+        assert all(ms > 0 for ms in checks[0].plain_ms + checks[0].instrumented_ms)
+    assert checks[0].other_cpu_cores >= 0 and checks[0].loadavg_1m >= 0
+    assert records[0].to_json()["selfcheck"]["pairs"] == 3  # and on disk, plain JSON
     assert records[0].cold_start and records[0].n_calls == 1  # the check ran after the cold first point
 
 
