@@ -14,11 +14,11 @@ from rich.markup import escape
 
 from llmbench.cli.gating import ALLOW_MISMATCH, ALPHA, JSON_OUT, JUNIT, MARKDOWN, METRIC, STORE, GateOptions, gate
 from llmbench.cli.loading import default_scenario, load_or_exit
-from llmbench.report.console import ConsoleRunView, err, out, print_summary
+from llmbench.report.console import ConsoleRunView, err, out, plural, print_summary
 
 
 def run(
-    scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]",  # noqa: UP045
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="SCENARIO",  # noqa: UP045
                                                    help="Scenario YAML; default: scenarios/quickstart.yaml."),
     out_root: Path = typer.Option(Path("reports"), "--out", help="Where run directories are created."),
     device: Optional[str] = typer.Option(None, help="Override the scenario's device: auto, cpu, cuda, cuda:N."),  # noqa: UP045
@@ -88,9 +88,10 @@ def finish(result: Any) -> None:
     out.print(f"run directory: [bold]{result.run_dir}[/]  ({planned - result.missing}/{planned} points recorded, "
               f"this session {result.wall_s:.1f} s)", soft_wrap=True)
     if result.interrupted or result.missing or result.failed:
-        what = f"{result.missing} point(s) not run" if result.missing else ""
-        what += (", " if what else "") + f"{result.failed} point(s) failed" if result.failed else ""
-        err.print(f"[yellow]{what}[/]. To run exactly the points that are not ok:\n  llmbench run "
+        what = ["interrupted"] if result.interrupted else []
+        what += [f"{plural(result.missing, 'point')} not run"] if result.missing else []
+        what += [f"{plural(result.failed, 'point')} failed"] if result.failed else []
+        err.print(f"[yellow]{', '.join(what)}[/]. To run exactly the points that are not ok:\n  llmbench run "
                   f"{result.scenario_path} --resume {result.run_dir}", soft_wrap=True)
 
 
@@ -176,7 +177,7 @@ def profile(
 
 
 def selfcheck(
-    scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]", help="Scenario YAML; default: "  # noqa: UP045
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="SCENARIO", help="Scenario YAML; default: "  # noqa: UP045
                                                    "the quickstart."),
     point_id: Optional[str] = typer.Option(None, "--point", help="Point id or pattern; default: the first "  # noqa: UP045
                                            "group's cheapest point."),

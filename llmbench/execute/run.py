@@ -105,8 +105,9 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
         result.code = 0
         return result
     device = "cuda" if options.parallel_gpus else scenario.device  # each GPU worker sees one device
-    view.warn(f"llmbench: {len(plan.points)} points, {len(group_points(plan.points))} model loads, "
-              f"{len(slots)} worker slot(s) → {plan.run_dir}")
+    n_points, n_loads = len(plan.points), len(group_points(plan.points))
+    view.warn(f"llmbench: {n_points} point{'s' * (n_points != 1)}, {n_loads} model load{'s' * (n_loads != 1)}, "
+              f"{len(slots)} worker slot{'s' * (len(slots) != 1)} → {plan.run_dir}")
     start = time.perf_counter()
     outcome = _measure(plan, device, view)
     result.wall_s = time.perf_counter() - start

@@ -26,6 +26,11 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """"1 point", "2 points", "1 warm-up call"."""
+    return f"{n} {noun if n == 1 else many or noun + 's'}"
+
+
 def print_problems(problems: Iterable[Problem]) -> None:
     problems = list(problems)
     for p in problems:
@@ -34,20 +39,21 @@ def print_problems(problems: Iterable[Problem]) -> None:
         err.print(f"[red]{escape(where)}[/]:{field} {escape(p.message)}", soft_wrap=True)
         if p.hint:
             err.print(f"    [dim]hint:[/] {escape(p.hint)}", soft_wrap=True)
-    err.print(f"[red]{len(problems)} problem{'s' if len(problems) != 1 else ''}[/]")
+    err.print(f"[red]{plural(len(problems), 'problem')}[/]")
 
 
 def print_plan(name: str, groups: list[Group]) -> None:
     points = [p for g in groups for p in g.points]
     first = points[0]
-    out.print(f"[bold]{escape(name)}[/]: {len(points)} points in {len(groups)} model loads; each point: "
-              f"{first.warmup} warm-up calls, then ≥{first.iterations} measured calls and "
+    out.print(f"[bold]{escape(name)}[/]: {plural(len(points), 'point')} in {plural(len(groups), 'model load')}; "
+              f"each point: {plural(first.warmup, 'warm-up call')}, "
+              f"then ≥{plural(first.iterations, 'measured call')} and "
               f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); device {first.device}")
     device_type = requested_device_type(first.device)
     for gi, g in enumerate(groups, start=1):
         reason = unavailable_reason(g.precision, device_type)
         skip = f"  [yellow]skipped: {escape(reason)}[/]" if reason else ""
-        out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({len(g.points)} points){skip}", soft_wrap=True)
+        out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({plural(len(g.points), 'point')}){skip}", soft_wrap=True)
         for p in g.points:
             why = None if reason else skip_reason(p, device_type)
             search = (f"  [dim]max-batch search: doubling from {p.batch_search.start}, then bisection, up to "
@@ -138,7 +144,7 @@ def print_problems_of(records: list[RunRecord]) -> None:
         elif r.status != "ok":
             err.print(f"[red]{escape(r.point_id)}[/] {r.status}: {escape(r.problem)}", soft_wrap=True)
     for reason, n in skipped.items():
-        err.print(f"[yellow]{n} point{'s' if n > 1 else ''} skipped[/]: {escape(reason)}", soft_wrap=True)
+        err.print(f"[yellow]{plural(n, 'point')} skipped[/]: {escape(reason)}", soft_wrap=True)
 
 
 def print_searches(records: list[RunRecord]) -> None:

@@ -1,0 +1,48 @@
+"""What the console says: plurals, the top-level help, run's usage line, compare's message for a candidate that
+is not a run directory, and JUnit failure messages with the interval and the note apart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmbench.analysis.compare import CompareError, compare_runs
+from llmbench.cli import app
+from llmbench.report.compare_output import render_junit
+from llmbench.report.console import column_widths, plural
+
+RUN_SMALL = Path(__file__).parent / "data" / "run_small"
+
+
+def test_plural():
+    assert [plural(1, "point"), plural(2, "point"), plural(0, "point")] == ["1 point", "2 points", "0 points"]
+    assert plural(1, "warm-up call") == "1 warm-up call" and plural(3, "batch", "batches") == "3 batches"
+
+
+def test_help_lists_every_command_and_run_shows_one_pair_of_brackets():
+    top = CliRunner().invoke(app, ["--help"], terminal_width=200).output
+    assert "capacity" in top and "interleave" in top and "selfcheck" in top
+    run = CliRunner().invoke(app, ["run", "--help"], terminal_width=200).output
+    assert "[SCENARIO]" in run and "[[SCENARIO]]" not in run
+
+
+def test_a_candidate_that_is_not_a_run_directory_is_not_asked_to_be_a_baseline(tmp_path: Path):
+    with pytest.raises(CompareError, match="main: no such directory; the candidate must be a run directory"):
+        compare_runs(RUN_SMALL, tmp_path / "main")
+
+
+def test_junit_failure_message_keeps_the_interval_and_the_note_apart():
+    row = {"point_id": "p", "gate": "decode_tokens_per_s:-5%", "verdict": "regressed", "failing": True,
+           "ratio": 0.8, "ratio_ci_low": 0.75, "ratio_ci_high": 0.85, "note": "candidate throttled", "flags": []}
+    xml = render_junit({"rows": [row]})
+    assert 'message="regressed: -20.0% [-25.0%, -15.0%]; candidate throttled"' in xml
+
+
+def test_column_widths_never_go_under_the_longest_word():
+    headers, rows = ["series", "what is missing"], [["m/fp32", "CPU run: the peak is process RSS"]]
+    assert column_widths(headers, rows, 200) is None  # fits as it is
+    widths = column_widths(headers, rows, 30)
+    assert widths[0] >= len("m/fp32") and widths[1] >= len("process") and sum(widths) + 7 <= 30
+    assert column_widths(headers, [["a-very-long-unbreakable-identifier", "x"]], 20) is None  # rich must fold
