@@ -46,3 +46,16 @@ def test_column_widths_never_go_under_the_longest_word():
     widths = column_widths(headers, rows, 30)
     assert widths[0] >= len("m/fp32") and widths[1] >= len("process") and sum(widths) + 7 <= 30
     assert column_widths(headers, [["a-very-long-unbreakable-identifier", "x"]], 20) is None  # rich must fold
+
+
+def test_profile_prints_its_breakdown_and_top_operators_per_phase(capsys: pytest.CaptureFixture[str]):
+    from llmbench.report.console import print_profiles
+    from tests.test_profile_report import profile, run_with
+
+    failed = {"status": "error", "error": {"type": "RuntimeError", "message": "boom"}}
+    print_profiles(run_with({"m/fp32/bs8": profile(), "m/fp32/bs16": failed}).records)
+    captured = capsys.readouterr()
+    assert "Profile m/fp32/bs8: host time (ms; decode per" in captured.out
+    assert "matmul" in captured.out and "4.000" in captured.out  # matmul: 4 ms prefill, 16 ms / 4 decode steps
+    assert "decode top operators (self ms per step): aten::mm 2.000" in captured.out
+    assert "profile m/fp32/bs16 error" in captured.err and "boom" in captured.err

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from llmbench.cli.gating import ALLOW_MISMATCH, ALPHA, JSON_OUT, JUNIT, MARKDOWN, METRIC, STORE, GateOptions, gate
 from llmbench.cli.loading import default_scenario, load_or_exit
-from llmbench.report.console import ConsoleRunView, err, out, plural, print_summary
+from llmbench.report.console import ConsoleRunView, err, out, plural, print_profiles, print_summary
 
 
 def run(
@@ -79,6 +79,7 @@ def finish(result: Any) -> None:
         err.print(f"[red]{result.run_dir}: {escape(result.refused)}[/]", soft_wrap=True)
         return
     print_summary(result.records)
+    print_profiles(result.records)
     for q in result.quality.values():  # a failed score must not hide behind a "–" cell
         if q.get("status") != "ok":
             why = q.get("reason") or (q.get("error") or {}).get("message")

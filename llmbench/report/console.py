@@ -135,6 +135,42 @@ def print_summary(records: list[RunRecord]) -> None:
     print_searches(records)
 
 
+PROFILE_TOP = 5  # operators per phase in the console; the report shows 12, the record keeps every one
+
+
+def print_profiles(records: list[RunRecord]) -> None:
+    """Each profiled point: where the profiled call's time went per phase (ms, decode per step) and its top
+    operators per phase, as the report's Profiles section has them (llmbench/report/profiles.py)."""
+    wide = table_console()
+    for r in records:
+        p = r.profile
+        if p is None:
+            continue
+        if p.status != "ok":
+            err.print(f"[yellow]profile {escape(r.point_id)} {p.status}[/]: {escape(p.error.text if p.error else '')}",
+                      soft_wrap=True)
+            continue
+        phases = {ph: (p.phases or {}).get(ph) or {} for ph in ("prefill", "decode")}
+        steps = {ph: t.get("steps") or 1 for ph, t in phases.items()}
+        parts = list(dict.fromkeys(k for t in phases.values() for k in (t.get("host_breakdown_ms") or {})))
+        table = Table(title=f"Profile {escape(r.point_id)}: host time (ms; decode per step)", title_justify="left")
+        table.add_column("part")
+        for ph in phases:
+            table.add_column(ph if ph == "prefill" else "decode / step", justify="right")
+        for part in parts:
+            table.add_row(part, *(_fmt((t.get("host_breakdown_ms") or {}).get(part) / steps[ph], ",.3f")
+                                  if (t.get("host_breakdown_ms") or {}).get(part) is not None else "–"
+                                  for ph, t in phases.items()))
+        wide.print(table)
+        for ph, t in phases.items():
+            ops = (t.get("top_ops") or [])[:PROFILE_TOP]
+            if ops:
+                wide.print(f"[bold]{ph}[/] top operators (self ms per step): " + "; ".join(
+                    f"{escape(str(o['name'])[:40])} {o['self_ms'] / steps[ph]:,.3f}" for o in ops))
+        if p.trace_file:
+            wide.print(f"trace: {escape(str(p.trace_file))} (open in ui.perfetto.dev)", soft_wrap=True)
+
+
 def print_problems_of(records: list[RunRecord]) -> None:
     """A line per point that failed, and one per skip reason with its count."""
     skipped: dict[str, int] = {}
