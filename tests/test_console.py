@@ -59,3 +59,23 @@ def test_profile_prints_its_breakdown_and_top_operators_per_phase(capsys: pytest
     assert "matmul" in captured.out and "4.000" in captured.out  # matmul: 4 ms prefill, 16 ms / 4 decode steps
     assert "decode top operators (self ms per step): aten::mm 2.000" in captured.out
     assert "profile m/fp32/bs16 error" in captured.err and "boom" in captured.err
+
+
+NOISE = """Failed to load /x/site-packages/torchao/_C_cutlass_90a.abi3.so: Could not load this library: /x
+W1130 20:43:54.848000 9831 torch/utils/_pytree.py:630] <enum 'K'> is an Enum subclass ... is deprecated and will be
+bitsandbytes: No module named 'kernels'
+Traceback (most recent call last):
+RuntimeError: a real problem"""
+
+
+def test_known_third_party_warnings_are_counted_not_shown_and_the_file_keeps_them(tmp_path: Path):
+    from llmbench.execute.worker_logs import filter_noise, summarize_logs
+
+    tail = filter_noise(NOISE, tmp_path / "worker-1.stderr.log")
+    assert "Failed to load" not in tail and "_pytree" not in tail and "RuntimeError: a real problem" in tail
+    assert "(3 known third-party warning lines left out: 1× torchao" in tail and "worker-1.stderr.log)" in tail
+    (tmp_path / "worker-1.stderr.log").write_text(NOISE)
+    line = summarize_logs(tmp_path)
+    assert line.startswith("worker logs: 3 known third-party warning lines") and "and 2 other lines" in line
+    assert (tmp_path / "worker-1.stderr.log").read_text() == NOISE  # nothing removed from the file
+    assert summarize_logs(tmp_path / "empty") is None

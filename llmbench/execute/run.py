@@ -22,6 +22,7 @@ from llmbench.core.record import RunRecord
 from llmbench.execute.fingerprint import fingerprint_differences
 from llmbench.execute.plans import RunPlan, UsageError, check_device, gpu_slots, plan_new, plan_resume
 from llmbench.execute.store import RecordWriter, latest_records, read_quality, read_records, write_json
+from llmbench.execute.worker_logs import summarize_logs
 
 FAILED = ("error", "crashed", "timeout")
 __all__ = ["RunOptions", "RunResult", "RunView", "UsageError", "execute_run"]
@@ -116,6 +117,9 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
     result.records = [r for r in latest_records(read_records(plan.run_dir)[0])
                       if r.point_id in planned or r.search_id in planned]
     result.quality = read_quality(plan.run_dir)
+    logs = summarize_logs(plan.run_dir / "logs")
+    if logs:
+        view.warn(logs)
     return result
 
 

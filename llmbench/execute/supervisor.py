@@ -291,10 +291,13 @@ def _readable(fd: int) -> bool:
 
 
 def _tail(path: Path) -> str:
+    """The end of a worker's stderr, known third-party warnings counted, not shown (the file keeps them)."""
+    from llmbench.execute.worker_logs import filter_noise
+
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - STDERR_TAIL_BYTES))
-            return f.read().decode("utf-8", "replace")
+            return filter_noise(f.read().decode("utf-8", "replace"), path)
     except OSError:
         return ""
