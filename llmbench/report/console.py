@@ -62,12 +62,17 @@ def print_plan(name: str, groups: list[Group]) -> None:
                       soft_wrap=True)
 
 
+LOG_COLUMNS = 160  # a log file or CI console is not a terminal: the progress lines and the summary table share this
+
+
 def make_progress() -> Progress:
-    # auto_refresh off: no render thread competes with the measured calls; we refresh between calls
+    # auto_refresh off: no render thread competes with the measured calls; we refresh between calls. In a log
+    # file rich would assume 80 columns and cut the point id; the summary table below is LOG_COLUMNS wide.
+    console = err if err.is_terminal else Console(file=err.file, width=max(err.width, LOG_COLUMNS), highlight=False)
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
-        console=err, auto_refresh=False, transient=False,
+        console=console, auto_refresh=False, transient=False,
     )
 
 
@@ -106,7 +111,8 @@ def _fmt(value: Any, spec: str = ",.2f") -> str:
 
 
 def _cell(record: RunRecord, m: Metric) -> str:
-    return _fmt(record.value(m), DIGITS.get(m.unit, ",.3g"))
+    value = record.value(m)
+    return "0" if value == 0 and m.unit == "nats/position" else _fmt(value, DIGITS.get(m.unit, ",.3g"))
 
 
 def print_summary(records: list[RunRecord]) -> None:
@@ -129,7 +135,7 @@ def print_summary(records: list[RunRecord]) -> None:
                       *(_cell(r, m) for m in timing), f"{_fmt(mem, ',.0f')} {source}".strip(),
                       *(_cell(r, m) for m in quality), f"[yellow]{escape(' '.join(r.flags.raised))}[/]")
     # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
-    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 160), highlight=False)
+    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, LOG_COLUMNS), highlight=False)
     wide.print(table)
     print_problems_of(records)
     print_searches(records)

@@ -37,10 +37,17 @@ class Column:
     value: Callable[[RunRecord], Any]
     key: str  # the field name whose definition (metrics.md, the axis table) is the header's tooltip
     kind: str = "ratio"  # id: once per row; run: once per run; ratio: once per run, plus its ratio to run A
+    text: Callable[[Any], str] = number  # a cell's display
+
+
+def scientific(v: Any) -> str:
+    """One format for a whole column of values orders of magnitude apart (KL: 1.01e-03 beside 2.68e-01)."""
+    return "0" if v == 0 else f"{v:.2e}" if numeric(v) else number(v)
 
 
 def _metric_column(m: Any) -> Column:
-    return Column(m.label, lambda r: r.value(m), m.name, "ratio" if m.ratio else "run")
+    return Column(m.label, lambda r: r.value(m), m.name, "ratio" if m.ratio else "run",
+                  scientific if m.unit == "nats/position" else number)
 
 
 def _axis_column(name: str, header: str) -> Column:
@@ -88,7 +95,7 @@ def summary_table(runs: list[Run]) -> tuple[list[tuple[str, str]], list[list[str
             continue
         for run, vs in zip(runs, values, strict=False):
             headers.append((f"{col.header} {run.label}".strip() if col.kind != "id" else col.header, col.key))
-            columns.append([number(v) for v in vs])
+            columns.append([col.text(v) for v in vs])
             if col.kind == "ratio" and run is not runs[0]:
                 headers.append((f"{col.header} {run.label}/{runs[0].label}", col.key))
                 columns.append([f"{b / a:.2f}×" if numeric(a) and numeric(b) and a else "–"
