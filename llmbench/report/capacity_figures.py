@@ -15,7 +15,17 @@ from plotly.subplots import make_subplots
 from llmbench.analysis.capacity import capacity_table, memory_table, probe_table, search_table
 from llmbench.analysis.slo import GOODPUT, frontier, frontier_table
 from llmbench.analysis.tables import TableData
-from llmbench.report.plotting import Run, batch_axis, batch_lines, by_series, first_series, points, style, text
+from llmbench.report.plotting import (
+    Run,
+    batch_axis,
+    batch_lines,
+    by_series,
+    first_series,
+    log_ticks,
+    points,
+    style,
+    text,
+)
 
 
 def _util(key: str) -> Callable[[Any], float | None]:
@@ -43,10 +53,10 @@ def roofline(runs: list[Run]) -> go.Figure | str:
     for col, value, what in sorted(lines):  # traces, not hlines: annotations on a log axis take log10 positions
         fig.add_trace(go.Scatter(x=sizes, y=[value, value], mode="lines", name=text(f"peak {what} {value:.4g}"),
                                  line={"dash": "dash", "color": "grey", "width": 1}), row=1, col=col)
-    # log axes labelled at 1-2-5 steps with SI prefixes: no stray minor labels; each panel its own unit
-    fig.update_yaxes(type="log", tickformat="~s", minor={"showgrid": False, "ticks": ""})
-    fig.update_yaxes(title_text="GB/s read per decode step (log)", row=1, col=1)
-    fig.update_yaxes(title_text="prefill TFLOP/s (log)", row=1, col=2)
+    # log axes ticked at 1-2-5 steps, labelled in full: no stray minor labels; each panel its own unit
+    for col, unit in ((1, "GB/s read per decode step (log)"), (2, "prefill TFLOP/s (log)")):
+        values = [y for t in fig.data if t.xaxis == ("x" if col == 1 else "x2") for y in t.y]
+        fig.update_yaxes(log_ticks(values), title_text=unit, row=1, col=col)
     fig.update_annotations(yshift=8)  # the panel titles above the plot, clear of plotly's toolbar
     return style(fig, "GB/s read per decode step (log)", note=note, margin={"l": 70, "r": 20, "t": 70, "b": 60})
 

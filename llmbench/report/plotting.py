@@ -6,6 +6,7 @@ the batch-size axis and the common layout. Plotly draws labels as pseudo-HTML, s
 
 import functools
 import html
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,3 +180,14 @@ def batch_lines(pts: list[Point], metric: str, value: Callable[[Point], float | 
         traces.append(_line(group, [p.batch_size for p in group], y, error_y=error, showlegend=showlegend,
                             hovertemplate=f"%{{hovertext}}<br>{metric} %{{y:.4g}}<extra></extra>"))
     return traces
+
+
+def log_ticks(values: Iterable[float | None]) -> dict[str, Any]:
+    """A log axis ticked at 1-2-5 steps over the values' range, labelled in full ("0.2", "50"): no stray labels
+    at plotly's minor ticks, no SI prefixes to decode."""
+    vs = [v for v in values if v is not None and v > 0]
+    if not vs:
+        return {"type": "log"}
+    lo, hi = math.floor(math.log10(min(vs))), math.ceil(math.log10(max(vs)))
+    ticks = [m * 10**e for e in range(lo, hi + 1) for m in (1, 2, 5) if min(vs) / 2 <= m * 10**e <= max(vs) * 2]
+    return {"type": "log", "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks], "minor": {"showgrid": False}}
