@@ -69,22 +69,29 @@ def script_json(data: Any) -> str:
         "&", "\\u0026")
 
 
-def _cell(text: str, classes: list[str]) -> str:
-    classes = classes + (["n"] if NUMERIC.match(text) else [])
-    joined = " ".join(classes)
-    return f'<td class="{joined}">{html.escape(text)}</td>' if classes else f"<td>{html.escape(text)}</td>"
+def _cell(text: str) -> str:
+    return f"<td class=n>{html.escape(text)}</td>" if NUMERIC.match(text) else f"<td>{html.escape(text)}</td>"
 
 
 def _table(headers: list[tuple[str, str]], rows: list[list[str]], terms: dict[str, str], id_: str = "",
            groups: list[str] | None = None) -> str:
     """An HTML table; a header's tooltip is its metric's definition from metrics.md. With `groups` (one per
-    column) every cell carries its group's class, g-speed, g-memory, ..., which the page's toggles show or hide."""
-    cls = [[f"g-{g}"] for g in groups] if groups else [[] for _ in headers]
-    th = "".join(f'<th title="{html.escape(terms.get(key, ""))}"{f" class={c[0]!r}" if c else ""}>{html.escape(h)}</th>'
+    column) each header carries its group's class (g-speed, g-memory, ...); the cells get theirs from
+    group_css, by position, so a 10,000-row table does not repeat a class in every cell."""
+    cls = [f" class=g-{g}" for g in groups] if groups else [""] * len(headers)
+    th = "".join(f'<th title="{html.escape(terms.get(key, ""))}"{c}>{html.escape(h)}</th>'
                  for (h, key), c in zip(headers, cls, strict=True))
-    body = "".join("<tr>" + "".join(_cell(c, k) for c, k in zip(row, cls, strict=True))
-                   + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(map(_cell, row)) + "</tr>" for row in rows)
     return f'<table{f" id={id_!r}" if id_ else ""}><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def group_css(groups: list[str]) -> str:
+    """The rules that hide a column group of the summary table when report.js adds hide-GROUP to it."""
+    rules = []
+    for g in dict.fromkeys(groups):
+        cells = ", ".join(f"#summary.hide-{g} tr > :nth-child({i + 1})" for i, x in enumerate(groups) if x == g)
+        rules.append(f"{cells} {{ display: none; }}")
+    return "\n".join(rules)
 
 
 def _header(runs: list[Run], terms: dict[str, str]) -> str:
@@ -172,7 +179,8 @@ def render_html(runs: list[Run], base: Path | None = None) -> str:
     groups = [column_group(key) for _, key in headers]
     template = string.Template((ASSETS / "report.html").read_text(encoding="utf-8"))
     return template.substitute(
-        title=html.escape(f"llmbench report: {names}"), css=(ASSETS / "report.css").read_text(encoding="utf-8"),
+        title=html.escape(f"llmbench report: {names}"),
+        css=(ASSETS / "report.css").read_text(encoding="utf-8") + group_css(groups),
         header=_header(runs, terms), overview=overview(runs), problems=_problems(runs),
         table=_table(headers, rows, terms, "summary", groups), group_toggles=_toggles(groups),
         capacity=capacity_section(runs, lambda heads, cells: _table([(h, "") for h in heads], cells, terms)),
