@@ -98,3 +98,11 @@ def test_ranking_per_batch_size_with_pareto_best_values():
 
 def test_no_ranking_with_one_value_of_the_axis():
     assert rank([record("fp32", 1, [1], 4), record("fp32", 2, [1], 4)]) is None
+
+
+def test_max_settings_ranks_the_first_settings_and_counts_them_all():
+    rs = [record(p, b, [100, 100, 100], 400, kl=0.0 if p == "fp32" else 0.1)
+          for b in (1, 2, 4) for p in ("fp32", "int4")]
+    ranking = rank(rs, max_settings=2)
+    assert ranking.settings == ["bs1", "bs2"] and ranking.n_settings == 3
+    assert {s for _, s in ranking.cells} == {"bs1", "bs2"} and set(ranking.pareto) == {"bs1", "bs2"}

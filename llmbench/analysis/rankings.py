@@ -110,6 +110,7 @@ class Ranking:
     settings: list[str]  # what the points of a column share, e.g. "bs4 greedy", in plan order
     cells: dict[tuple[str, str], Cell]  # (value, setting) -> cell
     pareto: dict[str, list[str]] = field(default_factory=dict)  # setting -> its Pareto-best values
+    n_settings: int = 0  # settings in the records; `settings` may hold only the first of them
 
 
 class RankingError(ValueError):
@@ -159,8 +160,10 @@ def _quality(record: RunRecord) -> Quality | None:
 
 
 def rank(records: Sequence[RunRecord], axis: str = "precision", scenario: dict[str, Any] | None = None,
-         reference: str | None = None, seed: int = 0) -> Ranking | None:
-    """The ranking of the ok, measured points by `axis`; None when the axis has fewer than two values."""
+         reference: str | None = None, seed: int = 0, max_settings: int | None = None) -> Ranking | None:
+    """The ranking of the ok, measured points by `axis`; None when the axis has fewer than two values. With
+    `max_settings`, only the first settings in plan order are ranked (`n_settings` counts them all): a table of
+    thousands of settings is read by nobody, and each costs bootstraps."""
     ok = [r for r in records if r.status == "ok" and r.calls and not r.search_result]
     if len({str(r.point.get(axis)) for r in ok}) < 2:
         return None
@@ -170,6 +173,8 @@ def rank(records: Sequence[RunRecord], axis: str = "precision", scenario: dict[s
     for r in ok:
         by_setting.setdefault(setting_label(r, fields), {}).setdefault(str(r.point.get(axis)), r)
     values = [ref] + [v for v in dict.fromkeys(str(r.point.get(axis)) for r in ok) if v != ref]
+    n_settings = len(by_setting)
+    by_setting = dict(list(by_setting.items())[:max_settings])
     cells = {}
     for setting, points in by_setting.items():
         base = points.get(ref)
@@ -181,7 +186,7 @@ def rank(records: Sequence[RunRecord], axis: str = "precision", scenario: dict[s
                 r.value("weights_mib"),
                 value_ratio(base.value("weights_mib"), r.value("weights_mib"), exact=True) if other else None,
                 _quality(r))
-    ranking = Ranking(axis, ref, why, values, list(by_setting), cells)
+    ranking = Ranking(axis, ref, why, values, list(by_setting), cells, n_settings=n_settings)
     return Ranking(**{**ranking.__dict__, "pareto": {s: pareto_best(ranking, by_setting[s], s, seed)
                                                      for s in by_setting}})
 

@@ -16,6 +16,8 @@ from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gates
 from llmbench.report.plotting import Point, Run, points, series_base, text, varying_fields
 
 NOT_DISTINGUISHABLE = "not distinguishable here"
+MAX_SETTINGS = 12  # settings a panel ranks (plan order); the summary table and the CSV have every point
+MAX_PANEL_SERIES = 40  # series in the batch panel, as in the figures
 
 
 def ratio_text(r: Ratio | None) -> str:
@@ -64,7 +66,7 @@ def _pareto_sentence(ranking: Ranking) -> str:
 def precision_panel(runs: list[Run], reference: str | None = None) -> str:
     """The ranking of run A's precisions; "" when it has fewer than two. A row per precision and a column per
     setting, or the other way round when the settings outnumber the precisions, so the table stays narrow."""
-    ranking = rank(runs[0].records, "precision", runs[0].scenario, reference)
+    ranking = rank(runs[0].records, "precision", runs[0].scenario, reference, max_settings=MAX_SETTINGS)
     if ranking is None:
         return ""
     colors = _colors(runs, "precision")
@@ -85,7 +87,10 @@ def precision_panel(runs: list[Run], reference: str | None = None) -> str:
             f"ratio of median decode tokens/s with its {CONFIDENCE:.0%} bootstrap interval over the calls, at equal "
             f"settings; ≈: {NOT_DISTINGUISHABLE} (the interval includes 1); weights: exact ratio of stored bytes; "
             "★ Pareto-best: no other precision is as fast, as small and as close to the reference, and better on "
-            "one. One run on this machine: rerun before you rely on a small difference.</p>"
+            "one. One run on this machine: rerun before you rely on a small difference."
+            + (f" Ranked: the first {len(ranking.settings)} of {ranking.n_settings} settings (plan order); the "
+               "summary table and the CSV have every point." if ranking.n_settings > len(ranking.settings) else "")
+            + "</p>"
             f"<div class=table-wrap><table class=ranking><thead><tr>{head}</tr></thead>"
             f"<tbody>{rows}</tbody></table></div></div>")
 
@@ -129,8 +134,10 @@ def batch_panel(runs: list[Run]) -> str:
     series: dict[str, dict[int, Point]] = {}
     colors = {}
     for p in pts:
-        series.setdefault(p.series, {})[p.batch_size] = p
-        colors.setdefault(p.series, p.color)
+        if p.series in series or len(series) < MAX_PANEL_SERIES:
+            series.setdefault(p.series, {})[p.batch_size] = p
+            colors.setdefault(p.series, p.color)
+    n_series = len({p.series for p in pts})
     varying = varying_fields(r for r in run.records if r.status == "ok" and not r.search_result)
     failed: dict[str, int] = {}  # series -> the smallest batch size that failed
     for r in run.records:
@@ -153,7 +160,9 @@ def batch_panel(runs: list[Run]) -> str:
     return ("<div class=panel id=panel-batch><h2>Which batch size?</h2>"
             "<p class=caption>Median decode tokens/s for the batch · TPOT (time per output token of each sequence); "
             "bold: the highest throughput of the series. Largest batch: the largest that ran ok here; it is not a "
-            "memory limit (see Capacity planning, after the figures).</p>"
+            "memory limit (see Capacity planning, after the figures)."
+            + (f" The first {len(series)} of {n_series} series (plan order)." if n_series > len(series) else "")
+            + "</p>"
             f"<div class=table-wrap><table class=batches><thead><tr>{head}</tr></thead>"
             f"<tbody>{rows}</tbody></table></div></div>")
 
