@@ -86,3 +86,17 @@ def test_summary_columns_fall_into_groups_the_page_can_toggle():
                                       "flags", "energy_per_token_j")] == [
         "point", "point", "latency", "quality", "memory", "utilisation", "flags", "energy"]
     assert column_group("decode_tokens_per_s") == "throughput" and column_group("n_warmup, n_calls") == "flags"
+
+
+def test_a_summary_past_the_row_cap_shows_the_first_rows_and_writes_the_csv_beside(tmp_path: Path,
+                                                                                   monkeypatch):
+    from llmbench.report import html as report_html
+    from llmbench.report import render
+    from llmbench.report.render import render_report
+
+    monkeypatch.setattr(report_html, "MAX_TABLE_ROWS", 2)
+    monkeypatch.setattr(render, "MAX_TABLE_ROWS", 2)
+    page = render_report([RUN_SMALL], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "The first 2 of 7 points</b> (plan order): every point is in <a href='r.csv'>" in page
+    assert page.split("<table id='summary'")[1].split("</table>")[0].count("<tr>") == 3  # header + 2 rows
+    assert len((tmp_path / "r.csv").read_text().splitlines()) == 8  # header + every point

@@ -159,8 +159,12 @@ def _toggles(groups: list[str]) -> str:
     return " ".join(f"<label><input type=checkbox class=group-toggle value={g} checked> {g}</label>" for g in present)
 
 
-def render_html(runs: list[Run], base: Path | None = None) -> str:
-    """The page; `base`, the folder it is written to, makes its links to profile files relative."""
+MAX_TABLE_ROWS = 1000  # summary rows on the page; past it, the page says so and the CSV beside it has every row
+
+
+def render_html(runs: list[Run], base: Path | None = None, csv_name: str = "report.csv") -> str:
+    """The page; `base`, the folder it is written to, makes its links to profile files relative. A summary of
+    more than MAX_TABLE_ROWS points shows the first ones and points to `csv_name` (render_report writes it)."""
     import plotly.io as pio
     from markdown_it import MarkdownIt
     from plotly.offline import get_plotlyjs
@@ -176,13 +180,17 @@ def render_html(runs: list[Run], base: Path | None = None) -> str:
     doc_html = (MarkdownIt("commonmark", {"html": False}).enable("table").render(doc) if doc else
                 "<p>docs/metrics.md was not found beside this llmbench installation.</p>")
     headers, rows = summary_table(runs)
+    shown = ("" if len(rows) <= MAX_TABLE_ROWS else
+             f"<p class=caption><b>The first {MAX_TABLE_ROWS:,} of {len(rows):,} points</b> (plan order): every point "
+             f"is in <a href='{html.escape(csv_name)}'>{html.escape(csv_name)}</a> beside this page.</p>")
+    rows = rows[:MAX_TABLE_ROWS]
     groups = [column_group(key) for _, key in headers]
     template = string.Template((ASSETS / "report.html").read_text(encoding="utf-8"))
     return template.substitute(
         title=html.escape(f"llmbench report: {names}"),
         css=(ASSETS / "report.css").read_text(encoding="utf-8") + group_css(groups),
         header=_header(runs, terms), overview=overview(runs), problems=_problems(runs),
-        table=_table(headers, rows, terms, "summary", groups), group_toggles=_toggles(groups),
+        table=_table(headers, rows, terms, "summary", groups), group_toggles=_toggles(groups), table_note=shown,
         capacity=capacity_section(runs, lambda heads, cells: _table([(h, "") for h in heads], cells, terms)),
         figures=figures, figure_count=drawn + profile_figures, profiles=profiles, glossary=doc_html,
         plotly_js=plotly_js,

@@ -52,7 +52,7 @@ ACTIVITY_COLUMNS = {"power_w": "board power (W)", "host_cpu_pct": "host CPU (% o
 MEMORY_COLUMNS = {"host_rss_mib": "host RSS", "device_used_mib": "device used (all processes)",
                   "process_used_mib": "this process on the GPU"}
 TIMELINE_MAX_POINTS = 100  # dropdown entries; the first, in plan order
-TIMELINE_BUDGET_VALUES = 120_000  # x and y values over the whole dropdown: under 1 MB of a page
+TIMELINE_BUDGET_VALUES = 60_000  # x and y values over the whole dropdown: about 0.4 MB of a page
 
 
 def timeline_ids(records: list[RunRecord], runs_n: int) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from llmbench.analysis.results import flatten_record, load_records
 from llmbench.execute.store import TIMELINES, read_json, read_quality
 from llmbench.report.figures import Run, timeline_ids
-from llmbench.report.html import render_html
+from llmbench.report.html import MAX_TABLE_ROWS, render_html
 from llmbench.report.markdown import render_markdown
 
 FORMATS = ("html", "md", "csv")
@@ -29,9 +29,13 @@ def render_report(run_dirs: list[Path], out: Path, fmt: str = "html") -> Path:
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     runs = load_runs(run_dirs)
     out = Path(out)
-    render = {"html": lambda rs: render_html(rs, out.parent), "md": render_markdown, "csv": render_csv}[fmt]
+    beside = out.with_suffix(".csv")
+    render = {"html": lambda rs: render_html(rs, out.parent, beside.name), "md": render_markdown,
+              "csv": render_csv}[fmt]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(runs), encoding="utf-8", newline="")
+    if fmt == "html" and len({r.point_id for run in runs for r in run.records}) > MAX_TABLE_ROWS:
+        beside.write_text(render_csv(runs), encoding="utf-8", newline="")  # the rows the page leaves out
     return out
 
 
