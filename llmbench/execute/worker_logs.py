@@ -5,9 +5,12 @@ known noise instead of printing it. Plain text in, plain text out.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from pathlib import Path
+
+STDERR_TAIL_BYTES = 12000  # a faulthandler dump of every thread plus its module list fits
 
 # pattern -> what it is, in words a user can act on (or safely ignore)
 THIRD_PARTY_NOISE: dict[re.Pattern[str], str] = {
@@ -55,3 +58,14 @@ def summarize_logs(log_dir: Path) -> str | None:
              + "; ".join(counts) + ")") if counts else ""
     rest = f"{other} other line{'s' * (other != 1)}" if other else ""
     return f"worker logs: {' and '.join(x for x in (noise, rest) if x)}; full text in {log_dir}"
+
+
+def stderr_tail(path: Path) -> str:
+    """The end of a worker's stderr for its error record, known third-party warnings counted, not shown."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - STDERR_TAIL_BYTES))
+            return filter_noise(f.read().decode("utf-8", "replace"), path)
+    except OSError:
+        return ""
