@@ -79,3 +79,16 @@ def test_known_third_party_warnings_are_counted_not_shown_and_the_file_keeps_the
     assert line.startswith("worker logs: 3 known third-party warning lines") and "and 2 other lines" in line
     assert (tmp_path / "worker-1.stderr.log").read_text() == NOISE  # nothing removed from the file
     assert summarize_logs(tmp_path / "empty") is None
+
+
+def test_an_interrupted_run_says_so_and_how_to_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from types import SimpleNamespace
+
+    from llmbench.cli.run import finish
+
+    result = SimpleNamespace(refused=None, records=[], quality={}, run_dir=tmp_path, planned=["a", "b", "c"],
+                             missing=2, failed=0, interrupted=True, wall_s=1.0, scenario_path=Path("s.yaml"))
+    finish(result)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "interrupted, 2 points not run. To run exactly the points that are not ok:" in err
+    assert f"llmbench run s.yaml --resume {tmp_path}" in err
