@@ -106,3 +106,15 @@ def test_max_settings_ranks_the_first_settings_and_counts_them_all():
     ranking = rank(rs, max_settings=2)
     assert ranking.settings == ["bs1", "bs2"] and ranking.n_settings == 3
     assert {s for _, s in ranking.cells} == {"bs1", "bs2"} and set(ranking.pareto) == {"bs1", "bs2"}
+
+
+def test_the_console_table_has_a_row_per_value_or_per_setting_whichever_is_narrower():
+    from llmbench.analysis.rankings import ranking_table
+
+    rs = [record(p, b, [100.0 * (2 if p == "bf16" else 1)] * 3, 400 if p == "fp32" else 200)
+          for b in (1, 2, 4) for p in ("fp32", "bf16")]
+    table = ranking_table(rank(rs))
+    assert table.headers == ["setting", "fp32 (reference)", "bf16 ★"]  # bf16: faster and smaller, no KL
+    assert table.rows[0] == ["bs1", "1×", "2.00× [2.00–2.00]"] and table.rows[-1] == ["weights", "1×", "0.50×"]
+    two = ranking_table(rank([r for r in rs if r.point.batch_size == 1]))
+    assert two.headers == ["precision", "bs1", "weights"] and two.rows[1] == ["bf16 ★", "2.00× [2.00–2.00]", "0.50×"]

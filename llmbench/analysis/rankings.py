@@ -212,3 +212,43 @@ def pareto_best(ranking: Ranking, points: dict[str, RunRecord], setting: str, se
     cells = {v: ranking.cells[(v, setting)] for v in points}
     return [v for v in ranking.values if v in points and not any(
         dominates(points[o], points[v], cells[o], cells[v], seed) for o in points if o != v)]
+
+
+def ratio_text(r: Ratio | None) -> str:
+    """"1.31× [1.20–1.45]", "≈ 1.02× [0.91–1.12]" (interval includes 1), "0.50×" (exact or one value a side)."""
+    if r is None:
+        return "–"
+    value = f"{r.value:.2f}×"
+    if r.low is None or r.high is None:
+        return value
+    interval = f"[{r.low:.2f}–{r.high:.2f}]"
+    return f"≈ {value} {interval}" if r.distinguishable is False else f"{value} {interval}"
+
+
+def headers_of(ranking: Ranking) -> list[str]:
+    return [*ranking.settings, "weights"]
+
+
+def ranking_table(ranking: Ranking) -> Any:
+    """The ranking as a plain table (llmbench/analysis/tables.py) for the console: a row per value, a column per
+    setting with the speed ratio, then the weights ratio; ★ marks the Pareto-best."""
+    from llmbench.analysis.tables import TableData
+
+    names, columns = [], []  # per value: its label, its cells (speed per setting, then weights)
+    for v in ranking.values:
+        cells = [ranking.cells.get((v, s)) for s in ranking.settings]
+        best = any(v in ranking.pareto.get(s, []) for s in ranking.settings)
+        weights = next((c.weights for c in cells if c is not None and c.weights is not None), None)
+        names.append(v + (" (reference)" if v == ranking.reference else "") + (" ★" if best else ""))
+        columns.append(["1×" if v == ranking.reference else ratio_text(c.speed if c else None) for c in cells]
+                       + ["1×" if v == ranking.reference else ratio_text(weights)])
+    headers = [ranking.axis, *ranking.settings, "weights"]
+    rows = [[n, *c] for n, c in zip(names, columns, strict=True)]
+    if len(ranking.settings) > len(ranking.values):  # a row per setting keeps a narrow terminal's table whole
+        headers = ["setting", *names]
+        rows = [[h, *cells] for h, cells in zip(headers_of(ranking), zip(*columns, strict=True), strict=True)]
+    return TableData(f"Which {ranking.axis}? decode tokens/s against {ranking.reference} ({ranking.why})",
+                     headers, rows,
+                     [f"ratio of medians with its {CONFIDENCE:.0%} bootstrap interval over the calls; ≈: not "
+                      "distinguishable here (the interval includes 1); ★ Pareto-best at one setting at least "
+                      "(speed, weights, KL)."])

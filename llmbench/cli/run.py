@@ -5,6 +5,7 @@ the run on the console while it goes, then the summary table, the report and wha
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
@@ -14,7 +15,15 @@ from rich.markup import escape
 
 from llmbench.cli.gating import ALLOW_MISMATCH, ALPHA, JSON_OUT, JUNIT, MARKDOWN, METRIC, STORE, GateOptions, gate
 from llmbench.cli.loading import default_scenario, load_or_exit
-from llmbench.report.console import ConsoleRunView, err, out, plural, print_profiles, print_summary
+from llmbench.report.console import (
+    ConsoleRunView,
+    err,
+    out,
+    plural,
+    print_profiles,
+    print_ranking,
+    print_summary,
+)
 
 
 def run(
@@ -79,6 +88,8 @@ def finish(result: Any) -> None:
         err.print(f"[red]{result.run_dir}: {escape(result.refused)}[/]", soft_wrap=True)
         return
     print_summary(result.records)
+    scenario_json = Path(result.run_dir) / "scenario.json"  # the run's scenario: which precision comes first
+    print_ranking(result.records, json.loads(scenario_json.read_text()) if scenario_json.exists() else None)
     print_profiles(result.records)
     for q in result.quality.values():  # a failed score must not hide behind a "–" cell
         if q.get("status") != "ok":

@@ -141,6 +141,16 @@ def print_summary(records: list[RunRecord]) -> None:
     print_searches(records)
 
 
+def print_ranking(records: list[RunRecord], scenario: dict[str, Any] | None = None) -> None:
+    """After the summary: each precision against the reference (llmbench/analysis/rankings.py), the first
+    settings only, as the report's first panel has it; nothing with one precision."""
+    from llmbench.analysis.rankings import rank, ranking_table
+
+    ranking = rank(records, "precision", scenario, max_settings=6)
+    if ranking is not None:
+        print_tables([ranking_table(ranking)])
+
+
 PROFILE_TOP = 5  # operators per phase in the console; the report shows 12, the record keeps every one
 
 

@@ -10,7 +10,7 @@ import html
 from collections import Counter
 
 from llmbench.analysis.compare import VERDICTS, compare_records
-from llmbench.analysis.rankings import CONFIDENCE, Ranking, Ratio, rank
+from llmbench.analysis.rankings import CONFIDENCE, Ranking, Ratio, rank, ratio_text
 from llmbench.analysis.tables import fmt
 from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gates
 from llmbench.report.plotting import Point, Run, points, series_base, text, varying_fields
@@ -18,17 +18,6 @@ from llmbench.report.plotting import Point, Run, points, series_base, text, vary
 NOT_DISTINGUISHABLE = "not distinguishable here"
 MAX_SETTINGS = 12  # settings a panel ranks (plan order); the summary table and the CSV have every point
 MAX_PANEL_SERIES = 40  # series in the batch panel, as in the figures
-
-
-def ratio_text(r: Ratio | None) -> str:
-    """"1.31× [1.20–1.45]", "≈ 1.02× [0.91–1.12]" (interval includes 1), "0.50×" (exact or one value a side)."""
-    if r is None:
-        return "–"
-    value = f"{r.value:.2f}×"
-    if r.low is None or r.high is None:
-        return value
-    interval = f"[{r.low:.2f}–{r.high:.2f}]"
-    return f"≈ {value} {interval}" if r.distinguishable is False else f"{value} {interval}"
 
 
 def _ratio_cell(r: Ratio | None, higher_is_better: bool) -> str:
