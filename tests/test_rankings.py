@@ -117,4 +117,5 @@ def test_the_console_table_has_a_row_per_value_or_per_setting_whichever_is_narro
     assert table.headers == ["setting", "fp32 (reference)", "bf16 ★"]  # bf16: faster and smaller, no KL
     assert table.rows[0] == ["bs1", "1×", "2.00× [2.00–2.00]"] and table.rows[-1] == ["weights", "1×", "0.50×"]
     two = ranking_table(rank([r for r in rs if r.point.batch_size == 1]))
-    assert two.headers == ["precision", "all points", "weights"] and two.rows[1] == ["bf16 ★", "2.00× [2.00–2.00]", "0.50×"]
+    assert two.headers == ["precision", "all points", "weights"]
+    assert two.rows[1] == ["bf16 ★", "2.00× [2.00–2.00]", "0.50×"]
