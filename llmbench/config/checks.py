@@ -15,6 +15,7 @@ from llmbench.config.prompts import read_prompt_file
 from llmbench.config.scenario import Scenario
 from llmbench.config.sourcemap import close_match
 from llmbench.config.sweep import expand_sweep, unmatched_profile_patterns
+from llmbench.core.builtin_models import builtin_names
 from llmbench.core.precisions import PRECISIONS
 
 Finding = tuple[tuple[Any, ...], str, str]
@@ -23,7 +24,7 @@ Finding = tuple[tuple[Any, ...], str, str]
 def check_scenario(scenario: Scenario, base_dir: Path) -> list[Finding]:
     findings: list[Finding] = []
     for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds,
-                  _batch_search):
+                  _batch_search, _model_ids):
         findings += list(check(scenario, base_dir))
     if not findings:
         findings += list(_not_empty(scenario))
@@ -91,6 +92,29 @@ def _prompt_source(s: Scenario, base_dir: Path) -> Iterator[Finding]:
         read_prompt_file(file, p.field)
     except (OSError, ValueError) as exc:
         yield ("prompt", "path"), f"{file}: {exc}", "a .txt file has a prompt per line; .jsonl an object per line"
+
+
+def looks_like_path(model_id: str) -> bool:
+    """A local folder, not a hub id: absolute, ./ ../ ~, or more than one '/' (a hub id is name or org/name)."""
+    return model_id.startswith(("/", "./", "../", "~")) or model_id in (".", "..") or model_id.count("/") > 1
+
+
+def _model_ids(s: Scenario, _: Path) -> Iterator[Finding]:
+    """A model folder that is not there, or a built-in name with a typo, is a mistake found now, not after a
+    load and the hub's retries. Folders are relative to where llmbench runs, as from_pretrained reads them."""
+    names = builtin_names()
+    for i, m in enumerate(s.models):
+        if m.id in names:
+            continue
+        folder = Path(m.id).expanduser()
+        if looks_like_path(m.id):
+            if not folder.is_dir():
+                yield ("models", i, "id"), f"no model folder {m.id!r} (looked in {folder.resolve()})", (
+                    "give the folder that holds config.json, or a hub id such as org/name")
+            continue
+        guess = close_match(m.id, names) if "/" not in m.id and not folder.is_dir() else None
+        if guess is not None:
+            yield ("models", i, "id"), f"{m.id!r} is not a built-in model", f"did you mean {guess!r}?"
 
 
 def _placement(s: Scenario, _: Path) -> Iterator[Finding]:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from llmbench.config.scenario import Scenario
 from llmbench.config.sweep import group_points, plan_quality
 from llmbench.core.record import RunRecord
+from llmbench.execute.availability import unavailable_models
 from llmbench.execute.fingerprint import fingerprint_differences
 from llmbench.execute.locks import RunDirBusy, lock_run_dir
 from llmbench.execute.plans import RunPlan, UsageError, check_device, gpu_slots, plan_new, plan_resume
@@ -94,6 +95,9 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
             if options.parallel_gpus and scenario.device == "cpu":
                 raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
             slots = gpu_slots() if options.parallel_gpus else [{}]
+            missing = unavailable_models(scenario)
+            if missing:
+                raise UsageError("\n".join(missing))
             if options.resume is not None:  # locked before planning: two resumes must not pick the same points
                 held.enter_context(lock_run_dir(options.resume)) if options.resume.is_dir() else None
                 plan = plan_resume(scenario, options.resume, options.shard)
