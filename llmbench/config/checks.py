@@ -14,21 +14,27 @@ from typing import Any
 from llmbench.config.prompts import read_prompt_file
 from llmbench.config.scenario import Scenario
 from llmbench.config.sourcemap import close_match
-from llmbench.config.sweep import expand_sweep, unmatched_profile_patterns
+from llmbench.config.sweep import axis_values, expand_sweep, iter_product, matches, unmatched_profile_patterns
+from llmbench.config.sweep_size import MAX_POINTS, sweep_size
 from llmbench.core.builtin_models import builtin_names
 from llmbench.core.precisions import PRECISIONS
 
 Finding = tuple[tuple[Any, ...], str, str]
 
 
-def check_scenario(scenario: Scenario, base_dir: Path) -> list[Finding]:
+def check_scenario(scenario: Scenario, base_dir: Path, allow_large: bool = False) -> list[Finding]:
+    size = sweep_size(scenario)
+    if size.points > MAX_POINTS and not allow_large:  # refused before anything expands the sweep
+        return [((), f"the sweep has {size.describe()}, past the limit of {MAX_POINTS:,}",
+                 "shorten an axis list (batch_size, input_tokens, max_new_tokens, ...), or pass --allow-large if you "
+                 "mean it")]
     findings: list[Finding] = []
     for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds,
                   _batch_search, _model_ids):
         findings += list(check(scenario, base_dir))
     if not findings:
         findings += list(_not_empty(scenario))
-    if not findings:
+    if not findings and size.points <= MAX_POINTS:  # a large sweep's profile patterns are matched as it runs
         findings += list(_profile_points(scenario))
     return findings
 
@@ -148,7 +154,10 @@ def _batch_search(s: Scenario, _: Path) -> Iterator[Finding]:
 
 
 def _not_empty(s: Scenario) -> Iterator[Finding]:
-    if not expand_sweep(s):
+    if s.include:
+        return
+    full = axis_values(s)  # lazily: stops at the first point no rule excludes, without building any point
+    if not any(not any(matches(c, r) for r in s.exclude) for c in iter_product(full)):
         yield ("exclude",), "the exclude rules remove every point", "loosen a rule or add include entries"
 
 
