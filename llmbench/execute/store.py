@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from llmbench.core.lenient import UnreadableError, validate_leniently
 from llmbench.core.record import RecordError, RunRecord, prepare_record
+from llmbench.core.run_files import RUN_FILES
 from llmbench.execute.writes import LineFile, RunWriteError, write_atomic
 
 RECORDS = "records.jsonl"
@@ -286,7 +288,16 @@ def read_json(run_dir: str | Path, name: str) -> dict[str, Any]:
         raise RunDirError(f"{path}: not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: expected a JSON mapping (got {type(data).__name__})")
-    return data
+    model = RUN_FILES.get(name)
+    if model is None:
+        return data
+    try:
+        typed, notes = validate_leniently(model, data)
+    except UnreadableError as exc:
+        raise RunDirError(f"{path}: {exc}") from None
+    for note in notes:
+        print(f"warning: {path}: {note}", file=sys.stderr)
+    return data if not notes else typed.model_dump(mode="json", exclude_unset=True)
 
 
 def read_json_if(run_dir: str | Path, name: str) -> dict[str, Any]:
