@@ -15,12 +15,12 @@ from llmbench.config.loading import current_form
 from llmbench.config.scenario import Scenario
 from llmbench.config.sweep import expand_sweep
 from llmbench.core.record import RunRecord
+from llmbench.execute.artifacts import copy_artifacts
 from llmbench.execute.fingerprint import dict_differences, fingerprint_differences
 from llmbench.execute.locks import lock_run_dir
 from llmbench.execute.store import (
     RECORDS,
     RecordWriter,
-    copy_artifacts,
     latest_records,
     read_json,
     read_records,

@@ -22,6 +22,7 @@ from typing import Any
 from llmbench.core.lenient import UnreadableError, validate_leniently
 from llmbench.core.record import RecordError, RunRecord, prepare_record
 from llmbench.core.run_files import RUN_FILES
+from llmbench.execute.artifacts import write_artifacts
 from llmbench.execute.writes import LineFile, RunWriteError, write_atomic
 
 RECORDS = "records.jsonl"
@@ -77,10 +78,14 @@ class RecordWriter:
         self.torn = [p for p in (self._f.torn, self._t.torn) if p]
 
     def append(self, record: RunRecord) -> None:
-        """The record's files and timeline first (they travel with it from the worker), then its line."""
-        write_artifacts(self.path.parent, record.artifacts or {})
-        if record.timeline:
-            self._write(self._t, record.timeline)
+        """The record's files and timeline first (they travel with it from the worker), then its line. A failed
+        write of any of them raises RunWriteError carrying the record's line, so the caller can keep it."""
+        try:
+            write_artifacts(self.path.parent, record.artifacts or {})
+            if record.timeline:
+                self._write(self._t, record.timeline)
+        except RunWriteError as exc:
+            raise RunWriteError(exc.path, exc.error, _line(record.to_json())) from None
         self._write(self._f, record.to_json())
 
     def append_timeline(self, line: dict[str, Any]) -> None:
@@ -96,7 +101,7 @@ class RecordWriter:
 
     @staticmethod
     def _write(f: LineFile, data: dict[str, Any]) -> None:
-        f.append(json.dumps(_finite(data), separators=(",", ":"), allow_nan=False, default=str))
+        f.append(_line(data))
 
     def close(self) -> None:
         self._f.close()
@@ -109,45 +114,8 @@ class RecordWriter:
         self.close()
 
 
-def write_artifacts(run_dir: Path, files: dict[str, str | bytes]) -> None:
-    """A record's files (a profile's trace and snapshot), each under its relative path in the run directory,
-    written whole before the record that names them (temp file + rename)."""
-    for name, content in files.items():
-        path = inside(run_dir, name)
-        if path is None:
-            raise ValueError(f"artifact {name!r} is not inside the run directory")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunWriteError(path.parent, exc) from None
-        write_atomic(path, content if isinstance(content, bytes) else content.encode("utf-8"))
-
-
-def inside(run_dir: str | Path, name: str) -> Path | None:
-    """`run_dir`/`name` resolved, if it stays inside the run directory (no '..', absolute path or symlink out);
-    None otherwise. Every file a record names is opened through this: paths from data are not trusted."""
-    root = Path(run_dir).resolve()
-    try:
-        path = (root / name).resolve()
-    except (OSError, ValueError):
-        return None
-    return path if root in path.parents else None
-
-
-def copy_artifacts(record: RunRecord, source: Path, target: Path) -> list[str]:
-    """The files a record names (its profile's), copied from one run directory to another (merge); the names
-    that were not copied because they lead outside either directory (returned, for the caller to report)."""
-    import shutil
-
-    refused = []
-    for name in record.profile.files if record.profile else []:
-        src, dst = inside(source, name), inside(target, name)
-        if src is None or dst is None:
-            refused.append(name)
-        elif src.is_file():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
-    return refused
+def _line(data: dict[str, Any]) -> str:
+    return json.dumps(_finite(data), separators=(",", ":"), allow_nan=False, default=str)
 
 
 def _finite(value: Any) -> Any:

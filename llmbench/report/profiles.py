@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from llmbench.core.record import ErrorInfo, Profile, RunRecord
-from llmbench.execute.store import inside
+from llmbench.execute.artifacts import inside
 from llmbench.report.plotting import Run, text
 
 PARTS = {  # breakdown part -> (label, colour); the order is the bar's
