@@ -57,7 +57,7 @@ def inside_run_dir(name: str) -> str:
     path = PurePosixPath(name)
     if (not name or path.is_absolute() or ".." in path.parts or any(c in name for c in ":\\~")
             or any(ord(c) < 32 for c in name)):
-        raise ValueError(f"{name!r} is not a relative path inside the run directory")
+        raise ValueError("not a relative path inside the run directory")
     return name
 
 
