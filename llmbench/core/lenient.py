@@ -67,8 +67,8 @@ def validate_leniently(model: type[M], data: Any) -> tuple[M, list[str]]:
         error = errors[0]
         path = data_path(data, error["loc"])
         dropped = _drop_deepest(model, data, path)
-        if dropped is None:
-            raise UnreadableError(describe_error(error, path))
+        if dropped is None:  # a required part: a missing one is named by its full location
+            raise UnreadableError(describe_error(error, None if error["type"] == "missing" else path))
         data, where = dropped
         notes.append(f"{describe_error(error, where)}; left out")
         try:
