@@ -30,6 +30,8 @@ def run(
                                        "model groups."),
     nvtx: bool = typer.Option(False, "--nvtx", help="NVTX ranges around prefill, each decode step and the sampling "
                               "in every call, for `nsys profile llmbench run ...` (CUDA only)."),
+    order: Optional[str] = typer.Option(None, "--order", help="Override the scenario's order: blocked (each "  # noqa: UP045
+                                        "point's calls together) or round_robin (a model group's calls in rounds)."),
     rounds: int = typer.Option(1, "--rounds", min=1, help="Run the scenario this many times and pool every "
                                "measured call into one run directory (outvotes bursts of noise; for gates)."),
     against: Optional[str] = typer.Option(None, "--against", help="After the run, compare it with this saved "  # noqa: UP045
@@ -46,7 +48,7 @@ def run(
     from llmbench.execute.run import RunOptions
 
     path = scenario_file or default_scenario()
-    scenario = _overridden(load_or_exit(path), device, nvtx)
+    scenario = _overridden(load_or_exit(path), device, nvtx, order)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
                          markdown=markdown, junit=junit, json_out=json_out)
     if against is not None and metric:
@@ -115,8 +117,15 @@ def _shard(shard: str | None, resume: Path | None) -> tuple[int, int] | None:
         raise typer.Exit(2) from None
 
 
-def _overridden(scenario: Any, device: str | None, nvtx: bool) -> Any:
-    """The scenario with run's --device and --nvtx applied; a malformed --device exits 2."""
+def _overridden(scenario: Any, device: str | None, nvtx: bool, order: str | None = None) -> Any:
+    """The scenario with run's --device, --nvtx and --order applied; a malformed --device or --order exits 2."""
+    from llmbench.config.scenario import ORDERS
+
+    if order is not None:
+        if order not in ORDERS:
+            err.print(f"[red]--order {order!r}[/]: expected {' or '.join(ORDERS)}")
+            raise typer.Exit(2)
+        scenario = scenario.model_copy(update={"order": order})
     if device is not None:
         if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+", device):
             err.print(f"[red]--device {device!r}[/]: expected auto, cpu, cuda or cuda:N")

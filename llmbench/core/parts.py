@@ -61,6 +61,7 @@ class Call(Part):
     prompt_tokens: int | None = None  # P; older records leave it out
     host_e2e_ms: float | None = None
     e2e_host_ratio: float | None = None
+    round: int | None = None  # round-robin order: the round (1, 2, ...) this call was made in; blocked: absent
 
 
 class PointFields(Part):

@@ -232,6 +232,9 @@ class Supervisor:
                 w.in_flight, w.deadline = point_id, time.monotonic() + point.point_timeout_s
             elif event == "load_start":
                 w.in_flight = "load"
+            elif event == "round_call":  # round-robin order: a call of this point starts; the limit is per call
+                w.in_flight, w.deadline = point_id, time.monotonic() + w.points[point_id].point_timeout_s
+                return False  # one per call: the parent only notes it, the view never sees it
             self.on_event(event, point_id, detail)
         elif kind == "record":
             record = msg[1]
