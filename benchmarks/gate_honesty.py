@@ -3,7 +3,7 @@ gated with the real CLI (`llmbench run`, `llmbench compare`) on this machine, wh
 
 Runs, in this order, for i = 0, 1, ..., N (each one `llmbench run scenarios/ci-cpu.yaml`):
   n(i)  the scenario as shipped (round robin),
-  b(i)  the same with --order blocked (today's single run before round robin: wall time, and the order's A/A),
+  b(i)  the same with --order blocked, for i <= --blocked (today's single run: wall time, and the order's A/A),
   s(i)  round robin with every decoding step 15% slower (LLMBENCH_FAULTS slowdown; from i = 1).
 Comparisons, each a real `llmbench compare [--confirm K]` (exit code and JSON):
   A/A       n(i-1) vs n(i): every regressed point-metric is a false alarm, every exit 1 a failed job;
@@ -82,14 +82,14 @@ def _spin(duty: float) -> None:  # a neighbour: busy `duty` of every 100 ms
         time.sleep(0.1 * (1 - duty))
 
 
-def measure(work: Path, repetitions: int, load: int) -> None:
+def measure(work: Path, repetitions: int, load: int, blocked: int) -> None:
     neighbours = [multiprocessing.Process(target=_spin, args=(0.5,), daemon=True) for _ in range(load)]
     for p in neighbours:
         p.start()
     try:
         for i in range(repetitions + 1):
             for kind in ("n", "b", "s"):
-                if kind != "s" or i > 0:
+                if (kind != "s" or i > 0) and (kind != "b" or i <= blocked):
                     measure_one(work, f"{kind}{i}")
     finally:
         for p in neighbours:
@@ -126,7 +126,7 @@ def judge(work: Path, confirm: int) -> None:
     _print_aa("A/A, round robin" + (f", --confirm {confirm}" if confirm else ""), aa)
     _print_aa("A/A, blocked order", bb)
     decode = [[r for r in c["rows"] if r.get("metric") == "decode_tokens_per_s"] for c in ab]
-    named = sum(c["exit"] == 1 and any(r["verdict"] == "regressed" for r in d) for c, d in zip(ab, decode))
+    named = sum(c["exit"] == 1 and any(r["verdict"] == "regressed" for r in d) for c, d in zip(ab, decode, strict=True))
     flat = [r for d in decode for r in d]
     print(f"slowdown {SLOWDOWN:.0%}: {named}/{len(ab)} comparisons failed naming decode_tokens_per_s; "
           f"{sum(c['exit'] == 1 for c in ab)}/{len(ab)} failed; decode point-metrics regressed "
@@ -161,13 +161,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("phase", choices=("measure", "judge"))
     ap.add_argument("--repetitions", type=int, default=20)
+    ap.add_argument("--blocked", type=int, default=8, help="blocked-order runs b0..bB (measure)")
     ap.add_argument("--load", type=int, default=0, help="background neighbour processes (measure)")
     ap.add_argument("--confirm", type=int, default=0, help="compare --confirm K (judge)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/gate-honesty"))
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     if a.phase == "measure":
-        measure(a.work, a.repetitions, a.load)
+        measure(a.work, a.repetitions, a.load, a.blocked)
     else:
         judge(a.work, a.confirm)
 

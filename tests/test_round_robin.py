@@ -81,7 +81,7 @@ def test_blocked_order_records_no_round_and_the_same_shape(tmp_path, rr):
     blocked = _run(tmp_path, "blocked")
     recs, _ = rr
     assert [r.point_id for r in blocked] == [r.point_id for r in recs]
-    for b, r in zip(blocked, recs):
+    for b, r in zip(blocked, recs, strict=True):
         assert b.n_calls == r.n_calls and all(c.round is None for c in b.calls)
         assert [c.new_tokens for c in b.calls] == [c.new_tokens for c in r.calls]  # same seeds, same tokens
         assert b.memory.host_rss_peak_mib is not None and r.memory.host_rss_peak_mib is not None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
+from typing import Any, Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
 
 import typer
 from rich.markup import escape
@@ -25,6 +25,10 @@ MARKDOWN = typer.Option(None, "--markdown", help="Write the comparison as markdo
                         "$GITHUB_STEP_SUMMARY when set).")
 JUNIT = typer.Option(None, "--junit", help="Write JUnit XML: a testcase per point and metric.")
 JSON_OUT = typer.Option(None, "--json", help="Write the whole comparison as JSON.")
+FAIL_ON_BLIND = typer.Option(False, "--fail-on-blind", help="Exit 1 also when a point-metric is blind: the runs' "
+                             "noise floor is above its threshold, so a change of that size could not be seen.")
+CONFIRM = typer.Option(0, "--confirm", min=0, help="When a point would fail, measure the candidate's suspect points "
+                       "K more rounds (round robin among them), pool them with its calls and judge again.")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ class GateOptions:
     markdown: Path | None = None
     junit: Path | None = None
     json_out: Path | None = None
+    fail_on_blind: bool = False  # a blind point-metric fails too
+    confirm: int = 0  # rounds to measure the suspect points again before failing (llmbench/execute/confirm.py)
 
 
 def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
@@ -51,15 +57,41 @@ def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
 
     try:
         base = resolve_baseline(baseline, options.store)
-        result = compare_runs(base, candidate, list(options.metrics) or None, options.alpha,
-                              allow_mismatch=options.allow_mismatch, allow_missing=options.allow_missing)
-    except (BaselineError, CompareError, ResultsError, OSError) as exc:
+        judge = lambda cand: compare_runs(base, cand, list(options.metrics) or None, options.alpha,  # noqa: E731
+                                          allow_mismatch=options.allow_mismatch, allow_missing=options.allow_missing,
+                                          fail_on_blind=options.fail_on_blind)
+        result = judge(candidate)
+        if options.confirm and _suspects(result):
+            result = _confirmed(result, judge, candidate, options.confirm)
+    except (BaselineError, CompareError, ResultsError, OSError, ValueError) as exc:
         err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         return 2
     print_comparison(result, out)
     for path in write_outputs(result, options.markdown, options.junit, options.json_out):
         err.print(f"wrote {path}", soft_wrap=True)
     return result["exit_code"]
+
+
+def _suspects(result: dict) -> list[str]:
+    """The points a comparison fails on a measured change (a missing point is not measured again)."""
+    return sorted({r["point_id"] for r in result["rows"] if r["failing"] and r["verdict"] != "missing"})
+
+
+def _confirmed(result: dict, judge: Any, candidate: Path, rounds: int) -> dict:
+    """--confirm: the suspects measured `rounds` more rounds, pooled with the candidate, and judged again."""
+    from llmbench.execute.confirm import confirm_points
+    from llmbench.report.console import ConsoleRunView
+
+    suspects = _suspects(result)
+    err.print(f"confirming {len(suspects)} suspect point(s) with {rounds} more round(s): {', '.join(suspects)}",
+              soft_wrap=True, highlight=False)
+    done = confirm_points(candidate, suspects, rounds, ConsoleRunView())
+    again = judge(done.pooled)
+    again["confirm"] = {"rounds": rounds, "points": suspects, "run_dir": str(done.run_dir),
+                        "pooled": str(done.pooled), "wall_s": round(done.wall_s, 2),
+                        "regressed_before": result["counts"]["regressed"],
+                        "regressed_after": again["counts"]["regressed"], "exit_code_before": result["exit_code"]}
+    return again
 
 
 def compare(
@@ -74,6 +106,8 @@ def compare(
     markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
     junit: Optional[Path] = JUNIT,  # noqa: UP045
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
+    fail_on_blind: bool = FAIL_ON_BLIND,
+    confirm: int = CONFIRM,
 ) -> None:
     """Gate a candidate run against a baseline, point by point: exit 0 no regression, 1 regression, 2 refused.
 
@@ -81,7 +115,7 @@ def compare(
     samples) AND beyond its threshold; the ratio of medians gets a bootstrap 95% interval."""
     raise typer.Exit(gate(baseline, candidate, GateOptions(
         metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, allow_missing=allow_missing, store=store,
-        markdown=markdown, junit=junit, json_out=json_out)))
+        markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind, confirm=confirm)))
 
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Save and list baselines: named runs to gate against.")

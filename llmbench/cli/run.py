@@ -12,7 +12,19 @@ from typing import Any, Optional  # noqa: UP035 - typer needs Optional on Python
 import typer
 from rich.markup import escape
 
-from llmbench.cli.gating import ALLOW_MISMATCH, ALPHA, JSON_OUT, JUNIT, MARKDOWN, METRIC, STORE, GateOptions, gate
+from llmbench.cli.gating import (
+    ALLOW_MISMATCH,
+    ALPHA,
+    CONFIRM,
+    FAIL_ON_BLIND,
+    JSON_OUT,
+    JUNIT,
+    MARKDOWN,
+    METRIC,
+    STORE,
+    GateOptions,
+    gate,
+)
 from llmbench.cli.loading import default_scenario, load_or_exit
 from llmbench.report.console import ConsoleRunView, err, out, print_summary
 
@@ -43,6 +55,8 @@ def run(
     markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
     junit: Optional[Path] = JUNIT,  # noqa: UP045
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
+    fail_on_blind: bool = FAIL_ON_BLIND,
+    confirm: int = CONFIRM,
 ) -> None:
     """Run a scenario: measure every point and write a run directory under --out."""
     from llmbench.execute.run import RunOptions
@@ -50,7 +64,8 @@ def run(
     path = scenario_file or default_scenario()
     scenario = _overridden(load_or_exit(path), device, nvtx, order)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
-                         markdown=markdown, junit=junit, json_out=json_out)
+                         markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind,
+                         confirm=confirm)
     if against is not None and metric:
         _check_gates(metric)  # a bad gate must not cost a whole run first
     options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus)

@@ -25,8 +25,8 @@ from llmbench.core.axes import GROUP_OPTIONS, ID_OPTIONS, SWEPT, options_suffix
 
 AXES = SWEPT  # the product's axes, in the axis table's order (llmbench/core/axes.py)
 # scenario-wide settings every point carries, so a worker needs nothing but its points
-SETTINGS = ("prompt", "fixed_length", "order", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
-            "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
+SETTINGS = ("prompt", "fixed_length", "order", "warmup", "iterations", "min_duration_s", "max_iterations", "device",
+            "seed", "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
             "steady_tolerance", "stop_strings", "max_time_s", "nvtx", "selfcheck_pairs")
 
 

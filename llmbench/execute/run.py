@@ -46,6 +46,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (K, N)
     parallel_gpus: bool = False  # one worker slot per visible GPU
     profiled_only: bool = False  # `llmbench profile`: only the points the scenario's profile names
+    only: tuple[str, ...] = ()  # these point ids alone (compare --confirm's suspects); empty: every point
 
 
 @dataclass
@@ -89,7 +90,8 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
             raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
         slots = gpu_slots() if options.parallel_gpus else [{}]
         plan = (plan_resume(scenario, options.resume, options.shard) if options.resume is not None
-                else plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only))
+                else plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only,
+                                 options.only))
     except UsageError as exc:
         view.error(str(exc))
         return RunResult(code=2, scenario_path=scenario_path)
