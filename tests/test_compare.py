@@ -254,6 +254,8 @@ def test_pooling_keeps_every_round_s_calls(tmp_path):
         assert p.summary["e2e_ms"].median == pytest.approx(
             float(np.median([c.e2e_ms for c in b.calls + s.calls])))
         assert p.rounds == [1, 2]
+        # blocked runs: each run's calls are one round, numbered on across the runs (compare tests on rounds)
+        assert [c.round for c in p.calls] == [1] * b.n_calls + [2] * s.n_calls
     # a point that ran out of memory in one round is pooled from the rounds where it ran
     mixed = load_records(pool_runs([DATA / "oom", DATA / "base"], tmp_path / "mixed"))
     assert [r.rounds for r in mixed] == [[1, 2], [2]]
@@ -261,6 +263,30 @@ def test_pooling_keeps_every_round_s_calls(tmp_path):
 
 
 # --- the real path: a run gated in one step, and two environments interleaved -------------------
+
+@pytest.mark.slow
+def test_confirm_measures_only_the_suspects_again_and_judges_the_pool(tmp_path, monkeypatch):
+    """compare --confirm 1 on the checked-in slowed run: its one regressed point (bs4) is measured again here
+    (round robin, iterations more calls), pooled with its calls under <candidate>/confirm/, and judged again.
+    The new calls are not slowed, so the verdict after is what this machine says: the mechanism is tested."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    cand = tmp_path / "slow"
+    shutil.copytree(DATA / "slow", cand)
+    res = runner.invoke(app, ["compare", str(DATA / "base"), str(cand), "--confirm", "1",
+                              "--json", str(tmp_path / "c.json")])
+    result = json.loads((tmp_path / "c.json").read_text())
+    confirm = result["confirm"]
+    assert confirm["points"] == ["tiny-llama/fp32/bs4/in32/out16/greedy"] and confirm["regressed_before"] == 1
+    assert res.exit_code == result["exit_code"] == (1 if confirm["regressed_after"] else 0), res.output
+    (again,) = load_records(Path(confirm["run_dir"]))
+    original = {r.point_id: r for r in load_records(cand)}
+    iterations = json.loads((cand / "scenario.json").read_text())["iterations"]
+    assert again.point_id == confirm["points"][0] and again.n_calls == iterations
+    pooled = {r.point_id: r for r in load_records(Path(confirm["pooled"]))}
+    assert pooled[again.point_id].n_calls == original[again.point_id].n_calls + iterations
+    other = "tiny-llama/fp32/bs1/in32/out16/greedy"  # not suspect: not measured again
+    assert pooled[other].n_calls == original[other].n_calls
+    assert Path(confirm["run_dir"]).parent == cand / "confirm" and "confirm: 1 suspect point(s)" in res.output
 
 TINY = """name: gate-tiny
 models: [tiny-llama]

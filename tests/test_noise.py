@@ -76,3 +76,22 @@ def test_blind_only_where_the_floor_is_above_the_threshold_and_nothing_was_seen(
                                                                      "(noise floor 28%)")
     # a change far beyond the noise is still seen, noisy or not
     assert judge_samples(GATE, spread, [v * 0.5 for v in spread], 0.01)["verdict"] == "regressed"
+
+
+def test_rankings_claim_only_what_the_interval_shows():
+    from llmbench.analysis.rankings import NOT_DISTINGUISHABLE, rank_against_reference
+
+    bf16 = [100.0, 101, 99, 100.5, 99.5, 100.2, 99.8, 100.1]
+    rows = rank_against_reference({"bf16": bf16, "fp32": [v * 0.5 for v in bf16], "int8": [v * 1.25 for v in bf16],
+                                   "fp16": list(bf16)}, "bf16", higher_is_better=True)
+    assert [r["label"] for r in rows] == ["bf16", "int8", "fp16", "fp32"]  # the reference, then best first
+    by = {r["label"]: r for r in rows}
+    assert by["bf16"]["verdict"] == "reference"
+    # medians: int8 exactly 1.25x, fp32 0.5x the reference; their intervals (both sides resampled) stay far from 1
+    assert by["int8"]["ratio"] == pytest.approx(1.25) and by["int8"]["verdict"] == "better"
+    assert by["fp32"]["ratio"] == pytest.approx(0.5) and by["fp32"]["verdict"] == "worse"
+    assert by["fp16"]["ratio"] == pytest.approx(1.0) and by["fp16"]["verdict"] == NOT_DISTINGUISHABLE
+    # lower is better (ms): the faster one is "better"; one sample gives no interval: not distinguishable
+    ms = rank_against_reference({"a": [10.0, 10.1, 9.9], "b": [5.0, 5.05, 4.95], "c": [1.0]}, "a", False)
+    assert [(r["label"], r["verdict"]) for r in ms] == [("a", "reference"), ("c", NOT_DISTINGUISHABLE),
+                                                        ("b", "better")]
