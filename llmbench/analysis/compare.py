@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from llmbench.analysis.noise import blind_note, noise_floor, round_values, run_noise
+from llmbench.analysis.noise import blind_note, median_interval, noise_floor, round_values, run_noise
 from llmbench.analysis.results import load_records
 from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, Gate, parse_gates
 from llmbench.core.record import RunRecord
@@ -73,10 +73,12 @@ def judge_samples(gate: Gate, baseline: list[float], candidate: list[float], alp
     cv = max(_cv(np.asarray(baseline, dtype=float)), _cv(np.asarray(candidate, dtype=float)))
     noise_b, noise_c = run_noise(b), run_noise(c)
     floor = noise_floor(noise_b, noise_c)
+    c_ci = median_interval(c) or (None, None)
     row = {"n_baseline": int(b.size), "n_candidate": int(c.size), "unit": unit,
            "baseline_median": float(np.median(b)), "candidate_median": float(np.median(c)), "ratio": ratio,
            "ratio_ci_low": lo, "ratio_ci_high": hi, "p_value": p, "calls_cv": cv, "baseline_noise": noise_b,
-           "candidate_noise": noise_c, "noise_floor": floor, "note": None}
+           "candidate_noise": noise_c, "noise_floor": floor, "candidate_ci_low": c_ci[0],
+           "candidate_ci_high": c_ci[1], "note": None}
     row["verdict"], row["note"] = _verdict(gate, ratio, lo, hi, p, alpha, (b.size, c.size))
     if row["verdict"] in ("unchanged", "inconclusive") and floor is not None and floor > gate.threshold:
         row["verdict"] = "blind"

@@ -25,6 +25,11 @@ MARKDOWN = typer.Option(None, "--markdown", help="Write the comparison as markdo
                         "$GITHUB_STEP_SUMMARY when set).")
 JUNIT = typer.Option(None, "--junit", help="Write JUnit XML: a testcase per point and metric.")
 JSON_OUT = typer.Option(None, "--json", help="Write the whole comparison as JSON.")
+BMF = typer.Option(None, "--bmf", help="Write the candidate's medians with their 95% intervals in the Bencher Metric "
+                  "Format (JSON), for `bencher run --adapter json`.")
+GITHUB_BENCHMARK = typer.Option(None, "--github-benchmark", help="Write the candidate's medians as "
+                                "github-action-benchmark custom JSON into this folder: bigger-is-better.json and "
+                                "smaller-is-better.json (tools customBiggerIsBetter / customSmallerIsBetter).")
 FAIL_ON_BLIND = typer.Option(False, "--fail-on-blind", help="Exit 1 also when a point-metric is blind: the runs' "
                              "noise floor is above its threshold, so a change of that size could not be seen.")
 CONFIRM = typer.Option(0, "--confirm", min=0, help="When a point would fail, measure the candidate's suspect points "
@@ -46,6 +51,8 @@ class GateOptions:
     json_out: Path | None = None
     fail_on_blind: bool = False  # a blind point-metric fails too
     confirm: int = 0  # rounds to measure the suspect points again before failing (llmbench/execute/confirm.py)
+    bmf: Path | None = None  # Bencher Metric Format file (llmbench/report/exports.py)
+    github_benchmark: Path | None = None  # folder for github-action-benchmark's two custom JSON files
 
 
 def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
@@ -67,7 +74,10 @@ def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
         err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         return 2
     print_comparison(result, out)
-    for path in write_outputs(result, options.markdown, options.junit, options.json_out):
+    from llmbench.report.exports import write_exports
+
+    for path in [*write_outputs(result, options.markdown, options.junit, options.json_out),
+                 *write_exports(result, options.bmf, options.github_benchmark)]:
         err.print(f"wrote {path}", soft_wrap=True)
     return result["exit_code"]
 
@@ -108,6 +118,8 @@ def compare(
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
     fail_on_blind: bool = FAIL_ON_BLIND,
     confirm: int = CONFIRM,
+    bmf: Optional[Path] = BMF,  # noqa: UP045
+    github_benchmark: Optional[Path] = GITHUB_BENCHMARK,  # noqa: UP045
 ) -> None:
     """Gate a candidate run against a baseline, point by point: exit 0 no regression, 1 regression, 2 refused.
 
@@ -115,7 +127,8 @@ def compare(
     samples) AND beyond its threshold; the ratio of medians gets a bootstrap 95% interval."""
     raise typer.Exit(gate(baseline, candidate, GateOptions(
         metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, allow_missing=allow_missing, store=store,
-        markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind, confirm=confirm)))
+        markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind, confirm=confirm,
+        bmf=bmf, github_benchmark=github_benchmark)))
 
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Save and list baselines: named runs to gate against.")

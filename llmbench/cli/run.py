@@ -15,8 +15,10 @@ from rich.markup import escape
 from llmbench.cli.gating import (
     ALLOW_MISMATCH,
     ALPHA,
+    BMF,
     CONFIRM,
     FAIL_ON_BLIND,
+    GITHUB_BENCHMARK,
     JSON_OUT,
     JUNIT,
     MARKDOWN,
@@ -57,6 +59,8 @@ def run(
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
     fail_on_blind: bool = FAIL_ON_BLIND,
     confirm: int = CONFIRM,
+    bmf: Optional[Path] = BMF,  # noqa: UP045
+    github_benchmark: Optional[Path] = GITHUB_BENCHMARK,  # noqa: UP045
 ) -> None:
     """Run a scenario: measure every point and write a run directory under --out."""
     from llmbench.execute.run import RunOptions
@@ -65,7 +69,7 @@ def run(
     scenario = _overridden(load_or_exit(path), device, nvtx, order)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
                          markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind,
-                         confirm=confirm)
+                         confirm=confirm, bmf=bmf, github_benchmark=github_benchmark)
     if against is not None and metric:
         _check_gates(metric)  # a bad gate must not cost a whole run first
     options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus)
