@@ -350,21 +350,22 @@ def test_interleave_two_environments(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "gate.json").read_text())["rows"][0]["n_baseline"] == 12
 
 
-def test_the_example_workflow_uses_real_commands():
-    """examples/ci/gpu-benchmark.yml: valid YAML, its scenario validates, and every llmbench command line in it
-    parses (subcommand and options exist: `--help` after them exits 0)."""
+@pytest.mark.parametrize("name, scenario", [("gpu-benchmark", "ci-smoke"), ("cpu-benchmark", "ci-cpu")])
+def test_the_example_workflow_uses_real_commands(name, scenario):
+    """examples/ci/*.yml: valid YAML, its scenario exists, and every llmbench command line in it parses
+    (subcommand and options exist: `--help` after them exits 0)."""
     import shlex
 
     import yaml
 
     root = Path(__file__).parent.parent
-    workflow = yaml.safe_load((root / "examples" / "ci" / "gpu-benchmark.yml").read_text())
+    workflow = yaml.safe_load((root / "examples" / "ci" / f"{name}.yml").read_text())
     lines = [ln.strip().rstrip("\\").strip() for step in workflow["jobs"]["benchmark"]["steps"]
              for ln in step.get("run", "").replace("\\\n", " ").splitlines() if "bin/llmbench" in ln]
     assert len(lines) >= 4 and any("--against main" in ln for ln in lines)
     for line in lines:
-        words = shlex.split(line.split(">>")[0].replace('"$(ls -d reports/*_ci-smoke | tail -n 1)"', "RUN"))
-        args = [w for w in words[1:] if w != "RUN"]
+        line = line.split(">>")[0].split("||")[0].replace(f'"$(ls -d reports/*_{scenario} | tail -n 1)"', "RUN")
+        args = [w for w in shlex.split(line)[1:] if w != "RUN"]
         res = runner.invoke(app, [*args, "--help"])
         assert res.exit_code == 0, (line, res.output)
-    assert (root / "scenarios" / "ci-smoke.yaml").exists()
+    assert (root / "scenarios" / f"{scenario}.yaml").exists()
