@@ -19,6 +19,7 @@ from llmbench.cli.gating import (
     CONFIRM,
     FAIL_ON_BLIND,
     GITHUB_BENCHMARK,
+    HISTORY,
     JSON_OUT,
     JUNIT,
     MARKDOWN,
@@ -59,6 +60,7 @@ def run(
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
     fail_on_blind: bool = FAIL_ON_BLIND,
     confirm: int = CONFIRM,
+    history: int = HISTORY,
     bmf: Optional[Path] = BMF,  # noqa: UP045
     github_benchmark: Optional[Path] = GITHUB_BENCHMARK,  # noqa: UP045
 ) -> None:
@@ -69,7 +71,7 @@ def run(
     scenario = _overridden(load_or_exit(path), device, nvtx, order)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
                          markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind,
-                         confirm=confirm, bmf=bmf, github_benchmark=github_benchmark)
+                         confirm=confirm, history=history, bmf=bmf, github_benchmark=github_benchmark)
     if against is not None and metric:
         _check_gates(metric)  # a bad gate must not cost a whole run first
     options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus)

@@ -83,6 +83,8 @@ def print_comparison(result: dict[str, Any], console: Any) -> None:
     console.print(table)
     if result.get("confirm"):
         console.print(escape(confirm_line(result["confirm"])), soft_wrap=True, highlight=False)
+    for line in history_lines(result):
+        console.print(escape(line), soft_wrap=True, highlight=False)
     style = "bold red" if result["exit_code"] else "bold green"
     console.print(f"[{style}]{headline(result)}[/]")
 
@@ -107,6 +109,9 @@ def render_markdown(result: dict[str, Any]) -> str:
 
     if result.get("confirm"):
         lines += [confirm_line(result["confirm"]), ""]
+    if result.get("history"):
+        lines += ["<details><summary>trend over the saved baselines</summary>", "",
+                  *[f"- {md(line)}" for line in history_lines(result)], "", "</details>", ""]
     loud = [r for r in rows if r["verdict"] != "unchanged"]
     quiet = [r for r in rows if r["verdict"] == "unchanged"]
     if loud:
@@ -150,6 +155,23 @@ def confirm_line(confirm: dict[str, Any]) -> str:
     return (f"confirm: {len(confirm['points'])} suspect point(s) measured {confirm['rounds']} more round(s) in "
             f"{confirm['wall_s']:.1f} s ({confirm['run_dir']}), pooled and judged again: "
             f"{confirm['regressed_before']} regressed before, {confirm['regressed_after']} after")
+
+
+def history_lines(result: dict[str, Any]) -> list[str]:
+    """--history N: each gated metric's medians over the saved baselines then the candidate [in brackets], and
+    the change point where its change is beyond the threshold."""
+    history = result.get("history")
+    if not history:
+        return []
+    lines = [f"trend over the last {len(history['runs'])} saved baselines, then the candidate [in brackets]:"]
+    for t in history["trends"]:
+        values = ["-" if v is None else f"{v:.4g}" for v in t["medians"]]
+        text = f"  {t['point_id']} {t['metric']}: {' '.join(values[:-1])} [{values[-1]}]"
+        cp = t.get("change_point")
+        if cp and cp.get("shift"):
+            text += f"; shift after value {cp['after']}: {cp['change'] * 100:+.1f}% in the mean"
+        lines.append(text)
+    return lines
 
 
 def render_json(result: dict[str, Any]) -> str:
