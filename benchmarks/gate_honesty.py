@@ -14,7 +14,7 @@ a blocked run, and the load average seen. Resumable: `measure` skips runs alread
 again), so it can be stopped and started in chunks; `judge` needs no more than the runs made so far.
 
     python benchmarks/gate_honesty.py measure [--repetitions 20] [--load 0] [--work /tmp/gate-honesty]
-    python benchmarks/gate_honesty.py judge [--confirm 1] [--work /tmp/gate-honesty]
+    python benchmarks/gate_honesty.py judge [--confirm 1 --confirm-limit 5] [--work /tmp/gate-honesty]
 
 --load P starts P background processes that each keep a core busy half the time (a shared CI runner's neighbours);
 the machine's own load is recorded with every run either way (work/runs.jsonl).
@@ -106,43 +106,92 @@ def compare(base: Path, cand: Path, out: Path, args: list[str], slowdown: float)
     return {**result, "exit": code, "wall_s": time.monotonic() - t0}
 
 
-def judge(work: Path, confirm: int) -> None:
+def judge(work: Path, confirm: int, limit: int) -> None:
     runs = [json.loads(line) for line in (work / "runs.jsonl").read_text().splitlines()]
     done = {t: run_dir(work, t) for t in {r["tag"] for r in runs}}
     n_max = max(int(t[1:]) for t, d in done.items() if d is not None)
-    have = lambda t: done.get(t) is not None  # noqa: E731
-    args = ["--confirm", str(confirm)] if confirm else []
-    out = work / f"judged-confirm{confirm}"
+    pairs = {kind: [(done[f"{a}{i-1}"], done[f"{b}{i}"]) for i in range(1, n_max + 1)
+                    if done.get(f"{a}{i-1}") and done.get(f"{b}{i}")]
+             for kind, (a, b) in {"aa": ("n", "n"), "bb": ("b", "b"), "ab": ("n", "s")}.items()}
+    out = work / "judged"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    aa, bb, ab = [], [], []
-    for i in range(1, n_max + 1):
-        if have(f"n{i-1}") and have(f"n{i}"):
-            aa.append(compare(done[f"n{i-1}"], done[f"n{i}"], out / f"aa{i}.json", args, 0.0))
-        if have(f"b{i-1}") and have(f"b{i}"):
-            bb.append(compare(done[f"b{i-1}"], done[f"b{i}"], out / f"bb{i}.json", [], 0.0))
-        if have(f"n{i-1}") and have(f"s{i}"):
-            ab.append(compare(done[f"n{i-1}"], done[f"s{i}"], out / f"ab{i}.json", args, SLOWDOWN))
-    _print_aa("A/A, round robin" + (f", --confirm {confirm}" if confirm else ""), aa)
-    _print_aa("A/A, blocked order", bb)
-    decode = [[r for r in c["rows"] if r.get("metric") == "decode_tokens_per_s"] for c in ab]
-    named = sum(c["exit"] == 1 and any(r["verdict"] == "regressed" for r in d) for c, d in zip(ab, decode, strict=True))
-    flat = [r for d in decode for r in d]
-    print(f"slowdown {SLOWDOWN:.0%}: {named}/{len(ab)} comparisons failed naming decode_tokens_per_s; "
-          f"{sum(c['exit'] == 1 for c in ab)}/{len(ab)} failed; decode point-metrics regressed "
-          f"{sum(r['verdict'] == 'regressed' for r in flat)}/{len(flat)}; realised change median "
-          f"{statistics.median(r['ratio'] - 1 for r in flat if r.get('ratio')):+.1%}")
+    slow = {"aa": 0.0, "bb": 0.0, "ab": SLOWDOWN}
+    plain = {k: [compare(b, c, out / f"{k}{i}.json", [], slow[k]) for i, (b, c) in enumerate(v)]
+             for k, v in pairs.items()}
+    _print_aa("A/A, round robin (the default)", plain["aa"])
+    _print_aa("A/A, blocked order", plain["bb"])
+    _print_slow("slowdown, round robin", plain["ab"])
+    if confirm:  # confirming re-measures: on copies, so the runs stay as measured
+        confirmed = {}
+        for k in ("aa", "ab"):
+            confirmed[k] = []
+            for i, (b, c) in enumerate(pairs[k][:limit]):
+                copy = out / f"{k}{i}-candidate"
+                shutil.copytree(c, copy)
+                confirmed[k].append(compare(b, copy, out / f"{k}{i}-confirm.json", ["--confirm", str(confirm)],
+                                            slow[k]))
+        _print_aa(f"A/A, round robin, --confirm {confirm}", confirmed["aa"])
+        _print_slow(f"slowdown, round robin, --confirm {confirm}", confirmed["ab"])
+        costs = [c["confirm"]["wall_s"] for c in confirmed["aa"] + confirmed["ab"] if c.get("confirm")]
+        removed = sum(c.get("confirm", {}).get("exit_code_before") == 1 and c["exit"] == 0 for c in confirmed["aa"])
+        print(f"--confirm {confirm}: {len(costs)} comparisons confirmed, {removed} A/A false alarm(s) removed; "
+              f"confirming took {statistics.median(costs) if costs else 0:.1f} s median, "
+              f"{max(costs) if costs else 0:.1f} s max")
+    _print_order(pairs["aa"], pairs["bb"], done)
     walls = {k: [r["wall_s"] for r in runs if r["tag"][0] == k and r["exit"] in (0, 1)] for k in "nbs"}
     blocked = statistics.median(walls["b"])
-    gated = [c["wall_s"] for c in aa + ab]
+    gated = [c["wall_s"] for c in plain["aa"] + plain["ab"]]
     print(f"wall time per run (median): round robin {statistics.median(walls['n']):.1f} s, blocked {blocked:.1f} s "
-          f"({statistics.median(walls['n']) / blocked:.2f}x); per gated comparison, run + compare "
-          f"{'+ confirm ' if confirm else ''}(median / max): "
+          f"({statistics.median(walls['n']) / blocked:.2f}x); per gated comparison, run + compare (median / max): "
           f"{(statistics.median(walls['n']) + statistics.median(gated)) / blocked:.2f}x / "
           f"{(statistics.median(walls['n']) + max(gated)) / blocked:.2f}x of a blocked run")
     loads = [r["load_before"][0] for r in runs]
     print(f"load average (1 min) at the runs' starts: median {statistics.median(loads):.1f}, "
           f"min {min(loads):.1f}, max {max(loads):.1f}; {len(runs)} runs from {runs[0]['at']} to {runs[-1]['at']}")
+
+
+def _print_slow(title: str, comparisons: list[dict]) -> None:
+    if not comparisons:
+        return
+    decode = [[r for r in c["rows"] if r.get("metric") == "decode_tokens_per_s"] for c in comparisons]
+    named = sum(c["exit"] == 1 and any(r["verdict"] == "regressed" for r in d)
+                for c, d in zip(comparisons, decode, strict=True))
+    flat = [r for d in decode for r in d]
+    print(f"{title} ({SLOWDOWN:.0%} per decode step): {named}/{len(comparisons)} comparisons failed naming "
+          f"decode_tokens_per_s; {sum(c['exit'] == 1 for c in comparisons)}/{len(comparisons)} failed; decode "
+          f"point-metrics regressed {sum(r['verdict'] == 'regressed' for r in flat)}/{len(flat)}, verdicts "
+          f"{dict(Counter(r['verdict'] for r in flat))}; realised change median "
+          f"{statistics.median(r['ratio'] - 1 for r in flat if r.get('ratio')):+.1%}")
+
+
+def _print_order(rr: list[tuple[Path, Path]], blocked: list[tuple[Path, Path]], done: dict) -> None:
+    """Per-call numbers in either order: each point's median over the round-robin runs against the blocked
+    runs made alongside them (n(i) and b(i) alternate), and how much a point's median moves between two
+    consecutive runs of one order (the A/A noise a gate sees)."""
+    from llmbench.analysis.results import load_records
+
+    n_dirs = sorted({d for pair in rr for d in pair})
+    b_dirs = sorted({d for pair in blocked for d in pair})
+    if not n_dirs or not b_dirs:
+        return
+    n_dirs = [d for d in n_dirs if any(d == done.get(f"n{i}") for i in range(len(b_dirs)))]
+    for metric in ("ttft_ms", "decode_tokens_per_s"):
+        def medians(dirs: list[Path], metric: str = metric) -> dict[str, list[float]]:
+            out: dict[str, list[float]] = {}
+            for d in dirs:
+                for r in load_records(d):
+                    out.setdefault(r.point_id, []).append(statistics.median(r.samples(metric)))
+            return out
+
+        mn, mb = medians(n_dirs), medians(b_dirs)
+        ratios = {pid.split("/", 2)[2]: statistics.median(mn[pid]) / statistics.median(mb[pid]) for pid in mn}
+        moves = {name: [abs(b / a - 1) for v in m.values() for a, b in zip(v, v[1:], strict=False)]
+                 for name, m in (("round robin", mn), ("blocked", mb))}
+        print(f"{metric}: median over runs, round robin / blocked: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items())
+              + f" ({len(n_dirs)} vs {len(b_dirs)} runs); |change| of a point's median between consecutive runs: "
+              + "; ".join(f"{k} median {statistics.median(v):.1%}, max {max(v):.1%}" for k, v in moves.items()))
 
 
 def _print_aa(title: str, comparisons: list[dict]) -> None:
@@ -163,14 +212,15 @@ def main() -> None:
     ap.add_argument("--repetitions", type=int, default=20)
     ap.add_argument("--blocked", type=int, default=8, help="blocked-order runs b0..bB (measure)")
     ap.add_argument("--load", type=int, default=0, help="background neighbour processes (measure)")
-    ap.add_argument("--confirm", type=int, default=0, help="compare --confirm K (judge)")
+    ap.add_argument("--confirm", type=int, default=0, help="also judge with compare --confirm K (judge)")
+    ap.add_argument("--confirm-limit", type=int, default=20, help="comparisons of each kind judged with --confirm")
     ap.add_argument("--work", type=Path, default=Path("/tmp/gate-honesty"))
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     if a.phase == "measure":
         measure(a.work, a.repetitions, a.load, a.blocked)
     else:
-        judge(a.work, a.confirm)
+        judge(a.work, a.confirm, a.confirm_limit)
 
 
 if __name__ == "__main__":

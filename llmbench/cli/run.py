@@ -15,10 +15,8 @@ from rich.markup import escape
 from llmbench.cli.gating import (
     ALLOW_MISMATCH,
     ALPHA,
-    BMF,
     CONFIRM,
     FAIL_ON_BLIND,
-    GITHUB_BENCHMARK,
     HISTORY,
     JSON_OUT,
     JUNIT,
@@ -61,8 +59,6 @@ def run(
     fail_on_blind: bool = FAIL_ON_BLIND,
     confirm: int = CONFIRM,
     history: int = HISTORY,
-    bmf: Optional[Path] = BMF,  # noqa: UP045
-    github_benchmark: Optional[Path] = GITHUB_BENCHMARK,  # noqa: UP045
 ) -> None:
     """Run a scenario: measure every point and write a run directory under --out."""
     from llmbench.execute.run import RunOptions
@@ -71,7 +67,7 @@ def run(
     scenario = _overridden(load_or_exit(path), device, nvtx, order)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
                          markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind,
-                         confirm=confirm, history=history, bmf=bmf, github_benchmark=github_benchmark)
+                         confirm=confirm, history=history)
     if against is not None and metric:
         _check_gates(metric)  # a bad gate must not cost a whole run first
     options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus)

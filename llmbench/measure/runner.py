@@ -116,12 +116,19 @@ def _in_order(run: _GroupRun, points: list[RunPoint]) -> Iterator[RunRecord]:
 
 def _in_rounds(run: _GroupRun, points: list[RunPoint]) -> Iterator[RunRecord]:
     """Round-robin order (llmbench/measure/round_robin.py): every point's warm-up first, each alone; then the
-    measured calls in rounds; the measured points' records leave together when the rounds end."""
+    measured calls in rounds. The records leave together when the rounds end, in the group's point order (a
+    max-batch search's, which are not measured in rounds, as they come)."""
     ready: list[PointCalls] = []
+    held: dict[int, RunRecord] = {}  # point index -> a record made before the rounds (skipped, failed warm-up)
     for i, point in enumerate(points):
         early = run.before(point, i)
         if early is not None:
-            yield from early
+            if point.batch_search is not None:
+                yield from early
+            else:
+                held[i] = next(early)
+                early.close()
+                run.emit("point_end", point, held[i].status)
             continue
         pc = PointCalls(run.loaded, point, run.tools, run.emit, cold_start=(i == 0), peaks=run.peaks)
         try:
@@ -130,11 +137,14 @@ def _in_rounds(run: _GroupRun, points: list[RunPoint]) -> Iterator[RunRecord]:
             pc.close_window()
             ready.append(pc)
         except Exception as exc:  # noqa: BLE001 - the point fails, the others go on
-            yield from _emitted(run, run.leave(pc.failed(exc), point), point)
+            held[i] = run.leave(pc.failed(exc), point)
+            run.emit("point_end", point, held[i].status)
     measure_in_rounds(ready, points[0].seed, run.emit)
     for pc in ready:
         record = pc.failed(pc.failure) if pc.failure is not None else finish_point(pc)
-        yield from _emitted(run, run.leave(record, pc.point), pc.point)
+        held[points.index(pc.point)] = run.leave(record, pc.point)
+        run.emit("point_end", pc.point, record.status)
+    yield from (held[i] for i in sorted(held))
 
 
 def _emitted(run: _GroupRun, record: RunRecord, point: RunPoint) -> Iterator[RunRecord]:
