@@ -97,13 +97,17 @@ def measure(work: Path, repetitions: int, load: int, blocked: int) -> None:
 
 
 def compare(base: Path, cand: Path, out: Path, args: list[str], slowdown: float) -> dict:
-    """`llmbench compare` as a user runs it: its JSON, exit code and wall time (confirm rounds included)."""
+    """`llmbench compare` as a user runs it, through the CLI's own entry point (in this process, so that the
+    figures leave out a Python start): its JSON, exit code and wall time (confirm rounds, which spawn workers
+    as any run does, included)."""
+    from typer.testing import CliRunner
+
+    from llmbench.cli.app import app
+
     t0 = time.monotonic()
-    code = subprocess.run([sys.executable, "-m", "llmbench", "compare", str(base), str(cand), "--json", str(out),
-                           *args], env=_env(slowdown), check=False, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode
+    res = CliRunner().invoke(app, ["compare", str(base), str(cand), "--json", str(out), *args], env=_env(slowdown))
     result = json.loads(out.read_text()) if out.exists() else {"rows": []}
-    return {**result, "exit": code, "wall_s": time.monotonic() - t0}
+    return {**result, "exit": res.exit_code, "wall_s": time.monotonic() - t0}
 
 
 def judge(work: Path, confirm: int, limit: int) -> None:
