@@ -369,3 +369,13 @@ def test_the_example_workflow_uses_real_commands(name, scenario):
         res = runner.invoke(app, [*args, "--help"])
         assert res.exit_code == 0, (line, res.output)
     assert (root / "scenarios" / f"{scenario}.yaml").exists()
+
+
+def test_runs_measured_in_different_orders_are_flagged(tmp_path):
+    cand = tmp_path / "cand"
+    shutil.copytree(DATA / "same", cand)
+    scenario = json.loads((cand / "scenario.json").read_text())
+    (cand / "scenario.json").write_text(json.dumps({**scenario, "order": "round_robin"}))
+    assert compare_runs(DATA / "base", DATA / "same")["warnings"] == []  # runs from before `order`: blocked
+    (warning,) = compare_runs(DATA / "base", cand)["warnings"]
+    assert warning.startswith("the baseline was measured in blocked order, the candidate in round_robin order")

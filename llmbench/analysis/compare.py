@@ -243,6 +243,10 @@ def compare_runs(base_dir: str | Path, cand_dir: str | Path, specs: list[str] | 
                            "would measure that, not the change:\n  " + "\n  ".join(differences)
                            + "\n(--allow-mismatch compares anyway)")
     gates, alpha = gates_for(cand_dir, base_dir, specs, alpha)
+    orders = [_order(d) for d in (base_dir, cand_dir)]
+    warnings = [f"the baseline was measured in {orders[0]} order, the candidate in {orders[1]} order: per-call "
+                "numbers can differ between the orders (docs/regression-gates.md); measure both in one order"
+                ] if orders[0] != orders[1] else []
     rows = compare_records(load_records(base_dir), load_records(cand_dir), gates, alpha)
     for row in rows:
         if row["verdict"] == "missing" and allow_missing:
@@ -251,10 +255,16 @@ def compare_runs(base_dir: str | Path, cand_dir: str | Path, specs: list[str] | 
             row["failing"] = True
     counts = Counter(r["verdict"] for r in rows)
     return {"compare_schema": COMPARE_SCHEMA, "baseline": _side(base_dir, envs[0]),
-            "candidate": _side(cand_dir, envs[1]), "fingerprint_differences": differences,
+            "candidate": _side(cand_dir, envs[1]), "fingerprint_differences": differences, "warnings": warnings,
             "gates": [g.spec for g in gates], "alpha": alpha, "rows": rows,
             "counts": {v: counts.get(v, 0) for v in VERDICTS},
             "exit_code": 1 if any(r["failing"] for r in rows) else 0}
+
+
+def _order(run_dir: Path) -> str:
+    """The run's measurement order; runs made before `order` existed were blocked."""
+    scenario = read_json(run_dir, "scenario.json") if (run_dir / "scenario.json").exists() else {}
+    return scenario.get("order") or "blocked"
 
 
 def _side(path: Path, env: dict[str, Any]) -> dict[str, Any]:

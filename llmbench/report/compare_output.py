@@ -72,6 +72,8 @@ def print_comparison(result: dict[str, Any], console: Any) -> None:
                   soft_wrap=True, highlight=False)
     for d in result["fingerprint_differences"]:
         console.print(f"[yellow]environment differs (--allow-mismatch): {escape(d)}[/]", soft_wrap=True)
+    for w in result.get("warnings") or []:
+        console.print(f"[yellow]warning: {escape(w)}[/]", soft_wrap=True)
     table = Table(title=f"gates {', '.join(result['gates'])}, alpha {result['alpha']:g}", title_justify="left")
     for col in ("verdict", "point", "metric", "baseline", "candidate", "change [95% CI]", "noise floor", "p", "note"):
         table.add_column(col, justify="right" if col in ("baseline", "candidate", "noise floor", "p") else "left",
@@ -97,6 +99,7 @@ def render_markdown(result: dict[str, Any]) -> str:
              f"alpha {result['alpha']:g}", ""]
     lines += [f"> environment differs (compared with --allow-mismatch): {md(d)}"
               for d in result["fingerprint_differences"]]
+    lines += [f"> warning: {md(w)}" for w in result.get("warnings") or []]
     rows = sorted_rows(result)
     head = ["| | point | metric | baseline | candidate | change [95% CI] | noise floor | p | note |",
             "|---|---|---|---:|---:|---|---:|---:|---|"]
