@@ -88,11 +88,15 @@ def test_blocked_order_records_no_round_and_the_same_shape(tmp_path, rr):
 
 
 def test_a_failing_point_leaves_the_rounds_and_the_others_go_on(tmp_path):
-    # GPT-2 has 2048 learned positions: the 4000-token prompt fails in its warm-up, the short one is measured
+    # generate() refuses a negative repetition penalty: that point fails in its first call, the other is measured;
+    # a 4000-token prompt is past GPT-2's 2048 positions: skipped before any call; records in point order
     path = tmp_path / "s.yaml"
-    path.write_text("name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: [4000, 8]}\nmax_new_tokens: 3\n"
-                    "warmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\norder: round_robin\n")
+    path.write_text("name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: [8, 4000]}\nmax_new_tokens: 3\n"
+                    "decoding:\n  - {strategy: greedy, name: broken, generate_args: {repetition_penalty: -1.0}}\n"
+                    "  - greedy\nwarmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\norder: round_robin\n")
     recs = list(run_points(expand_sweep(load_scenario(path)), resolve_device("cpu")))
-    assert sorted(r.status for r in recs) == ["error", "ok"]
-    ok = next(r for r in recs if r.status == "ok")
+    assert [(r.point.input_tokens, r.point.decoding, r.status) for r in recs] == [
+        (8, "broken", "error"), (8, "greedy", "ok"), (4000, "broken", "skipped"), (4000, "greedy", "skipped")]
+    assert recs[0].error.traceback and recs[0].n_calls == 0
+    ok = recs[1]
     assert [c.round for c in ok.calls] == [1, 2]

@@ -26,7 +26,7 @@ from llmbench.cli.gating import (
     GateOptions,
     gate,
 )
-from llmbench.cli.loading import default_scenario, load_or_exit
+from llmbench.cli.loading import ALLOW_LARGE, default_scenario, load_or_exit
 from llmbench.report.console import ConsoleRunView, err, out, print_summary
 
 
@@ -59,12 +59,13 @@ def run(
     fail_on_blind: bool = FAIL_ON_BLIND,
     confirm: int = CONFIRM,
     history: int = HISTORY,
+    allow_large: bool = ALLOW_LARGE,
 ) -> None:
     """Run a scenario: measure every point and write a run directory under --out."""
     from llmbench.execute.run import RunOptions
 
     path = scenario_file or default_scenario()
-    scenario = _overridden(load_or_exit(path), device, nvtx, order)
+    scenario = _overridden(load_or_exit(path, allow_large), device, nvtx, order)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
                          markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind,
                          confirm=confirm, history=history)

@@ -11,6 +11,7 @@ from typing import Any
 from llmbench.config.sweep import RunPoint
 from llmbench.core.record import RunRecord
 from llmbench.measure.faults import active_faults, inject
+from llmbench.measure.models import position_overflow
 from llmbench.measure.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now
 from llmbench.measure.timelines import merge_windows
 
@@ -33,6 +34,7 @@ class PointCalls:
         self.call: tuple[Any, Any, Any] | None = None  # (inputs, generation config, extra call arguments)
         self._open = False
         self.failure: BaseException | None = None  # what a call raised in round-robin order
+        self.skip_reason: str | None = None  # set by prepare() for a point past the model's positions
         self.common: dict[str, Any] = {
             "started_at": utc_now(), "device": str(loaded.device), "timer": tools[0].name, "model": loaded.info,
             "torch_threads": _threads(), "load_s": loaded.load_s, "cold_start": cold_start,
@@ -50,6 +52,9 @@ class PointCalls:
             extra = {"pipeline": engine.make_pipeline_call(loaded, point, inputs)}
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
         self.common["prompt_tokens_per_sequence"] = prompt_tokens
+        self.skip_reason = position_overflow(loaded.model, prompt_tokens, point.max_new_tokens)
+        if self.skip_reason is not None:  # past the model's positions: skipped, no call made, no window opened
+            return
         self.call = (inputs, gen_config, extra)
         reserve(self.tools[0], point.max_new_tokens)
         modelled_mib = loaded.info["weights_mib"] + (point_kv_cache_mib(point, loaded.info, prompt_tokens) or 0)
@@ -106,6 +111,11 @@ class PointCalls:
         violation = fixed_length_violation(self.point, self.warmup + self.calls)
         status, error = ("error", {"type": "FixedLengthViolation", "message": violation}) if violation else ("ok", None)
         return make_record(self.point, status=status, error=error, sampled=merge_windows(self.windows), **self.common)
+
+    def skipped(self) -> RunRecord:
+        """The record of a point prepare() found past the model's positions."""
+        return make_record(self.point, status="skipped", started_at=self.common["started_at"],
+                           device=self.common["device"], reason=self.skip_reason)
 
     def fail(self, exc: BaseException) -> None:
         """A call raised: keep the exception for the record, close the window."""

@@ -133,6 +133,10 @@ def _in_rounds(run: _GroupRun, points: list[RunPoint]) -> Iterator[RunRecord]:
         pc = PointCalls(run.loaded, point, run.tools, run.emit, cold_start=(i == 0), peaks=run.peaks)
         try:
             pc.prepare()
+            if pc.skip_reason is not None:  # before any generate() call
+                held[i] = run.leave(pc.skipped(), point)
+                run.emit("point_end", point, held[i].status)
+                continue
             pc.warm_up()
             pc.close_window()
             ready.append(pc)
@@ -230,6 +234,8 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, Any], emit: E
     pc = PointCalls(loaded, point, tools, emit, cold_start, peaks)
     try:
         pc.prepare()
+        if pc.skip_reason is not None:  # before any generate() call
+            return pc.skipped()
         pc.warm_up()
         while pc.wants_more:
             pc.measure_once()
