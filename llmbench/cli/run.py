@@ -17,7 +17,6 @@ from llmbench.cli.gating import (
     ALPHA,
     CONFIRM,
     FAIL_ON_BLIND,
-    HISTORY,
     JSON_OUT,
     JUNIT,
     MARKDOWN,
@@ -58,7 +57,6 @@ def run(
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
     fail_on_blind: bool = FAIL_ON_BLIND,
     confirm: int = CONFIRM,
-    history: int = HISTORY,
     allow_large: bool = ALLOW_LARGE,
 ) -> None:
     """Run a scenario: measure every point and write a run directory under --out."""
@@ -68,7 +66,7 @@ def run(
     scenario = _overridden(load_or_exit(path, allow_large), device, nvtx, order)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
                          markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind,
-                         confirm=confirm, history=history)
+                         confirm=confirm)
     if against is not None and metric:
         _check_gates(metric)  # a bad gate must not cost a whole run first
     options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus)
