@@ -53,6 +53,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (K, N)
     parallel_gpus: bool = False  # one worker slot per visible GPU
     profiled_only: bool = False  # `llmbench profile`: only the points the scenario's profile names
+    only: tuple[str, ...] = ()  # these point ids alone (compare --confirm's suspects); empty: every point
 
 
 @dataclass
@@ -103,7 +104,8 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
                 held.enter_context(lock_run_dir(options.resume)) if options.resume.is_dir() else None
                 plan = plan_resume(scenario, options.resume, options.shard)
             else:
-                plan = plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only)
+                plan = plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only,
+                                options.only)
                 held.enter_context(lock_run_dir(plan.run_dir)) if plan.run_dir is not None else None
         except (UsageError, RunDirBusy, RunDirError) as exc:
             view.error(str(exc))

@@ -226,8 +226,8 @@ class Supervisor:
             self.outcome.refused = self.outcome.refused or self.check_env(msg[1])
         elif kind == "event":
             _, event, point_id, detail = msg
-            if event == "point_start":  # a search step has no entry of its own: its search (detail) sets the limit
-                point = w.points.get(point_id) or w.points[detail]
+            if event in ("point_start", "round_call"):  # round_call: in round-robin order the limit is per call
+                point = w.points.get(point_id) or w.points[detail]  # a search step: its search (detail) sets it
                 w.in_flight, w.deadline = point_id, time.monotonic() + point.point_timeout_s
             elif event == "load_start":
                 w.in_flight = "load"
