@@ -25,6 +25,7 @@ from llmbench.report.summary import (
     GROUPS,
     column_group,
     flag_counts,
+    harness_overhead_brief,
     harness_overheads,
     problems,
     run_dates,
@@ -103,10 +104,11 @@ def _header(runs: list[Run], terms: dict[str, str]) -> str:
                          f"{html.escape(f)} {n}/{judged}</span>" for f, (n, judged) in flag_counts(run).items())
         title = f"<h2>run {html.escape(run.label)}: {html.escape(str(s.get('name') or ''))}</h2>" if run.label else ""
         overheads = "".join(f"<li>{html.escape(line)}</li>" for line in harness_overheads(run))
+        overhead = html.escape(harness_overhead_brief(run))
         parts.append(f"{title}<p class=meta>{html.escape(str(s.get('description') or ''))} "
                      f"<b>{html.escape(run_dates(run))}</b> · {html.escape(status_counts(run))} · "
                      f"{html.escape(str(run.path or ''))}</p><p class=flags>validity flags (raised/judged): {flags}</p>"
-                     + (f"<details class=meta><summary>harness self-check</summary><ul>{overheads}</ul></details>"
+                     + (f"<details class=meta><summary>{overhead}</summary><ul>{overheads}</ul></details>"
                         if overheads else ""))
     rows = [[name] + [str(get(run.env) or "–") if run.env else "–" for run in runs] for name, get in ENV_ROWS]
     rows = [[f"{row[0]} ≠", *row[1:]] if len(set(row[1:])) > 1 else row for row in rows]  # runs that differ

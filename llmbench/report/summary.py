@@ -134,6 +134,25 @@ def harness_overheads(run: Run) -> list[str]:
     return [f"{group}: {line}" for group, line in seen.items()]
 
 
+def harness_overhead_brief(run: Run) -> str:
+    """The self-check's figures on one line for the header, the full lines folded under it: 'harness overhead:
+    tiny-llama/fp32 +3.9% [-35.0, +106.6] · tiny-llama/bf16 ... (too noisy to tell)'."""
+    from llmbench.core.harness_overhead import TOO_WIDE_PCT
+
+    figures, wide = [], False
+    for r in run.records:
+        check = r.selfcheck if "selfcheck" in r.model_fields_set else None
+        if r.status == "skipped" or not check or check.get("error") or r.group_id in {f[0] for f in figures}:
+            continue
+        lo, hi = check.get("overhead_pct_ci")
+        wide = wide or hi - lo > TOO_WIDE_PCT
+        figures.append((r.group_id, f"{check.get('overhead_pct'):+.1f}% [{lo:+.1f}, {hi:+.1f}]"))
+    if not figures:
+        return "harness self-check"
+    return ("harness overhead: " + " · ".join(f"{g} {f}" for g, f in figures)
+            + (" (too noisy to tell: see why)" if wide else ""))
+
+
 def run_dates(run: Run) -> str:
     """First start to last finish, in UTC; the quality phase (before the first point) included."""
     starts = sorted([r.started_at for r in run.records if r.started_at] + list(run.quality_started_at))
