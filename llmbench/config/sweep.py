@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ from llmbench.core.axes import CB_AXES, GROUP_OPTIONS, ID_OPTIONS, SWEPT, option
 
 AXES = SWEPT  # the product's axes, in the axis table's order (llmbench/core/axes.py)
 # scenario-wide settings every point carries, so a worker needs nothing but its points
-SETTINGS = ("prompt", "fixed_length", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
-            "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
+SETTINGS = ("prompt", "fixed_length", "order", "warmup", "iterations", "min_duration_s", "max_iterations", "device",
+            "seed", "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
             "steady_tolerance", "stop_strings", "max_time_s", "nvtx", "selfcheck_pairs")
 
 
@@ -64,6 +65,7 @@ class RunPoint:
     stop_strings: list[str]
     max_time_s: float | None
     nvtx: bool = False  # NVTX ranges in every call (CUDA only)
+    order: str = "round_robin"  # or blocked: how the group's measured calls are ordered (the scenario's default)
     selfcheck_pairs: int = 0  # plain/instrumented pairs at the start of the point's group (llmbench/selfcheck.py)
     profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
     # a max-batch search (llmbench/measure/batch_search.py): the search's own point carries its form and the outcomes
@@ -177,7 +179,7 @@ def load_point_id(c: dict[str, Any], load: Load) -> str:
 def expand_sweep(s: Scenario) -> list[RunPoint]:
     """All points of the scenario: the product of its axes, less `exclude`, plus `include`, in group order; the
     static batches' product, then the load points' (llmbench/config/load.py)."""
-    combos = _combos(s, _axis_values(s), LOAD_ONLY) if s.static_points else []
+    combos = _combos(s, axis_values(s), LOAD_ONLY) if s.static_points else []
     load_combos = _combos(s, _load_axis_values(s), STATIC_ONLY) if s.load is not None else []
     models = {m.label: m for m in s.models}
     presets = {d.label: d for d in s.decoding}
@@ -202,14 +204,14 @@ def group_points(points: list[RunPoint]) -> list[Group]:
 
 def _combos(s: Scenario, full: dict[str, list[Any]], foreign: tuple[str, ...]) -> list[dict[str, Any]]:
     """The product of `full`, less `exclude`, plus the `include` rules that name none of the `foreign` axes."""
-    combos = [c for c in _product(full) if not any(_matches(c, r) for r in s.exclude)]
+    combos = [c for c in _product(full) if not any(matches(c, r) for r in s.exclude)]
     for rule in s.include:
         if not set(rule.axes()) & set(foreign):
             combos += _product({**full, **rule.axes()})
     return combos
 
 
-def _axis_values(s: Scenario) -> dict[str, list[Any]]:
+def axis_values(s: Scenario) -> dict[str, list[Any]]:
     """Each swept axis's values for static points: the scenario's list of that name, but labels for models and
     presets, a search for batch_size, the prompt's lengths (None for a prompt file), and no load axes."""
     special = {
@@ -227,22 +229,27 @@ def _load_axis_values(s: Scenario) -> dict[str, list[Any]]:
     engine, the continuous-batching settings and the levels from `load:`; the static-only axes fixed."""
     load = s.load
     assert load is not None
-    return {**_axis_values(s), "batch_size": [None], "input_tokens": [None], "max_new_tokens": [None],
+    return {**axis_values(s), "batch_size": [None], "input_tokens": [None], "max_new_tokens": [None],
             "cache_implementation": ["dynamic"], "api": ["generate"], "engine": list(load.engine),
             **load.cb.axes(), "load_level": load.levels()}
 
 
 def _product(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    return [dict(zip(AXES, values, strict=True)) for values in itertools.product(*(axes[a] for a in AXES))]
+    return list(iter_product(axes))
 
 
-def _matches(combo: dict[str, Any], rule: Rule) -> bool:
+def iter_product(axes: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """The axes' combinations one at a time, as {axis: value}."""
+    return (dict(zip(AXES, values, strict=True)) for values in itertools.product(*(axes[a] for a in AXES)))
+
+
+def matches(combo: dict[str, Any], rule: Rule) -> bool:
     return all(combo[axis] in values for axis, values in rule.axes().items())
 
 
 def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: DecodingPreset) -> RunPoint:
     axes = {k: c[k] for k in AXES if k not in ("model", "decoding")}
-    profile = s.profile if s.profile is not None and profile_matches(s.profile.points, pid) else None
+    profile = s.profile if s.profile is not None and profilematches(s.profile.points, pid) else None
     if isinstance(c["batch_size"], BatchSearch):  # the search's own point: it starts at `start`
         axes.update(batch_size=c["batch_size"].start, batch_search=c["batch_size"])
     if c["batch_size"] is None:  # a load point carries its section; it is never profiled
@@ -252,7 +259,7 @@ def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: D
                     **{k: getattr(s, k) for k in SETTINGS})
 
 
-def profile_matches(patterns: list[str], pid: str) -> bool:
+def profilematches(patterns: list[str], pid: str) -> bool:
     """A profile's `points`: exact ids, shell-style patterns (fnmatch), or the word all."""
     return any(p == "all" or fnmatch.fnmatchcase(pid, p) for p in patterns)
 
@@ -262,4 +269,4 @@ def unmatched_profile_patterns(s: Scenario) -> list[int]:
     if s.profile is None:
         return []
     ids = [p.id for p in expand_sweep(s)]
-    return [i for i, p in enumerate(s.profile.points) if not any(profile_matches([p], pid) for pid in ids)]
+    return [i for i, p in enumerate(s.profile.points) if not any(profilematches([p], pid) for pid in ids)]
