@@ -238,9 +238,10 @@ def compare_runs(base_dir: str | Path, cand_dir: str | Path, specs: list[str] | 
     Raises CompareError for different hardware or software (unless allow_mismatch) and for bad input."""
     base_dir, cand_dir = Path(base_dir), Path(cand_dir)
     envs = []
-    for d in (base_dir, cand_dir):
+    for d, what in ((base_dir, "is this a run directory or a saved baseline?"),
+                    (cand_dir, "the candidate must be a run directory (a saved baseline can only be the baseline)")):
         if not (d / "records.jsonl").exists():
-            raise CompareError(f"{d}: no records.jsonl here; is this a run directory or a saved baseline?")
+            raise CompareError(f"{d}: {'no records.jsonl here' if d.is_dir() else 'no such directory'}; {what}")
         envs.append(read_json_if(d, "env.json"))
     differences = fingerprint_differences(*envs)
     if differences and not allow_mismatch:

@@ -5,6 +5,7 @@ the run on the console while it goes, then the summary table, the report and wha
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
@@ -26,11 +27,19 @@ from llmbench.cli.gating import (
     gate,
 )
 from llmbench.cli.loading import ALLOW_LARGE, default_scenario, load_or_exit
-from llmbench.report.console import ConsoleRunView, err, out, print_summary
+from llmbench.report.console import (
+    ConsoleRunView,
+    err,
+    out,
+    plural,
+    print_profiles,
+    print_ranking,
+    print_summary,
+)
 
 
 def run(
-    scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]",  # noqa: UP045
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="SCENARIO",  # noqa: UP045
                                                    help="Scenario YAML; default: scenarios/quickstart.yaml."),
     out_root: Path = typer.Option(Path("reports"), "--out", help="Where run directories are created."),
     device: Optional[str] = typer.Option(None, help="Override the scenario's device: auto, cpu, cuda, cuda:N."),  # noqa: UP045
@@ -97,6 +106,9 @@ def finish(result: Any) -> None:
         err.print(f"[red]{result.run_dir}: {escape(result.refused)}[/]", soft_wrap=True)
         return
     print_summary(result.records)
+    scenario_json = Path(result.run_dir) / "scenario.json"  # the run's scenario: which precision comes first
+    print_ranking(result.records, json.loads(scenario_json.read_text()) if scenario_json.exists() else None)
+    print_profiles(result.records)
     for q in result.quality.values():  # a failed score must not hide behind a "–" cell
         if q.get("status") != "ok":
             why = q.get("reason") or (q.get("error") or {}).get("message")
@@ -106,9 +118,10 @@ def finish(result: Any) -> None:
     out.print(f"run directory: [bold]{result.run_dir}[/]  ({planned - result.missing}/{planned} points recorded, "
               f"this session {result.wall_s:.1f} s)", soft_wrap=True)
     if result.interrupted or result.missing or result.failed:
-        what = f"{result.missing} point(s) not run" if result.missing else ""
-        what += (", " if what else "") + f"{result.failed} point(s) failed" if result.failed else ""
-        err.print(f"[yellow]{what}[/]. To run exactly the points that are not ok:\n  llmbench run "
+        what = ["interrupted"] if result.interrupted else []
+        what += [f"{plural(result.missing, 'point')} not run"] if result.missing else []
+        what += [f"{plural(result.failed, 'point')} failed"] if result.failed else []
+        err.print(f"[yellow]{', '.join(what)}[/]. To run exactly the points that are not ok:\n  llmbench run "
                   f"{result.scenario_path} --resume {result.run_dir}", soft_wrap=True)
 
 
@@ -201,7 +214,7 @@ def profile(
 
 
 def selfcheck(
-    scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]", help="Scenario YAML; default: "  # noqa: UP045
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="SCENARIO", help="Scenario YAML; default: "  # noqa: UP045
                                                    "the quickstart."),
     point_id: Optional[str] = typer.Option(None, "--point", help="Point id or pattern; default: the first "  # noqa: UP045
                                            "group's cheapest point."),

@@ -26,6 +26,7 @@ from llmbench.execute.fingerprint import fingerprint_differences
 from llmbench.execute.locks import RunDirBusy, lock_run_dir
 from llmbench.execute.plans import RunPlan, UsageError, check_device, gpu_slots, plan_new, plan_resume
 from llmbench.execute.store import RecordWriter, RunDirError, latest_records, read_quality, read_records, write_json
+from llmbench.execute.worker_logs import summarize_logs
 from llmbench.execute.writes import RunWriteError
 
 FAILED = ("error", "crashed", "timeout")
@@ -129,8 +130,9 @@ def _run_plan(plan: RunPlan, slots: list[dict[str, str]], options: RunOptions, v
         result.code = 0
         return result
     device = "cuda" if options.parallel_gpus else plan.scenario.device  # each GPU worker sees one device
-    view.warn(f"llmbench: {len(plan.points)} points, {len(group_points(plan.points))} model loads, "
-              f"{len(slots)} worker slot(s) → {plan.run_dir}")
+    n_points, n_loads = len(plan.points), len(group_points(plan.points))
+    view.warn(f"llmbench: {n_points} point{'s' * (n_points != 1)}, {n_loads} model load{'s' * (n_loads != 1)}, "
+              f"{len(slots)} worker slot{'s' * (len(slots) != 1)} → {plan.run_dir}")
     start = time.perf_counter()
     try:
         outcome = _measure(plan, device, view)
@@ -144,6 +146,9 @@ def _run_plan(plan: RunPlan, slots: list[dict[str, str]], options: RunOptions, v
     result.records = [r for r in latest_records(read_records(plan.run_dir)[0])
                       if r.point_id in planned or r.search_id in planned]
     result.quality = read_quality(plan.run_dir)
+    logs = summarize_logs(plan.run_dir / "logs")
+    if logs:
+        view.warn(logs)
     return result
 
 

@@ -135,7 +135,7 @@ def render_junit(result: dict[str, Any]) -> str:
     suite = ET.SubElement(root, "testsuite", {"name": "llmbench compare", **counts})
     for r in rows:
         case = ET.SubElement(suite, "testcase", {"classname": r["point_id"], "name": r.get("gate") or "point"})
-        message = f"{r['verdict']}: {change(r)} {_note(r)}".strip()
+        message = f"{r['verdict']}: " + "; ".join(p for p in (change(r), _note(r)) if p)  # interval; note
         if r["failing"]:
             ET.SubElement(case, "failure", {"message": message, "type": r["verdict"]}).text = _details(r)
         elif r["verdict"] in ("inconclusive", "blind", "missing"):
