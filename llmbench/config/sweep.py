@@ -65,7 +65,7 @@ class RunPoint:
     stop_strings: list[str]
     max_time_s: float | None
     nvtx: bool = False  # NVTX ranges in every call (CUDA only)
-    order: str = "round_robin"  # or blocked: how the group's measured calls are ordered (the scenario's default)
+    order: str = "blocked"  # or round_robin: how the group's measured calls are ordered (set from the scenario)
     selfcheck_pairs: int = 0  # plain/instrumented pairs at the start of the point's group (llmbench/selfcheck.py)
     profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
     # a max-batch search (llmbench/measure/batch_search.py): the search's own point carries its form and the outcomes
