@@ -12,6 +12,8 @@ from collections.abc import Callable
 from llmbench.config.sweep import RunPoint
 from llmbench.core.precisions import installed, unavailable_reason
 
+REUSABLE_CACHES = ("dynamic", "static")  # the cache kinds a reused prefix is prefilled in (measure/context.py)
+
 
 def _precision(p: RunPoint, device: str | None) -> str | None:
     return unavailable_reason(p.precision, device)
@@ -69,9 +71,33 @@ def _pipeline(p: RunPoint, device: str | None) -> str | None:
     return None
 
 
+def _context_depth(p: RunPoint, device: str | None) -> str | None:
+    if p.context_depth == 0:
+        return "prefix_cache recomputed equals reused at context_depth 0: measured once" \
+            if p.prefix_cache != "reused" else None
+    if p.api == "pipeline" or p.decoding.speculative:
+        return "a context depth is measured with generate() and greedy, sampling or beam decoding"
+    if p.prefix_cache == "reused" and p.cache_implementation not in REUSABLE_CACHES:
+        return (f"a reused prefix is prefilled in a {' or '.join(REUSABLE_CACHES)} cache, not "
+                f"{p.cache_implementation} (prefix_cache: recomputed runs it)")
+    return None
+
+
 RULES: list[Callable[[RunPoint, str | None], str | None]] = [
     _precision, _batch_limit, _speculative_cache, _quantized_cache, _attention, _remote_code, _pipeline,
+    _context_depth,
 ]
+
+
+def beyond_positions(p: RunPoint, max_positions: int | None, prompt_tokens: int | None = None) -> str | None:
+    """The rule that needs the loaded model: prefix, prompt and new tokens beyond the positions it was built for.
+    prompt_tokens: the longest prompt when it is known (a prompt file); else the synthetic length."""
+    prompt = prompt_tokens if prompt_tokens is not None else (p.input_tokens or 0)
+    needed = p.context_depth + prompt + p.max_new_tokens
+    if max_positions is None or needed <= max_positions:
+        return None
+    return (f"context_depth + prompt + max_new_tokens = {p.context_depth} + {prompt} + {p.max_new_tokens} = {needed} "
+            f"tokens, beyond the model's {max_positions} positions (max_position_embeddings)")
 
 
 def skip_reason(point: RunPoint, device_type: str | None) -> str | None:

@@ -46,6 +46,8 @@ class RunPoint:
     attn_implementation: str
     compile: bool
     api: str  # generate or pipeline
+    context_depth: int  # D: prefix tokens in the KV cache before each call (0: none)
+    prefix_cache: str  # reused (prefilled once, outside the timed calls) or recomputed (inside every call)
     prompt: Prompt
     fixed_length: bool
     warmup: int
@@ -80,6 +82,7 @@ class RunPoint:
         out["model_spec"], out["model"] = out["model"], self.model.label
         out["decoding_spec"], out["decoding"] = out["decoding"], self.decoding.label
         out["num_beams"] = self.decoding.beams
+        out.update(self.decoding.draft_settings())
         return out
 
 
@@ -138,7 +141,7 @@ def expand_sweep(s: Scenario) -> list[RunPoint]:
     for rule in s.include:
         combos += _product({**full, **rule.axes()})
     models = {m.label: m for m in s.models}
-    presets = {d.label: d for d in s.decoding}
+    presets = {d.label: d for d in s.presets}
     points: dict[str, RunPoint] = {}
     for c in combos:
         pid = point_id(c, s.prompt)
@@ -162,7 +165,7 @@ def _axis_values(s: Scenario) -> dict[str, list[Any]]:
         "model": [m.label for m in s.models],
         "batch_size": [s.batch_size] if isinstance(s.batch_size, BatchSearch) else list(s.batch_size),
         "input_tokens": list(s.prompt.input_tokens) if s.prompt.kind == "synthetic" else [None],
-        "decoding": [d.label for d in s.decoding],
+        "decoding": [d.label for d in s.presets],
     }
     return {a: special[a] if a in special else list(getattr(s, a)) for a in AXES}
 

@@ -11,12 +11,14 @@ runs its steps as points through the same path (llmbench/measure/batch_search.py
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from llmbench.config.feasibility import skip_reason
+from llmbench.config.feasibility import beyond_positions, skip_reason
 from llmbench.config.sweep import Group, RunPoint, group_points
 from llmbench.core.precisions import unavailable_reason
+from llmbench.core.metrics import pair_with_baseline
 from llmbench.core.record import RunRecord
 from llmbench.measure.faults import active_faults, inject, slowed
 from llmbench.measure.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now
@@ -58,7 +60,8 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
     try:
         for i, point in enumerate(group.points):
             emit("point_start", point, None)
-            shape, reason = _shape(point), skip_reason(point, device_type)
+            shape = _shape(point)
+            reason = skip_reason(point, device_type) or beyond_positions(point, loaded.info.get("max_positions"))
             if point.batch_search is not None and reason is None:
                 yield from _run_search(loaded, point, tools, emit, (peaks, check.result), cold_start=(i == 0))
                 continue
@@ -139,7 +142,7 @@ def _memory_limit(device: Any) -> tuple[float | None, str]:
 
 def _shape(point: RunPoint) -> tuple[Any, ...]:
     """Everything but the batch size: points of one shape differ only in B."""
-    return (point.input_tokens, point.max_new_tokens, point.decoding.label)
+    return (point.input_tokens, point.max_new_tokens, point.decoding.label, point.context_depth, point.prefix_cache)
 
 
 def _all_points(group: Group, emit: EventHook, **fields: Any) -> Iterator[RunRecord]:
@@ -153,6 +156,7 @@ def _all_points(group: Group, emit: EventHook, **fields: Any) -> Iterator[RunRec
 def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
               cold_start: bool = False, peaks: dict[str, Any] | None = None) -> RunRecord:
     from llmbench.measure import engine
+    from llmbench.measure.context import with_prefix
 
     clock, hook, instruments = tools
     warmup: list[dict[str, Any]] = []
@@ -161,7 +165,7 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
               "torch_threads": _threads(), "load_s": loaded.load_s, "cold_start": cold_start,
               "warmup_calls": warmup, "calls": calls, "peaks": peaks}
     try:
-        inputs = engine.build_inputs(loaded, point)
+        inputs = with_prefix(loaded, point, engine.build_inputs(loaded, point))  # a prefix prefilled here, untimed
         gen_config = engine.make_generation_config(loaded, point)
         extra = engine.call_kwargs(loaded, point)
         if point.api == "pipeline":
@@ -214,9 +218,15 @@ def _measure(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any], tools: tu
     """Warm-up calls, then measured calls until iterations AND min_duration_s (at most max_iterations).
     The sampler marks each call's window outside the timed region."""
     clock, hook, instruments = tools
+    baseline = _baseline_call(loaded, point, call)
 
     def once(seed: int) -> dict[str, Any]:
-        return _call_once(loaded, call, clock, hook, seed)
+        if baseline is None:
+            return _call_once(loaded, call, clock, hook, seed)
+        # a speculative call and its baseline on the same prompt and seed, in alternating order
+        pair = [_call_once(loaded, c, clock, hook, seed) for c in ((baseline, call) if seed % 2 else (call, baseline))]
+        result, base = pair if seed % 2 == 0 else pair[::-1]
+        return pair_with_baseline(result, base)
 
     for i in range(point.warmup):
         instruments.call_start("warmup", i)
@@ -230,6 +240,17 @@ def _measure(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any], tools: tu
         calls.append(result)
         measured_s += result["e2e_ms"] / 1e3
         emit("call", point, len(calls))
+
+
+def _baseline_call(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any]) -> tuple[Any, Any, Any] | None:
+    """The call a speculative point's calls are paired with: its baseline strategy on the same inputs, no draft."""
+    from llmbench.measure import engine
+
+    preset = point.decoding.baseline_preset()
+    if preset is None or "pipeline" in call[2]:
+        return None
+    plain = dataclasses.replace(point, decoding=preset)
+    return call[0], engine.make_generation_config(loaded, plain), engine.call_kwargs(loaded, plain)
 
 
 def _stop_quietly(instruments: Any) -> dict[str, Any]:
