@@ -17,8 +17,8 @@ from typing import Any
 
 from llmbench.config.feasibility import beyond_positions, skip_reason
 from llmbench.config.sweep import Group, RunPoint, group_points
-from llmbench.core.precisions import unavailable_reason
 from llmbench.core.metrics import pair_with_baseline
+from llmbench.core.precisions import unavailable_reason
 from llmbench.core.record import RunRecord
 from llmbench.measure.faults import active_faults, inject, slowed
 from llmbench.measure.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from llmbench.report.capacity_figures import roofline, slo_goodput
+from llmbench.report.context_figures import depth, prompt_length, speculation
 from llmbench.report.memory_figures import decimate, energy_per_token, peak_memory_bars, timeline, timeline_ids  # noqa: F401
 from llmbench.report.plotting import (  # noqa: F401 - some re-exported for report.py and tests
     LINE_COLORS,
@@ -182,4 +183,7 @@ FIGURES: dict[str, Callable[[list[Run]], go.Figure | str]] = {
     "Quality vs speed vs memory": quality_pareto,
     "Roofline: achieved bandwidth and compute against the measured peaks": roofline,
     "SLO view: goodput against TPOT p90": slo_goodput,
+    "Speculative decoding: acceptance and speedup per draft and batch": speculation,
+    "TTFT and TPOT vs context depth per cache": depth,
+    "TTFT vs prompt length": prompt_length,
 }
