@@ -110,7 +110,9 @@ def test_a_speculative_point_is_paired_with_greedy_call_by_call(write_scenario):
         models: [tiny-llama]
         prompt: {input_tokens: 16}
         max_new_tokens: 8
-        decoding: [{strategy: assisted, assistant_model: tiny-llama}, prompt_lookup]
+        decoding:
+          - {strategy: assisted, assistant_model: tiny-llama, num_assistant_tokens: 3, assistant_confidence_threshold: 0}
+          - prompt_lookup
         warmup: 1
         iterations: 3
         min_duration_s: 0
@@ -124,6 +126,8 @@ def test_a_speculative_point_is_paired_with_greedy_call_by_call(write_scenario):
     for call in assisted.calls:
         # the same model drafts for itself: every drafted token is accepted
         assert call.draft_tokens > 0 and call.accepted_tokens == call.draft_tokens
+        # the preset's draft length holds (transformers reads it from the assistant's generation_config)
+        assert call.draft_tokens <= 3 * call.verification_steps and call.verification_steps < 8
         assert call.verification_steps == call.steps  # one step mark per verification step
         assert call.baseline_e2e_ms > 0 and call.get("speedup_vs_baseline") == pytest.approx(
             call.baseline_e2e_ms / call.e2e_ms)

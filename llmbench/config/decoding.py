@@ -149,11 +149,24 @@ class Assisted(_Speculative):
     strategy: Literal["assisted"] = "assisted"
     assistant_model: str | Annotated[list[str], Field(min_length=1)] = Field(
         description="The assistant: a built-in name, hub id or local folder; a list sweeps them (one point each).")
-    num_assistant_tokens: int = Field(default=5, ge=1, description="Tokens the assistant drafts per step.")
+    num_assistant_tokens: int = Field(default=5, ge=1, description="Tokens the assistant drafts per step (at most).")
+    num_assistant_tokens_schedule: Literal["constant", "heuristic_transient"] = Field(
+        default="constant", description="constant: always num_assistant_tokens; heuristic_transient: +2 after a "
+        "fully accepted draft, -1 otherwise, reset every call (transformers' persistent `heuristic` would carry "
+        "over from call to call, so the calls would not be alike).")
+    assistant_confidence_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="The assistant stops drafting when its top token's probability falls "
+        "below this; null: transformers' default (0.4); 0: always draft num_assistant_tokens.")
     _axis: ClassVar[str] = "assistant_model"
 
     def assistant_id(self) -> str | None:
         return self.assistant_model  # type: ignore[return-value] - one value once expanded
+
+    def assistant_settings(self) -> dict[str, Any]:
+        """What transformers reads from the *assistant's* generation_config, not from the call's: set there."""
+        return {"num_assistant_tokens": self.num_assistant_tokens,
+                "num_assistant_tokens_schedule": self.num_assistant_tokens_schedule,
+                "assistant_confidence_threshold": self.assistant_confidence_threshold}
 
     def strategy_kwargs(self) -> dict[str, Any]:
         return {"do_sample": False, "num_beams": 1, "num_assistant_tokens": self.num_assistant_tokens}

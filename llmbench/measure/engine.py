@@ -93,7 +93,11 @@ def call_kwargs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     assistant = point.decoding.assistant_id()
     if assistant is not None:
-        extra["assistant_model"] = load_assistant(loaded, assistant)
+        extra["assistant_model"] = model = load_assistant(loaded, assistant)
+        # transformers 5 drafts as the assistant's generation_config says (num_assistant_tokens 20 by default),
+        # whatever the call's says: the preset's settings go there, for this point's calls
+        for key, value in point.decoding.assistant_settings().items():  # type: ignore[attr-defined]
+            setattr(model.generation_config, key, value)  # None: transformers fills in its default per call
     if point.stop_strings:
         extra["tokenizer"] = loaded.tokenizer
     if point.decoding.custom_generate:
