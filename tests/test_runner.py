@@ -88,14 +88,17 @@ def test_summary_and_memory(records):
 
 
 def test_a_failing_point_is_data_and_the_sweep_goes_on(tmp_path):
-    # GPT-2 has 2048 learned positions: a 4000-token prompt fails inside generate(), a short one works
+    # GPT-2 has 2048 learned positions: a 4000-token prompt is skipped before any call, with the reason; a
+    # generate() argument that transformers refuses fails inside generate(); the plain short point works
     path = tmp_path / "s.yaml"
     path.write_text("name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: [4000, 8]}\nmax_new_tokens: 4\n"
-                    "warmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\n")
+                    "decoding: [{strategy: greedy, name: broken, generate_args: {bad_words_ids: [[-5]]}}, greedy]\n"
+                    "warmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\nselfcheck_pairs: 0\n")
     recs = list(run_points(expand_sweep(load_scenario(path)), resolve_device("cpu")))
-    assert [r.status for r in recs] == ["error", "ok"]
-    assert recs[0].error.type and recs[0].error.traceback
-    assert recs[1].n_calls == 2
+    assert [r.status for r in recs] == ["skipped", "skipped", "error", "ok"]
+    assert "4000 + 4 = 4004 tokens, beyond the model's 2048 positions" in recs[0].reason
+    assert recs[2].error.type and recs[2].error.traceback
+    assert recs[3].n_calls == 2
 
 
 def test_load_failure_makes_every_point_of_the_group_an_error(tmp_path):
