@@ -111,7 +111,8 @@ def test_a_speculative_point_is_paired_with_greedy_call_by_call(write_scenario):
         prompt: {input_tokens: 16}
         max_new_tokens: 8
         decoding:
-          - {strategy: assisted, assistant_model: tiny-llama, num_assistant_tokens: 3, assistant_confidence_threshold: 0}
+          - {strategy: assisted, assistant_model: tiny-llama, num_assistant_tokens: 3,
+             assistant_confidence_threshold: 0}
           - prompt_lookup
         warmup: 1
         iterations: 3

@@ -155,7 +155,7 @@ def call_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any], int]:
     if "cache" not in inputs:
         return inputs, 0
     cache = copy.deepcopy(inputs["cache"])
-    return {**inputs, "cache": cache}, cache.get_seq_length() * inputs["input_ids"].shape[0]
+    return {**inputs, "cache": cache}, int(cache.get_seq_length()) * inputs["input_ids"].shape[0]  # a tensor for static
 
 
 def make_pipeline_call(loaded: LoadedModel, point: RunPoint, inputs: dict[str, Any]) -> tuple[Any, list[str]]:
