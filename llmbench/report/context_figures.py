@@ -50,7 +50,9 @@ def speculation(runs: list[Run]) -> go.Figure | str:
     pts = pts[:MAX_SERIES]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("acceptance rate", "speedup vs baseline (×)"),
                         horizontal_spacing=0.1)
-    labels = [p.label for p in pts]
+    models = len({p.record.point.model for p in pts}) > 1
+    labels = [text(" ".join([str(p.record.point.model)] * models + [str(p.record.point.decoding), f"bs{p.batch_size}"]
+                            + [p.run.label] * bool(p.run.label))) for p in pts]
     hover = [f"{point_label(p.run, p.record.point_id)}<br>accepted length "
              f"{p.stat('mean_accepted_length_tokens') or 0:.3g} tokens/step" for p in pts]
     for col, metric in ((1, "acceptance_rate"), (2, "speedup_vs_baseline")):

@@ -85,7 +85,9 @@ def _points(runs: tuple[Run, ...]) -> list[Point]:
     ok = [(run, r) for run in runs for r in run.records if r.status == "ok" and not r.search_result]
     varying = [f for f in SERIES_FIELDS if len({str(r.point.get(f)) for _, r in ok}) > 1] or ["precision"]
     colors: dict[str, str] = {}
-    bases = [" ".join(f"{FIELD_PREFIX[f]}{r.point.get(f)}" for f in varying) for _, r in ok]
+    # a field a point does not have (the draft of a greedy point) is left out of its label, not shown as None
+    bases = [" ".join(f"{FIELD_PREFIX[f]}{r.point.get(f)}" for f in varying if r.point.get(f) is not None)
+             for _, r in ok]
     shorts = [f"{b} bs{r.point.batch_size}" + (f" · {run.label}" if run.label else "")
               for b, (run, r) in zip(bases, ok, strict=True)]
     unique = len(set(shorts)) == len(shorts)  # a field outside SERIES_FIELDS may tell two points apart
