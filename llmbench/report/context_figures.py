@@ -74,7 +74,8 @@ def depth(runs: list[Run]) -> go.Figure | str:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("TTFT (ms)", "TPOT (ms)"), horizontal_spacing=0.08)
     _add_lines(fig, lines_over(pts, "context_depth"), "context_depth", ("ttft_ms", "tpot_ms"))
     fig.update_xaxes(title_text="context depth (tokens in the KV cache before the prompt)")
-    return style(fig, "ms (median)")
+    fig.update_yaxes(type="log")  # models and batch sizes differ by orders of magnitude
+    return style(fig, "ms (median, log)")
 
 
 def prompt_length(runs: list[Run]) -> go.Figure | str:
@@ -85,5 +86,6 @@ def prompt_length(runs: list[Run]) -> go.Figure | str:
         return "No prompt-length sweep: the runs have fewer than two input_tokens values."
     fig = make_subplots(rows=1, cols=1)
     _add_lines(fig, lines_over(pts, "input_tokens"), "input_tokens", ("ttft_ms",))
-    fig.update_xaxes(title_text="prompt tokens per sequence (S)")
-    return style(fig, "TTFT ms (median)")
+    fig.update_xaxes(title_text="prompt tokens per sequence (S, log)", type="log")
+    fig.update_yaxes(type="log")  # on log-log axes a slope of 1 is linear growth, 2 quadratic
+    return style(fig, "TTFT ms (median, log)")
