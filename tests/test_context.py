@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from llmbench.config.feasibility import beyond_positions, skip_reason
+from llmbench.config.feasibility import skip_reason
 from llmbench.config.loading import load_scenario
 from llmbench.config.sweep import expand_sweep
 
@@ -44,10 +44,11 @@ def test_depth_points_have_ids_and_the_rules_say_what_cannot_run(write_scenario)
 
 
 def test_a_prompt_beyond_the_models_positions_is_skipped_with_the_reason(write_scenario):
-    p = points(write_scenario)["tiny-llama/fp32/bs2/in8/out4/greedy/depth64"]
-    assert beyond_positions(p, 76) is None
-    reason = beyond_positions(p, 75)
-    assert "64 + 8 + 4 = 76 tokens, beyond the model's 75 positions" in reason
+    # tiny-llama holds 4096 positions: the prefix counts, 4080 + 8 + 4 = 4092 fits and 4090 + 8 + 4 does not
+    ps = points(write_scenario, SCENARIO.replace("context_depth: [0, 64]", "context_depth: [4080, 4090]"))
+    assert skip_reason(ps["tiny-llama/fp32/bs2/in8/out4/greedy/depth4080"], "cpu") is None
+    reason = skip_reason(ps["tiny-llama/fp32/bs2/in8/out4/greedy/depth4090"], "cpu")
+    assert "4090 prefix + 8 prompt + 4 new tokens = 4102 positions, past the model's 4096" in reason
 
 
 @pytest.mark.parametrize("cache", ["dynamic", "static"])

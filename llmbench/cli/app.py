@@ -15,7 +15,7 @@ from llmbench.cli.planning import plan, schema, validate
 from llmbench.cli.reading import capacity, merge, report
 from llmbench.cli.run import profile, run, selfcheck
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0],
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=" ".join(__doc__.split("\n\n")[0].split()),
                   pretty_exceptions_enable=False)
 for command in (validate, plan, schema, run, profile, merge, report, capacity, selfcheck, compare, interleave):
     app.command()(command)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llmbench.config.sweep import RunPoint
+from llmbench.core.builtin_models import builtin_max_positions
 from llmbench.core.precisions import installed, unavailable_reason
 
 REUSABLE_CACHES = ("dynamic", "static")  # the cache kinds a reused prefix is prefilled in (measure/context.py)
@@ -83,21 +84,23 @@ def _context_depth(p: RunPoint, device: str | None) -> str | None:
     return None
 
 
+def _positions(p: RunPoint, device: str | None) -> str | None:
+    """A built-in model's positions are known without loading it (any other model is checked by the worker once
+    its config is read, before the first call: llmbench/measure/models.py's position_overflow)."""
+    limit = builtin_max_positions(p.model.id)
+    depth = p.context_depth  # a prefix already in the cache takes positions too
+    if limit is None or p.input_tokens is None or depth + p.input_tokens + p.max_new_tokens <= limit:
+        return None
+    prefix = f"{depth} prefix + " if depth else ""
+    return (f"{prefix}{p.input_tokens} prompt + {p.max_new_tokens} new tokens = "
+            f"{depth + p.input_tokens + p.max_new_tokens} positions, past the model's {limit} "
+            "(max_position_embeddings): lower max_new_tokens, the prompt length or the context depth")
+
+
 RULES: list[Callable[[RunPoint, str | None], str | None]] = [
-    _precision, _batch_limit, _speculative_cache, _quantized_cache, _attention, _remote_code, _pipeline,
+    _precision, _batch_limit, _speculative_cache, _quantized_cache, _attention, _remote_code, _pipeline, _positions,
     _context_depth,
 ]
-
-
-def beyond_positions(p: RunPoint, max_positions: int | None, prompt_tokens: int | None = None) -> str | None:
-    """The rule that needs the loaded model: prefix, prompt and new tokens beyond the positions it was built for.
-    prompt_tokens: the longest prompt when it is known (a prompt file); else the synthetic length."""
-    prompt = prompt_tokens if prompt_tokens is not None else (p.input_tokens or 0)
-    needed = p.context_depth + prompt + p.max_new_tokens
-    if max_positions is None or needed <= max_positions:
-        return None
-    return (f"context_depth + prompt + max_new_tokens = {p.context_depth} + {prompt} + {p.max_new_tokens} = {needed} "
-            f"tokens, beyond the model's {max_positions} positions (max_position_embeddings)")
 
 
 def skip_reason(point: RunPoint, device_type: str | None) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ from llmbench.core.axes import GROUP_OPTIONS, ID_OPTIONS, SWEPT, options_suffix
 
 AXES = SWEPT  # the product's axes, in the axis table's order (llmbench/core/axes.py)
 # scenario-wide settings every point carries, so a worker needs nothing but its points
-SETTINGS = ("prompt", "fixed_length", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
-            "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
+SETTINGS = ("prompt", "fixed_length", "order", "warmup", "iterations", "min_duration_s", "max_iterations", "device",
+            "seed", "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
             "steady_tolerance", "stop_strings", "max_time_s", "nvtx", "selfcheck_pairs")
 
 
@@ -65,6 +66,7 @@ class RunPoint:
     stop_strings: list[str]
     max_time_s: float | None
     nvtx: bool = False  # NVTX ranges in every call (CUDA only)
+    order: str = "round_robin"  # or blocked: how the group's measured calls are ordered (the scenario's default)
     selfcheck_pairs: int = 0  # plain/instrumented pairs at the start of the point's group (llmbench/selfcheck.py)
     profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
     # a max-batch search (llmbench/measure/batch_search.py): the search's own point carries its form and the outcomes
@@ -136,8 +138,8 @@ def group_id(c: dict[str, Any]) -> str:
 
 def expand_sweep(s: Scenario) -> list[RunPoint]:
     """All points of the scenario: the product of its axes, less `exclude`, plus `include`, in group order."""
-    full = _axis_values(s)
-    combos = [c for c in _product(full) if not any(_matches(c, r) for r in s.exclude)]
+    full = axis_values(s)
+    combos = [c for c in _product(full) if not any(matches(c, r) for r in s.exclude)]
     for rule in s.include:
         combos += _product({**full, **rule.axes()})
     models = {m.label: m for m in s.models}
@@ -158,7 +160,7 @@ def group_points(points: list[RunPoint]) -> list[Group]:
     return list(groups.values())
 
 
-def _axis_values(s: Scenario) -> dict[str, list[Any]]:
+def axis_values(s: Scenario) -> dict[str, list[Any]]:
     """Each swept axis's values: the scenario's list of that name, but labels for models and presets, a
     search for batch_size, and the prompt's lengths (None for a prompt file)."""
     special = {
@@ -171,23 +173,28 @@ def _axis_values(s: Scenario) -> dict[str, list[Any]]:
 
 
 def _product(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    return [dict(zip(AXES, values, strict=True)) for values in itertools.product(*(axes[a] for a in AXES))]
+    return list(iter_product(axes))
 
 
-def _matches(combo: dict[str, Any], rule: Rule) -> bool:
+def iter_product(axes: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """The axes' combinations one at a time, as {axis: value}."""
+    return (dict(zip(AXES, values, strict=True)) for values in itertools.product(*(axes[a] for a in AXES)))
+
+
+def matches(combo: dict[str, Any], rule: Rule) -> bool:
     return all(combo[axis] in values for axis, values in rule.axes().items())
 
 
 def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: DecodingPreset) -> RunPoint:
     axes = {k: c[k] for k in AXES if k not in ("model", "decoding")}
-    profile = s.profile if s.profile is not None and profile_matches(s.profile.points, pid) else None
+    profile = s.profile if s.profile is not None and profilematches(s.profile.points, pid) else None
     if isinstance(c["batch_size"], BatchSearch):  # the search's own point: it starts at `start`
         axes.update(batch_size=c["batch_size"].start, batch_search=c["batch_size"])
     return RunPoint(id=pid, group_id=group_id(c), model=model, decoding=preset, **axes, profile=profile,
                     **{k: getattr(s, k) for k in SETTINGS})
 
 
-def profile_matches(patterns: list[str], pid: str) -> bool:
+def profilematches(patterns: list[str], pid: str) -> bool:
     """A profile's `points`: exact ids, shell-style patterns (fnmatch), or the word all."""
     return any(p == "all" or fnmatch.fnmatchcase(pid, p) for p in patterns)
 
@@ -197,4 +204,4 @@ def unmatched_profile_patterns(s: Scenario) -> list[int]:
     if s.profile is None:
         return []
     ids = [p.id for p in expand_sweep(s)]
-    return [i for i, p in enumerate(s.profile.points) if not any(profile_matches([p], pid) for pid in ids)]
+    return [i for i, p in enumerate(s.profile.points) if not any(profilematches([p], pid) for pid in ids)]

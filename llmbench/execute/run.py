@@ -4,14 +4,16 @@ directory, hand the points to the supervisor and write each record as it arrives
 What the user sees goes through a RunView (the console's, llmbench/report/console.py, in the CLI); the summary
 table and the report are the caller's, from the RunResult. Exit codes (`RunResult.exit_code`): 0 every point ok,
 oom or skipped; 1 some point error, crashed or timeout, or planned points without a record; 2 a usage error (bad
-device, a resume or environment that does not match); 130 interrupted.
+device, a resume or environment that does not match, a run directory another process holds); 74 a write into the
+run directory failed (a full or read-only disk: the run stops, printing the record it could not write); 130
+interrupted.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,11 +21,16 @@ from typing import Any, Protocol
 from llmbench.config.scenario import Scenario
 from llmbench.config.sweep import group_points, plan_quality
 from llmbench.core.record import RunRecord
+from llmbench.execute.availability import unavailable_models
 from llmbench.execute.fingerprint import fingerprint_differences
+from llmbench.execute.locks import RunDirBusy, lock_run_dir
 from llmbench.execute.plans import RunPlan, UsageError, check_device, gpu_slots, plan_new, plan_resume
-from llmbench.execute.store import RecordWriter, latest_records, read_quality, read_records, write_json
+from llmbench.execute.store import RecordWriter, RunDirError, latest_records, read_quality, read_records, write_json
+from llmbench.execute.worker_logs import summarize_logs
+from llmbench.execute.writes import RunWriteError
 
 FAILED = ("error", "crashed", "timeout")
+WRITE_FAILED = 74  # EX_IOERR (sysexits.h): a write into the run directory failed (a full or read-only disk)
 __all__ = ["RunOptions", "RunResult", "RunView", "UsageError", "execute_run"]
 
 
@@ -46,6 +53,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (K, N)
     parallel_gpus: bool = False  # one worker slot per visible GPU
     profiled_only: bool = False  # `llmbench profile`: only the points the scenario's profile names
+    only: tuple[str, ...] = ()  # these point ids alone (compare --confirm's suspects); empty: every point
 
 
 @dataclass
@@ -83,17 +91,34 @@ class RunResult:
 def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: RunView,
                 options: RunOptions = RunOptions()) -> RunResult:
     """Plan, measure, and return what happened; the run directory holds the records."""
-    try:
-        check_device(scenario.device)
-        if options.parallel_gpus and scenario.device == "cpu":
-            raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
-        slots = gpu_slots() if options.parallel_gpus else [{}]
-        plan = (plan_resume(scenario, options.resume, options.shard) if options.resume is not None
-                else plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only))
-    except UsageError as exc:
-        view.error(str(exc))
-        return RunResult(code=2, scenario_path=scenario_path)
-    plan.slots, plan.scenario = slots, scenario
+    with ExitStack() as held:
+        try:
+            check_device(scenario.device)
+            if options.parallel_gpus and scenario.device == "cpu":
+                raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
+            slots = gpu_slots() if options.parallel_gpus else [{}]
+            missing = unavailable_models(scenario)
+            if missing:
+                raise UsageError("\n".join(missing))
+            if options.resume is not None:  # locked before planning: two resumes must not pick the same points
+                held.enter_context(lock_run_dir(options.resume)) if options.resume.is_dir() else None
+                plan = plan_resume(scenario, options.resume, options.shard)
+            else:
+                plan = plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only,
+                                options.only)
+                held.enter_context(lock_run_dir(plan.run_dir)) if plan.run_dir is not None else None
+        except (UsageError, RunDirBusy, RunDirError) as exc:
+            view.error(str(exc))
+            return RunResult(code=2, scenario_path=scenario_path)
+        except RunWriteError as exc:
+            view.error(f"{exc}; nothing was measured")
+            return RunResult(code=WRITE_FAILED, scenario_path=scenario_path)
+        return _run_plan(plan, slots, options, view, scenario_path)
+
+
+def _run_plan(plan: RunPlan, slots: list[dict[str, str]], options: RunOptions, view: RunView,
+              scenario_path: Path) -> RunResult:
+    plan.slots = slots
     result = RunResult(run_dir=plan.run_dir, planned=plan.planned, scenario_path=scenario_path)
     if plan.run_dir is None:  # more shards than model groups: this one has nothing to do, and that is fine
         view.say(f"shard {options.shard[0]}/{options.shard[1]} has no points (the sweep has fewer model groups than "
@@ -104,17 +129,26 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
         view.say(f"nothing to run: every planned point of {plan.run_dir} is ok")
         result.code = 0
         return result
-    device = "cuda" if options.parallel_gpus else scenario.device  # each GPU worker sees one device
-    view.warn(f"llmbench: {len(plan.points)} points, {len(group_points(plan.points))} model loads, "
-              f"{len(slots)} worker slot(s) → {plan.run_dir}")
+    device = "cuda" if options.parallel_gpus else plan.scenario.device  # each GPU worker sees one device
+    n_points, n_loads = len(plan.points), len(group_points(plan.points))
+    view.warn(f"llmbench: {n_points} point{'s' * (n_points != 1)}, {n_loads} model load{'s' * (n_loads != 1)}, "
+              f"{len(slots)} worker slot{'s' * (len(slots) != 1)} → {plan.run_dir}")
     start = time.perf_counter()
-    outcome = _measure(plan, device, view)
+    try:
+        outcome = _measure(plan, device, view)
+    except RunWriteError as exc:  # the run stops: measuring on would only lose more points
+        result.code, result.wall_s = WRITE_FAILED, time.perf_counter() - start
+        view.error(_write_failed(exc, plan.run_dir))
+        return result
     result.wall_s = time.perf_counter() - start
     result.interrupted, result.refused = outcome.interrupted, outcome.refused
     planned = set(plan.planned)  # with the steps of its max-batch searches
     result.records = [r for r in latest_records(read_records(plan.run_dir)[0])
                       if r.point_id in planned or r.search_id in planned]
     result.quality = read_quality(plan.run_dir)
+    logs = summarize_logs(plan.run_dir / "logs")
+    if logs:
+        view.warn(logs)
     return result
 
 
@@ -126,6 +160,9 @@ def _measure(plan: RunPlan, device: str, view: RunView) -> Any:
     jobs = [j for j in plan_quality(plan.scenario, plan.points)  # a resume scores only what it lacks
             if any(scores.get((j.model.label, p), {}).get("status") != "ok" for p in j.precisions)]
     with view.progress(len(plan.points)) as update, RecordWriter(plan.run_dir) as writer:
+        for torn in writer.torn:
+            view.warn(f"a torn last line (a writer killed mid-line) was set aside in {torn}; the file goes on "
+                      "from the line before it")
         def on_event(kind: str, point_id: str, detail: Any) -> None:
             text = {"load_start": f"{point_id} (loading the model)", "point_start": f"{point_id} (warm-up)",
                     "call": f"{point_id} call {detail}", "point_end": f"{point_id} {detail}"}.get(kind, point_id)
@@ -142,6 +179,16 @@ def _measure(plan: RunPlan, device: str, view: RunView) -> Any:
 
         hooks = SupervisorHooks(on_record, on_event, lambda env: _check_env(plan, env), on_quality)
         return Supervisor(device, plan.run_dir / "logs", hooks, slots=plan.slots).run(plan.points, jobs)
+
+
+def _write_failed(exc: RunWriteError, run_dir: Path) -> str:
+    """The message of a run stopped by a failed write, with the record it could not write (the one measured point
+    that is nowhere else), so it is not lost."""
+    text = f"{exc}. The run stopped; the records already in {run_dir} are intact."
+    if exc.line is not None:
+        text += (f" The point just measured could not be written; its record follows. To keep it, append it as one "
+                 f"line to {exc.path} once there is room:\n{exc.line}")
+    return text + f"\nThen run the rest with: llmbench run SCENARIO --resume {run_dir}"
 
 
 def _check_env(plan: RunPlan, env: dict[str, Any]) -> str | None:
