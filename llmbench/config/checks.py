@@ -42,7 +42,7 @@ def check_scenario(scenario: Scenario, base_dir: Path, allow_large: bool = False
 
 
 def _unique_labels(s: Scenario, _: Path) -> Iterator[Finding]:
-    for axis, labels in (("models", [m.label for m in s.models]), ("decoding", [d.label for d in s.decoding])):
+    for axis, labels in (("models", [m.label for m in s.models]), ("decoding", [d.label for d in s.presets])):
         counts = Counter(labels)
         for i, label in enumerate(labels):
             if counts[label] > 1 and labels.index(label) != i:
@@ -66,7 +66,7 @@ def _unique_axis_values(s: Scenario, _: Path) -> Iterator[Finding]:
 def _rules_refer_to_known(s: Scenario, _: Path) -> Iterator[Finding]:
     known = {
         "model": [m.label for m in s.models],
-        "decoding": [d.label for d in s.decoding],
+        "decoding": [d.label for d in s.presets],
         "precision": list(PRECISIONS),
     }
     for section in ("exclude", "include"):

@@ -63,6 +63,19 @@ class _Preset(BaseModel):
         """A second model to load beside the main one, if the strategy needs one."""
         return None
 
+    def expand(self) -> list[_Preset]:
+        """The presets this entry stands for: itself, or one per value of a swept draft setting."""
+        return [self]
+
+    def baseline_preset(self) -> _Preset | None:
+        """The strategy a speculative point's calls are paired with, for its speedup."""
+        return None
+
+    def draft_settings(self) -> dict[str, Any]:
+        """The draft's axis values, as point columns (assistant_model, prompt_lookup_num_tokens)."""
+        return {"assistant_model": self.assistant_id(),
+                "prompt_lookup_num_tokens": getattr(self, "prompt_lookup_num_tokens", None)}
+
 
 class Greedy(_Preset):
     """Pick the most likely token at every step."""
@@ -103,30 +116,71 @@ class Beam(_Preset):
         return self.num_beams
 
 
-class Assisted(_Preset):
+class _Speculative(_Preset):
+    """Drafts tokens and verifies them with one forward pass of the model: a draft's axis value may be a list
+    (one preset each, `expand`), and each point is paired call by call with its baseline strategy."""
+
+    baseline: Literal["greedy", "none"] = Field(
+        default="greedy", description="Each measured call is paired with a call of this strategy on the same prompt "
+        "and seed, interleaved, for speedup_vs_baseline; none: no baseline calls.")
+    max_batch_size: ClassVar[int | None] = 1
+    speculative: ClassVar[bool] = True
+    _axis: ClassVar[str] = ""  # the field that may hold a list of values
+
+    def expand(self) -> list[_Preset]:
+        values = getattr(self, self._axis)
+        if not isinstance(values, list):
+            return [self]
+        if len(values) == 1:
+            return [self.model_copy(update={self._axis: values[0]})]
+        return [self.model_copy(update={self._axis: v, "name": f"{self.label}-{_value_label(v)}"}) for v in values]
+
+    def baseline_preset(self) -> _Preset | None:
+        return Greedy() if self.baseline == "greedy" else None
+
+
+def _value_label(value: Any) -> str:
+    return str(value).rstrip("/").split("/")[-1]
+
+
+class Assisted(_Speculative):
     """Assisted (speculative) decoding with a smaller assistant model; generate() allows batch 1 only."""
 
     strategy: Literal["assisted"] = "assisted"
-    assistant_model: str = Field(description="The assistant: a built-in name, hub id or local folder.")
-    num_assistant_tokens: int = Field(default=5, ge=1, description="Tokens the assistant drafts per step.")
-    max_batch_size: ClassVar[int | None] = 1
-    speculative: ClassVar[bool] = True
+    assistant_model: str | Annotated[list[str], Field(min_length=1)] = Field(
+        description="The assistant: a built-in name, hub id or local folder; a list sweeps them (one point each).")
+    num_assistant_tokens: int = Field(default=5, ge=1, description="Tokens the assistant drafts per step (at most).")
+    num_assistant_tokens_schedule: Literal["constant", "heuristic_transient"] = Field(
+        default="constant", description="constant: always num_assistant_tokens; heuristic_transient: +2 after a "
+        "fully accepted draft, -1 otherwise, reset every call (transformers' persistent `heuristic` would carry "
+        "over from call to call, so the calls would not be alike).")
+    assistant_confidence_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="The assistant stops drafting when its top token's probability falls "
+        "below this; null: transformers' default (0.4); 0: always draft num_assistant_tokens.")
+    _axis: ClassVar[str] = "assistant_model"
 
     def assistant_id(self) -> str | None:
-        return self.assistant_model
+        return self.assistant_model  # type: ignore[return-value] - one value once expanded
+
+    def assistant_settings(self) -> dict[str, Any]:
+        """What transformers reads from the *assistant's* generation_config, not from the call's: set there."""
+        return {"num_assistant_tokens": self.num_assistant_tokens,
+                "num_assistant_tokens_schedule": self.num_assistant_tokens_schedule,
+                "assistant_confidence_threshold": self.assistant_confidence_threshold}
 
     def strategy_kwargs(self) -> dict[str, Any]:
         return {"do_sample": False, "num_beams": 1, "num_assistant_tokens": self.num_assistant_tokens}
 
 
-class PromptLookup(_Preset):
+class PromptLookup(_Speculative):
     """Prompt-lookup decoding: drafts from n-grams of the prompt, no second model; batch 1 only."""
 
     strategy: Literal["prompt_lookup"] = "prompt_lookup"
-    prompt_lookup_num_tokens: int = Field(default=10, ge=1, description="Tokens drafted per step.")
+    prompt_lookup_num_tokens: Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=1)]],
+                                                                      Field(min_length=1)] = Field(
+        default=10, description="Tokens drafted per step; a list sweeps them (one point each).")
     max_matching_ngram_size: int = Field(default=2, ge=1, description="Longest n-gram matched in the prompt.")
-    max_batch_size: ClassVar[int | None] = 1
-    speculative: ClassVar[bool] = True
+    _axis: ClassVar[str] = "prompt_lookup_num_tokens"
 
     def strategy_kwargs(self) -> dict[str, Any]:
         return {"do_sample": False, "num_beams": 1, "prompt_lookup_num_tokens": self.prompt_lookup_num_tokens,

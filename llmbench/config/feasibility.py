@@ -13,6 +13,8 @@ from llmbench.config.sweep import RunPoint
 from llmbench.core.builtin_models import builtin_max_positions
 from llmbench.core.precisions import installed, unavailable_reason
 
+REUSABLE_CACHES = ("dynamic", "static")  # the cache kinds a reused prefix is prefilled in (measure/context.py)
+
 
 def _precision(p: RunPoint, device: str | None) -> str | None:
     return unavailable_reason(p.precision, device)
@@ -94,20 +96,34 @@ def _load_engine(p: RunPoint, device: str | None) -> str | None:
     return None
 
 
+def _context_depth(p: RunPoint, device: str | None) -> str | None:
+    if p.context_depth == 0:
+        return "prefix_cache recomputed equals reused at context_depth 0: measured once" \
+            if p.prefix_cache != "reused" else None
+    if p.api == "pipeline" or p.decoding.speculative:
+        return "a context depth is measured with generate() and greedy, sampling or beam decoding"
+    if p.prefix_cache == "reused" and p.cache_implementation not in REUSABLE_CACHES:
+        return (f"a reused prefix is prefilled in a {' or '.join(REUSABLE_CACHES)} cache, not "
+                f"{p.cache_implementation} (prefix_cache: recomputed runs it)")
+    return None
+
+
 def _positions(p: RunPoint, device: str | None) -> str | None:
     """A built-in model's positions are known without loading it (any other model is checked by the worker once
     its config is read, before the first call: llmbench/measure/models.py's position_overflow)."""
     limit = builtin_max_positions(p.model.id)
-    if limit is None or p.input_tokens is None or p.input_tokens + p.max_new_tokens <= limit:
+    depth = p.context_depth  # a prefix already in the cache takes positions too
+    if limit is None or p.input_tokens is None or depth + p.input_tokens + p.max_new_tokens <= limit:
         return None
-    return (f"{p.input_tokens} prompt + {p.max_new_tokens} new tokens = {p.input_tokens + p.max_new_tokens} "
-            f"positions, past the model's {limit} (max_position_embeddings): lower max_new_tokens or the prompt "
-            "length")
+    prefix = f"{depth} prefix + " if depth else ""
+    return (f"{prefix}{p.input_tokens} prompt + {p.max_new_tokens} new tokens = "
+            f"{depth + p.input_tokens + p.max_new_tokens} positions, past the model's {limit} "
+            "(max_position_embeddings): lower max_new_tokens, the prompt length or the context depth")
 
 
 RULES: list[Callable[[RunPoint, str | None], str | None]] = [
     _precision, _batch_limit, _speculative_cache, _quantized_cache, _attention, _remote_code, _pipeline, _positions,
-    _load_decoding, _load_engine,
+    _load_decoding, _load_engine, _context_depth,
 ]
 
 

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 from llmbench.config.decoding import DecodingPreset, Greedy
 from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gate
 from llmbench.config.load import Load
-from llmbench.core.axes import APIS, ATTN_IMPLEMENTATIONS, AXES_TABLE, CACHE_IMPLEMENTATIONS
+from llmbench.core.axes import APIS, ATTN_IMPLEMENTATIONS, AXES_TABLE, CACHE_IMPLEMENTATIONS, PREFIX_CACHES
 from llmbench.core.precisions import PRECISIONS
 
 
@@ -45,6 +45,8 @@ PrecisionName = Annotated[str, AfterValidator(_known_precision)]
 CacheKind = Literal[CACHE_IMPLEMENTATIONS]  # the closed sets of the axis table
 AttnKind = Literal[ATTN_IMPLEMENTATIONS]
 ApiKind = Literal[APIS]
+PrefixCacheKind = Literal[PREFIX_CACHES]
+Depths = Annotated[list[Annotated[int, Field(ge=0, le=10_000_000)]], BeforeValidator(_as_list), Field(min_length=1)]
 PositiveInt = Annotated[int, Field(gt=0)]
 ORDERS = ("blocked", "round_robin")  # how a model group's measured calls are ordered (llmbench/measure/round_robin.py)
 DEFAULT_ORDER = "blocked"  # round_robin moved per-call numbers (docs/measuring.md): opt-in until that is explained
@@ -183,7 +185,8 @@ _RULE_TYPES: dict[str, Any] = {"model": list[str], "precision": list[str], "batc
                                "max_new_tokens": list[MaxNewTokens], "decoding": list[str], "compile": list[bool],
                                "load_level": list[Annotated[float, Field(gt=0)]], "cb_num_blocks": Sizes,
                                "cb_max_batch_tokens": Sizes, "cb_max_memory_percent": list[float],
-                               "cb_max_requests_per_batch": Sizes}
+                               "cb_max_requests_per_batch": Sizes,
+                               "context_depth": Depths}
 Rule = create_model("Rule", __base__=_Rule, **{  # one optional field per swept axis
     a.name: (Annotated[_RULE_TYPES.get(a.name) or list[Literal[a.choices]], BeforeValidator(_as_list)] | None, None)
     for a in AXES_TABLE if a.swept})
@@ -243,6 +246,14 @@ class Scenario(BaseModel):
         default=["generate"], description="generate: model.generate() on token ids; pipeline: the "
         "text-generation pipeline on text prompts (tokenizing and decoding included), to show its overhead."
     )
+    context_depth: Depths = Field(
+        default=[0], description="Prefix tokens already in the KV cache before each call (llama-bench -d): the "
+        "prefix is prefilled once outside the timed calls and its cache copied per call, so TTFT and TPOT are those "
+        "of the prompt and the generation at this depth (0: none).")
+    prefix_cache: Annotated[list[PrefixCacheKind], BeforeValidator(_as_list), Field(min_length=1)] = Field(
+        default=["reused"], description="With a context depth: reused (the prefix's cache prefilled once and copied "
+        "per call) or recomputed (the prefix sent with the prompt and prefilled inside every call), to show what "
+        "reuse saves.")
     stop_strings: list[str] = Field(default=[], description="Stop a sequence when it produces one of these "
                                     "(needs fixed_length: false and a tokenizer).")
     max_time_s: float | None = Field(default=None, gt=0, description="generate()'s max_time: a guard that ends a "
@@ -279,3 +290,9 @@ class Scenario(BaseModel):
         """Whether the sweep has static-batch points: always without `load:`, with it only when batch_size is
         given explicitly (its default would add a batch-1 point nobody asked for)."""
         return self.load is None or "batch_size" in self.model_fields_set
+
+    @property
+    def presets(self) -> list[Any]:
+        """The decoding presets the sweep runs: each entry of `decoding`, a speculative one once per value of its
+        draft list (assistant_model, prompt_lookup_num_tokens)."""
+        return [p for d in self.decoding for p in d.expand()]

@@ -48,6 +48,8 @@ class RunPoint:
     attn_implementation: str
     compile: bool
     api: str  # generate or pipeline
+    context_depth: int  # D: prefix tokens in the KV cache before each call (0: none)
+    prefix_cache: str  # reused (prefilled once, outside the timed calls) or recomputed (inside every call)
     prompt: Prompt
     fixed_length: bool
     warmup: int
@@ -105,6 +107,7 @@ class RunPoint:
         out["model_spec"], out["model"] = out["model"], self.model.label
         out["decoding_spec"], out["decoding"] = out["decoding"], self.decoding.label
         out["num_beams"] = self.decoding.beams
+        out.update(self.decoding.draft_settings())
         return out
 
 
@@ -158,7 +161,8 @@ def group_id(c: dict[str, Any]) -> str:
 
 # axes only a load point has, and axes only a static point has: a rule that names one applies to that kind alone
 LOAD_ONLY = ("engine", "load_level", *CB_AXES)
-STATIC_ONLY = ("batch_size", "input_tokens", "max_new_tokens", "cache_implementation", "api")
+STATIC_ONLY = ("batch_size", "input_tokens", "max_new_tokens", "cache_implementation", "api", "context_depth",
+               "prefix_cache")
 
 
 def load_point_id(c: dict[str, Any], load: Load) -> str:
@@ -182,7 +186,7 @@ def expand_sweep(s: Scenario) -> list[RunPoint]:
     combos = _combos(s, axis_values(s), LOAD_ONLY) if s.static_points else []
     load_combos = _combos(s, _load_axis_values(s), STATIC_ONLY) if s.load is not None else []
     models = {m.label: m for m in s.models}
-    presets = {d.label: d for d in s.decoding}
+    presets = {d.label: d for d in s.presets}
     points: dict[str, RunPoint] = {}
     for c in combos:
         pid = point_id(c, s.prompt)
@@ -218,7 +222,7 @@ def axis_values(s: Scenario) -> dict[str, list[Any]]:
         "model": [m.label for m in s.models],
         "batch_size": [s.batch_size] if isinstance(s.batch_size, BatchSearch) else list(s.batch_size),
         "input_tokens": list(s.prompt.input_tokens) if s.prompt.kind == "synthetic" else [None],
-        "decoding": [d.label for d in s.decoding],
+        "decoding": [d.label for d in s.presets],
         "engine": ["in_process"], "load_level": [None], **{a: [None] for a in CB_AXES},
     }
     return {a: special[a] if a in special else list(getattr(s, a)) for a in AXES}
@@ -230,7 +234,8 @@ def _load_axis_values(s: Scenario) -> dict[str, list[Any]]:
     load = s.load
     assert load is not None
     return {**axis_values(s), "batch_size": [None], "input_tokens": [None], "max_new_tokens": [None],
-            "cache_implementation": ["dynamic"], "api": ["generate"], "engine": list(load.engine),
+            "cache_implementation": ["dynamic"], "api": ["generate"], "context_depth": [0], "prefix_cache": ["reused"],
+            "engine": list(load.engine),
             **load.cb.axes(), "load_level": load.levels()}
 
 

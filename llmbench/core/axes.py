@@ -42,6 +42,7 @@ LOAD_AXES = {"engine": "engine", "level": "load_level", "cb.num_blocks": "cb_num
              "cb.max_batch_tokens": "cb_max_batch_tokens", "cb.max_memory_percent": "cb_max_memory_percent",
              "cb.max_requests_per_batch": "cb_max_requests_per_batch", "cb.scheduler_type": "cb_scheduler_type",
              "cb.allow_block_sharing": "cb_allow_block_sharing", "cb.use_cuda_graph": "cb_use_cuda_graph"}
+PREFIX_CACHES = ("reused", "recomputed")
 
 # The order is the product's (points vary fastest in the last axis) and every table's.
 AXES_TABLE: tuple[Axis, ...] = (
@@ -53,6 +54,9 @@ AXES_TABLE: tuple[Axis, ...] = (
     Axis("max_new_tokens", "N: new tokens per sequence", series_prefix="out"),
     Axis("decoding", "the decoding preset's label (greedy, sampling, beam, ... or its `name:`)"),
     Axis("num_beams", "k: beams per sequence, from the decoding preset", series_prefix="beams", swept=False),
+    Axis("assistant_model", "the draft model of assisted decoding, from the decoding preset", swept=False),
+    Axis("prompt_lookup_num_tokens", "tokens prompt lookup drafts per step, from the decoding preset",
+         series_prefix="lookup", swept=False),
     Axis("cache_implementation", "the KV cache: dynamic, static, quantized (4-bit) or offloaded",
          CACHE_IMPLEMENTATIONS, "dynamic", "cache-{}"),
     Axis("attn_implementation", "the attention kernel; default: the model's own choice", ATTN_IMPLEMENTATIONS,
@@ -80,6 +84,11 @@ AXES_TABLE: tuple[Axis, ...] = (
          None, "graphs-{}"),
     Axis("load_level", "a load point's requests per second (poisson, constant) or requests in flight "
          "(concurrency); null on a static point", series_prefix="level"),
+    Axis("context_depth", "D: tokens of a shared prefix already in the KV cache before each call (llama-bench -d)",
+         default=0, id_label="depth{}", series_prefix="depth"),
+    Axis("prefix_cache", "with a context depth: reused, the prefix's cache prefilled once outside the timed calls "
+         "and copied per call; recomputed, the prefix sent with the prompt and prefilled inside every call",
+         PREFIX_CACHES, "reused", "prefix-{}"),
 )
 AXES: dict[str, Axis] = {a.name: a for a in AXES_TABLE}
 SWEPT = tuple(a.name for a in AXES_TABLE if a.swept)  # the sweep's product, in this order

@@ -30,6 +30,11 @@ class CallTiming:
     e2e_ms: float  # tE − t0
     prompt_tokens: int  # P: real prompt tokens of the whole batch, padding not counted
     new_tokens: tuple[int, ...]  # n_i per output sequence (length B; beams count once)
+    # speculative decoding (assisted, prompt lookup), from the candidate generator; None for other strategies
+    draft_tokens: int | None = None  # tokens the draft proposed, over the call
+    accepted_tokens: int | None = None  # of those, accepted by the target
+    verification_steps: int | None = None  # target forward passes that verified a draft (one step mark each)
+    baseline_e2e_ms: float | None = None  # the paired call of the baseline strategy (same prompt and seed)
 
     @property
     def longest(self) -> int:
@@ -44,6 +49,21 @@ def per_s(count: float, ms: float) -> float | None:
 
 def _after_first(t: CallTiming) -> float | None:
     return per_s(sum(max(n - 1, 0) for n in t.new_tokens), t.decode_ms) if t.longest > 1 else None
+
+
+def _acceptance(t: CallTiming) -> float | None:
+    return t.accepted_tokens / t.draft_tokens if t.draft_tokens else None
+
+
+def _accepted_length(t: CallTiming) -> float | None:
+    """Tokens one verification step yields: the accepted drafts plus the target's own token."""
+    if t.accepted_tokens is None or not t.verification_steps:
+        return None
+    return 1 + t.accepted_tokens / t.verification_steps
+
+
+def _speedup(t: CallTiming) -> float | None:
+    return t.baseline_e2e_ms / t.e2e_ms if t.baseline_e2e_ms is not None and t.e2e_ms > 0 else None
 
 
 @dataclass(frozen=True)
@@ -130,6 +150,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _call("decode_ms", "ms", False, "decode ms", lambda t: t.decode_ms),
     _call("prefill_tokens_per_s", "tokens/s", True, "prefill tokens/s", lambda t: per_s(t.prompt_tokens, t.ttft_ms)),
     _call("requests_per_s", "sequences/s", True, "requests/s", lambda t: per_s(len(t.new_tokens), t.e2e_ms)),
+    # not table columns (empty for every other strategy): the report's speculative-decoding figure shows them
+    _call("acceptance_rate", "ratio", True, "acceptance", _acceptance, anchor="speculative-decoding"),
+    _call("mean_accepted_length_tokens", "tokens/step", True, "accepted length", _accepted_length,
+          anchor="speculative-decoding"),
+    _call("speedup_vs_baseline", "ratio", True, "speedup", _speedup, anchor="speculative-decoding"),
     _point("host_rss_peak_mib", "MiB", False, "host RSS peak MiB", ("memory", "host_rss_peak_mib"), "memory",
            ("report",)),
     _point("torch_peak_allocated_mib", "MiB", False, "torch peak MiB", ("memory", "torch_peak_allocated_mib"),
@@ -168,22 +193,38 @@ def call_values(timing: CallTiming) -> dict[str, float | None]:
     return {m.name: m.formula(timing) for m in METRICS.values() if m.formula is not None}
 
 
-def derive_call_metrics(marks_ms: Sequence[float], prompt_tokens: int, new_tokens: Sequence[int]) -> dict[str, Any]:
+SPECULATION = ("draft_tokens", "accepted_tokens", "verification_steps")  # a speculative call's raw counts
+
+
+def derive_call_metrics(marks_ms: Sequence[float], prompt_tokens: int, new_tokens: Sequence[int],
+                        speculation: dict[str, int] | None = None) -> dict[str, Any]:
     """Metrics of one call, with the raw facts they came from.
 
     prompt_tokens: real (unpadded) prompt tokens summed over the batch, B * S for synthetic prompts.
     new_tokens: tokens generated per output sequence (length B; beams count once per sequence).
+    speculation: a speculative call's counts (SPECULATION's keys), kept raw in the call.
     """
     if len(marks_ms) < 3:
         raise ValueError(f"a call needs t0, at least one step mark and tE; got {len(marks_ms)} marks")
     t1, t_end = marks_ms[1], marks_ms[-1]
     steps = list(marks_ms[1:-1])
+    counts = speculation or {}
     timing = CallTiming(ttft_ms=t1, decode_ms=t_end - t1, e2e_ms=t_end, prompt_tokens=prompt_tokens,
-                        new_tokens=tuple(new_tokens))
+                        new_tokens=tuple(new_tokens), **{k: counts.get(k) for k in SPECULATION})
     return {
         **call_values(timing),
+        **counts,
         "itl_ms": [round(b - a, 6) for a, b in zip(steps, steps[1:], strict=False)],  # ns resolution
         "new_tokens": list(new_tokens),
         "prompt_tokens": prompt_tokens,
         "steps": len(steps),
     }
+
+
+def pair_with_baseline(call: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """A speculative call with its paired baseline call (same prompt, same seed): the baseline's e2e_ms and
+    tpot_ms kept raw beside it, and the speedup by the registry's formula."""
+    call["baseline_e2e_ms"], call["baseline_tpot_ms"] = baseline["e2e_ms"], baseline.get("tpot_ms")
+    call["speedup_vs_baseline"] = METRICS["speedup_vs_baseline"].formula(  # type: ignore[misc]
+        CallTiming(call["ttft_ms"], call["decode_ms"], call["e2e_ms"], 0, (1,), baseline_e2e_ms=baseline["e2e_ms"]))
+    return call

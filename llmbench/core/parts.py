@@ -80,6 +80,13 @@ class _CallFacts(Part):
     host_e2e_ms: float | None = None
     e2e_host_ratio: float | None = None
     round: int | None = None  # round-robin order: the round (1, 2, ...) this call was made in; blocked: absent
+    # speculative decoding (docs/metrics.md, "Speculative decoding"): the candidate generator's counts, and the
+    # paired baseline call's figures; absent for other strategies
+    draft_tokens: int | None = None
+    accepted_tokens: int | None = None
+    verification_steps: int | None = None
+    baseline_e2e_ms: float | None = None
+    baseline_tpot_ms: float | None = None
 
 
 # One generate() call: the raw facts from its marks and outputs, and its metric values (the registry's per-call
@@ -101,6 +108,10 @@ class PointFields(Part):
     max_new_tokens: int | None = None  # None on a load point: its output lengths are the load's
     decoding: str | None = None  # the preset's label; decoding_spec holds the preset
     num_beams: int = 1
+    assistant_model: str | None = None
+    prompt_lookup_num_tokens: int | None = None
+    context_depth: int = 0
+    prefix_cache: str = "reused"
     cache_implementation: str = "dynamic"
     attn_implementation: str = "default"
     compile: bool = False
@@ -127,6 +138,7 @@ class ModelFacts(Part):
     head_dim: int | None = None
     kv_bytes_per_element: float | None = None
     vocab_size: int | None = None
+    max_positions: int | None = None  # max_position_embeddings: the longest sequence the model was built for
     linear_params: int | None = None
     linear_rows: int | None = None
     linear_layers: int | None = None

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from llmbench.core.metrics import METRICS, CallTiming, Metric
+from llmbench.core.metrics import METRICS, SPECULATION, CallTiming, Metric
 from llmbench.core.parts import (  # noqa: F401 - the parts are the record's: import them from here
     Call,
     DevicePeaks,
@@ -231,7 +231,8 @@ def complete_call_metrics(data: dict[str, Any]) -> dict[str, Any]:
             return data  # not a call this llmbench can read: validation says what is wrong
         timing = CallTiming(call["ttft_ms"], call["decode_ms"], call["e2e_ms"],
                             call.get("prompt_tokens") or _prompt_tokens(call) or prompt or 0,
-                            tuple(call.get("new_tokens") or ()) or (0,))
+                            tuple(call.get("new_tokens") or ()) or (0,),
+                            *(call.get(k) for k in (*SPECULATION, "baseline_e2e_ms")))
         for m in missing:
             call[m.name] = m.formula(timing)
     summary = data.setdefault("summary", {})

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from llmbench.config.sweep import RunPoint
+from llmbench.core.metrics import pair_with_baseline
 from llmbench.core.record import RunRecord
+from llmbench.measure.context import with_prefix
 from llmbench.measure.faults import active_faults, inject
 from llmbench.measure.models import position_overflow
 from llmbench.measure.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now
@@ -32,6 +34,7 @@ class PointCalls:
         self.windows: list[dict[str, Any]] = []  # each sampler window's stop_point()
         self.measured_s = 0.0
         self.call: tuple[Any, Any, Any] | None = None  # (inputs, generation config, extra call arguments)
+        self.baseline: tuple[Any, Any, Any] | None = None  # a speculative point's paired call (baseline strategy)
         self._open = False
         self.failure: BaseException | None = None  # what a call raised in round-robin order
         self.skip_reason: str | None = None  # set by prepare() for a point past the model's positions
@@ -46,15 +49,18 @@ class PointCalls:
 
         loaded, point = self.loaded, self.point
         inputs = engine.build_inputs(loaded, point)
-        gen_config = engine.make_generation_config(loaded, point)
-        extra = engine.call_kwargs(loaded, point)
-        if point.api == "pipeline":
-            extra = {"pipeline": engine.make_pipeline_call(loaded, point, inputs)}
-        prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
+        # the context depth's prefix (measure/context.py) takes positions too: D + S per sequence
+        prompt_tokens = [int(n) + point.context_depth for n in inputs["attention_mask"].sum(dim=1).tolist()]
         self.common["prompt_tokens_per_sequence"] = prompt_tokens
         self.skip_reason = position_overflow(loaded.model, prompt_tokens, point.max_new_tokens)
         if self.skip_reason is not None:  # past the model's positions: skipped, no call made, no window opened
             return
+        inputs = with_prefix(loaded, point, inputs)  # a reused prefix is prefilled here, outside any timed call
+        gen_config = engine.make_generation_config(loaded, point)
+        extra = engine.call_kwargs(loaded, point)
+        if point.api == "pipeline":
+            extra = {"pipeline": engine.make_pipeline_call(loaded, point, inputs)}
+        self.baseline = baseline_call(loaded, point, (inputs, gen_config, extra))
         self.call = (inputs, gen_config, extra)
         reserve(self.tools[0], point.max_new_tokens)
         modelled_mib = loaded.info["weights_mib"] + (point_kv_cache_mib(point, loaded.info, prompt_tokens) or 0)
@@ -79,7 +85,13 @@ class PointCalls:
 
     def once(self, seed: int) -> dict[str, Any]:
         clock, hook, _ = self.tools
-        return call_once(self.loaded, self.call, clock, hook, seed)
+        if self.baseline is None:
+            return call_once(self.loaded, self.call, clock, hook, seed)
+        # a speculative call and its baseline on the same prompt and seed, in alternating order
+        calls = (self.baseline, self.call) if seed % 2 else (self.call, self.baseline)
+        pair = [call_once(self.loaded, c, clock, hook, seed) for c in calls]
+        result, base = pair if seed % 2 == 0 else pair[::-1]
+        return pair_with_baseline(result, base)
 
     def warm_up(self) -> None:
         instruments = self.tools[2]
@@ -130,6 +142,19 @@ class PointCalls:
         status = "oom" if engine.is_out_of_memory(exc) else "error"
         sampled = merge_windows(self.windows) if self.windows else None
         return make_record(self.point, status=status, error=error_info(exc), sampled=sampled, **self.common)
+
+
+def baseline_call(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any]) -> tuple[Any, Any, Any] | None:
+    """The call a speculative point's calls are paired with: its baseline strategy on the same inputs, no draft."""
+    import dataclasses
+
+    from llmbench.measure import engine
+
+    preset = point.decoding.baseline_preset()
+    if preset is None or "pipeline" in call[2]:
+        return None
+    plain = dataclasses.replace(point, decoding=preset)
+    return call[0], engine.make_generation_config(loaded, plain), engine.call_kwargs(loaded, plain)
 
 
 def call_once(loaded: Any, call: Any, clock: Any, hook: Any, seed: int) -> dict[str, Any]:

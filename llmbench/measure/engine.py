@@ -8,6 +8,7 @@ data: dicts of numbers and lists. Device, dtype and clock come from the device c
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from typing import Any
 
 from llmbench.config.sweep import RunPoint
@@ -38,13 +39,19 @@ def build_inputs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:
         batch = tok([texts[i % len(texts)] for i in range(point.batch_size)], return_tensors="pt",
                     padding=True, padding_side="left")
         return {k: v.to(loaded.model.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+    ids = random_ids(loaded, (point.batch_size, point.input_tokens or 1), point.seed)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def random_ids(loaded: LoadedModel, shape: tuple[int, int], seed: int) -> Any:
+    """Seeded random token ids of `shape`, special tokens left out, on the model's (first module's) device."""
+    import torch
+
     vocab = loaded.info["vocab_size"]
     special = set(_special_ids(loaded))
     allowed = torch.tensor([i for i in range(vocab) if i not in special])
-    gen = torch.Generator().manual_seed(point.seed)
-    pick = torch.randint(0, len(allowed), (point.batch_size, point.input_tokens or 1), generator=gen)
-    ids = allowed[pick].to(loaded.model.device)  # the first module's device when the model is spread
-    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    pick = torch.randint(0, len(allowed), shape, generator=torch.Generator().manual_seed(seed))
+    return allowed[pick].to(loaded.model.device)
 
 
 def _special_ids(loaded: LoadedModel) -> list[int]:
@@ -65,9 +72,10 @@ def make_generation_config(loaded: LoadedModel, point: RunPoint) -> Any:
     pad = base.pad_token_id if base.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
     n = point.max_new_tokens
     cache: dict[str, Any] = {}
-    if point.cache_implementation != "dynamic":
+    reused_prefix = point.context_depth > 0 and point.prefix_cache == "reused"  # the call gets the cache object
+    if point.cache_implementation != "dynamic" and not reused_prefix:
         cache["cache_implementation"] = point.cache_implementation
-    if point.cache_implementation == "quantized":
+    if point.cache_implementation == "quantized" and not reused_prefix:
         cache["cache_config"] = {"backend": "quanto", "nbits": 4}
     return GenerationConfig(
         max_new_tokens=n,  # every call is bounded
@@ -85,7 +93,11 @@ def call_kwargs(loaded: LoadedModel, point: RunPoint) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     assistant = point.decoding.assistant_id()
     if assistant is not None:
-        extra["assistant_model"] = load_assistant(loaded, assistant)
+        extra["assistant_model"] = model = load_assistant(loaded, assistant)
+        # transformers 5 drafts as the assistant's generation_config says (num_assistant_tokens 20 by default),
+        # whatever the call's says: the preset's settings go there, for this point's calls
+        for key, value in point.decoding.assistant_settings().items():  # type: ignore[attr-defined]
+            setattr(model.generation_config, key, value)  # None: transformers fills in its default per call
     if point.stop_strings:
         extra["tokenizer"] = loaded.tokenizer
     if point.decoding.custom_generate:
@@ -117,14 +129,33 @@ def _with_host_clock(call: dict[str, Any], host_e2e_ms: float) -> dict[str, Any]
 
 def generate_once(loaded: LoadedModel, inputs: dict[str, Any], gen_config: Any, clock: Any, hook: Any,
                   seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One timed generate() call → the metrics of docs/metrics.md, plus the host-clock e2e."""
-    # generate() runs under no_grad itself; inference_mode would break quanto's int4 kernels on a CPU
-    out, marks, host_e2e_ms = _timed(loaded, clock, seed, lambda: loaded.model.generate(
-        **inputs, generation_config=gen_config, stopping_criteria=[hook], **(extra or {})))
+    """One timed generate() call → the metrics of docs/metrics.md, plus the host-clock e2e. A speculative call
+    (assisted, prompt lookup) also gets its draft counts, from the candidate generator (measure/speculation.py)."""
+    from llmbench.measure.speculation import counting_drafts, is_speculative
+
+    extra = extra or {}
+    inputs, cached = call_inputs(inputs)  # a reused prefix's cache, copied here, before t0
+    counting = counting_drafts(loaded.model) if is_speculative(gen_config, extra) else nullcontext(None)
+    with counting as counts:
+        # generate() runs under no_grad itself; inference_mode would break quanto's int4 kernels on a CPU
+        out, marks, host_e2e_ms = _timed(loaded, clock, seed, lambda: loaded.model.generate(
+            **inputs, generation_config=gen_config, stopping_criteria=[hook], **extra))
     ends = _as_list(gen_config.eos_token_id) + ([gen_config.pad_token_id] if gen_config.stop_strings else [])
     new_tokens = count_new_tokens(out, inputs["input_ids"].shape[1], ends or None)
-    prompt_tokens = int(inputs["attention_mask"].sum())
-    return _with_host_clock(derive_call_metrics(marks, prompt_tokens, new_tokens), host_e2e_ms)
+    prompt_tokens = int(inputs["attention_mask"].sum()) - cached  # the tokens this call prefilled
+    speculation = counts.as_dict() if counts is not None else None
+    return _with_host_clock(derive_call_metrics(marks, prompt_tokens, new_tokens, speculation), host_e2e_ms)
+
+
+def call_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """generate()'s inputs for one call, and the prompt tokens (summed over the batch) already in the cache: a reused
+    prefix's cache (measure/context.py) is deep-copied, so every call starts from the same prefilled state."""
+    import copy
+
+    if "cache" not in inputs:
+        return inputs, 0
+    cache = copy.deepcopy(inputs["cache"])
+    return {**inputs, "cache": cache}, int(cache.get_seq_length()) * inputs["input_ids"].shape[0]  # a tensor for static
 
 
 def make_pipeline_call(loaded: LoadedModel, point: RunPoint, inputs: dict[str, Any]) -> tuple[Any, list[str]]:

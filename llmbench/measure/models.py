@@ -128,6 +128,7 @@ def describe_model(model: Any, source: str) -> dict[str, Any]:
         "kv_bytes_per_element": model.dtype.itemsize,
         "footprint_mib": model.get_memory_footprint() / MiB,  # transformers' own figure, for comparison
         "vocab_size": getattr(cfg, "vocab_size", None),
+        "max_positions": max_positions(model),
         "heads": heads,
         **linear_facts(model),
     }

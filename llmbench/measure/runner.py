@@ -234,7 +234,7 @@ def _memory_limit(device: Any) -> tuple[float | None, str]:
 
 def _shape(point: RunPoint) -> tuple[Any, ...]:
     """Everything but the batch size: points of one shape differ only in B."""
-    return (point.input_tokens, point.max_new_tokens, point.decoding.label)
+    return (point.input_tokens, point.max_new_tokens, point.decoding.label, point.context_depth, point.prefix_cache)
 
 
 def _all_points(group: Group, emit: EventHook, **fields: Any) -> Iterator[RunRecord]:

@@ -23,13 +23,14 @@ def decode_bytes_per_step(weight_bytes: float, kv_bytes_per_token: float, sequen
 
 
 def prefill_flops(linear_params: int, lm_head_params: int, layers: int, heads: int, head_dim: int, sequences: int,
-                  prompt_tokens: int) -> float:
+                  prompt_tokens: int, cached_tokens: int = 0) -> float:
     """FLOPs of the prefill forward: 2 per weight of the decoder's linear layers per prompt token, the lm_head on the
     last position only (generate() keeps one position's logits), and causal attention: QKᵀ and AV each
-    2 · head_dim · S²/2 per head and layer."""
+    2 · head_dim · S²/2 per head and layer. With D tokens already cached (a reused prefix), the S new tokens
+    each attend to the D cached ones too: 4 · head_dim · S · D more per head and layer."""
     s = prompt_tokens
     matmuls = 2 * linear_params * sequences * s + 2 * lm_head_params * sequences
-    attention = 2 * layers * heads * head_dim * s * s * sequences
+    attention = 2 * layers * heads * head_dim * s * (s + 2 * cached_tokens) * sequences
     return float(matmuls + attention)
 
 
@@ -48,8 +49,9 @@ def point_utilisation(record: RunRecord, peaks: dict[str, Any] | None) -> dict[s
     tpot, ttft = record.stat("tpot_ms"), record.stat("ttft_ms")
     out["decode_gb_per_s"] = out["decode_bytes_per_step"] / (tpot / 1e3) / 1e9 if tpot else None
     if all(model.get(k) is not None for k in ("linear_params", "lm_head_params", "heads")):
+        cached = point.context_depth if point.prefix_cache == "reused" else 0  # not prefilled in the call
         out["prefill_flops"] = prefill_flops(model.linear_params, model.lm_head_params, model.layers,
-                                             model.heads, model.head_dim, sequences, s)
+                                             model.heads, model.head_dim, sequences, s - cached, cached)
         out["prefill_tflop_per_s"] = out["prefill_flops"] / (ttft / 1e3) / 1e12 if ttft else None
     peaks = peaks or {}
     bandwidth, compute = peaks.get("copy_gb_per_s"), peaks.get("matmul_tflop_per_s")

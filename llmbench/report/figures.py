@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from llmbench.report.capacity_figures import roofline, slo_goodput
+from llmbench.report.context_figures import depth, prompt_length, speculation
 from llmbench.report.memory_figures import decimate, energy_per_token, peak_memory_bars, timeline, timeline_ids  # noqa: F401
 from llmbench.report.plotting import (  # noqa: F401 - some re-exported for report.py and tests
     DASHES,
@@ -196,4 +197,7 @@ FIGURES: dict[str, Callable[[list[Run]], go.Figure | str]] = {
     "Serving load: TTFT and TPOT against the achieved request rate": serving_latency_vs_rate,
     "Serving load: tokens/s per user against tokens/s per device": serving_user_vs_device,
     "Serving load: queue and KV cache over time": serving_engine_over_time,
+    "Speculative decoding: acceptance and speedup per draft and batch": speculation,
+    "TTFT and TPOT vs context depth per cache": depth,
+    "TTFT vs prompt length": prompt_length,
 }

@@ -107,7 +107,8 @@ def _points(runs: tuple[Run, ...]) -> list[Point]:
 
 
 def series_base(record: RunRecord, varying: list[str]) -> str:
-    return " ".join(f"{FIELD_PREFIX[f]}{record.point.get(f)}" for f in varying)
+    # a field a point does not have (the draft of a greedy point) is left out of its label, not shown as None
+    return " ".join(f"{FIELD_PREFIX[f]}{record.point.get(f)}" for f in varying if record.point.get(f) is not None)
 
 
 def varying_fields(records: Iterable[RunRecord]) -> list[str]:
