@@ -177,5 +177,8 @@ def test_cpu_instruments_for_real():
     assert len(tl["t_ms"]) >= 2 and len(tl["host_rss_mib"]) == len(tl["t_ms"])
     assert [c[0] for c in tl["calls"]] == ["warmup"] + ["measured"] * 4
     assert all(c[2] <= c[3] for c in tl["calls"])
-    assert out["device"]["host_cpu_util_pct_mean"] is not None
+    # a CPU share whenever a sample fell inside the measured calls; a sampler starved through all four 20 ms calls
+    # (seen at load 19 on the 2-core VM) has none to give, and says so with measured_samples_n 0
+    device = out["device"]
+    assert device["measured_samples_n"] == 0 or device["host_cpu_util_pct_mean"] is not None
     assert out["sources"][:1] in (["vmhwm.point"], ["vmhwm.process_lifetime"])
