@@ -34,6 +34,16 @@ def run(
                                "measured call into one run directory (outvotes bursts of noise; for gates)."),
     against: Optional[str] = typer.Option(None, "--against", help="After the run, compare it with this saved "  # noqa: UP045
                                           "baseline (or run directory) and exit as `llmbench compare` does."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="Where the model groups run: local (this "  # noqa: UP045
+                                           "machine), slurm (one job array) or ray; default: the scenario's "
+                                           "executor block, else local."),
+    executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE over the scenario's "
+                                              "executor block, e.g. slurm.partition=gpu, slurm.time_min=120, "
+                                              "groups_per_task=2 (repeat for several)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster for --executor ray; "  # noqa: UP045
+                                              "default: RAY_ADDRESS, else a local Ray for this run."),
+    detach: bool = typer.Option(False, "--detach", help="--executor slurm: submit the array and return; "
+                                "`llmbench status RUN` follows it."),
     metric: list[str] = METRIC,
     alpha: Optional[float] = ALPHA,  # noqa: UP045
     allow_mismatch: bool = ALLOW_MISMATCH,
@@ -51,7 +61,8 @@ def run(
                          markdown=markdown, junit=junit, json_out=json_out)
     if against is not None and metric:
         _check_gates(metric)  # a bad gate must not cost a whole run first
-    options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus)
+    options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus,
+                         executor=_executor(scenario, executor, executor_option, ray_address), detach=detach)
     if rounds > 1 and (resume is not None or options.shard is not None):
         err.print("[red]--rounds[/] makes a new pooled run: it does not combine with --resume or --shard")
         raise typer.Exit(2)
@@ -112,6 +123,20 @@ def _shard(shard: str | None, resume: Path | None) -> tuple[int, int] | None:
         return parse_shard(shard, None if resume is None else {})
     except ShardError as exc:
         err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
+def _executor(scenario: Any, engine: str | None, options: list[str], ray_address: str | None) -> Any:
+    """The scenario's executor block with --executor, --executor-option and --ray-address; a bad one exits 2."""
+    from llmbench.config.executor import with_overrides
+
+    if engine is None and not options and ray_address is None:
+        return None
+    try:
+        return with_overrides(scenario.executor, engine, options + ([f"ray.address={ray_address}"] if ray_address
+                                                                    else []))
+    except ValueError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model
 
 from llmbench.config.decoding import DecodingPreset, Greedy
+from llmbench.config.executor import ExecutorSpec
 from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gate
 from llmbench.core.axes import APIS, ATTN_IMPLEMENTATIONS, AXES_TABLE, CACHE_IMPLEMENTATIONS
 from llmbench.core.precisions import PRECISIONS
@@ -260,3 +261,5 @@ class Scenario(BaseModel):
     include: list[Rule] = Field(default=[], description="Add the points these describe (axes left out expand).")
     compare: CompareSpec | None = Field(default=None, description="Regression gates for `llmbench compare`; "
                                         "default: " + ", ".join(DEFAULT_GATES) + f", alpha {DEFAULT_ALPHA}.")
+    executor: ExecutorSpec | None = Field(default=None, description="Where the model groups run: local (default), "
+                                          "slurm or ray, and what each task asks for (docs/executors/).")

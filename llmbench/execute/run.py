@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from llmbench.config.executor import ExecutorSpec
 from llmbench.config.scenario import Scenario
 from llmbench.config.sweep import group_points, plan_quality
 from llmbench.core.record import RunRecord
@@ -46,6 +47,8 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (K, N)
     parallel_gpus: bool = False  # one worker slot per visible GPU
     profiled_only: bool = False  # `llmbench profile`: only the points the scenario's profile names
+    executor: ExecutorSpec | None = None  # where the groups run; None: the scenario's executor block, else local
+    detach: bool = False  # submit the tasks and return (Slurm); `llmbench status RUN` follows them later
 
 
 @dataclass
@@ -83,8 +86,11 @@ class RunResult:
 def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: RunView,
                 options: RunOptions = RunOptions()) -> RunResult:
     """Plan, measure, and return what happened; the run directory holds the records."""
+    executor = options.executor or scenario.executor or ExecutorSpec()
     try:
-        check_device(scenario.device)
+        _check_executor(executor, options)
+        if executor.engine == "local":  # a cluster's nodes have the devices, not the submitting machine
+            check_device(scenario.device)
         if options.parallel_gpus and scenario.device == "cpu":
             raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
         slots = gpu_slots() if options.parallel_gpus else [{}]
@@ -108,9 +114,12 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
     view.warn(f"llmbench: {len(plan.points)} points, {len(group_points(plan.points))} model loads, "
               f"{len(slots)} worker slot(s) → {plan.run_dir}")
     start = time.perf_counter()
-    outcome = _measure(plan, device, view)
+    outcome = _measure(plan, device, view, executor, options.detach)
     result.wall_s = time.perf_counter() - start
     result.interrupted, result.refused = outcome.interrupted, outcome.refused
+    if outcome.detached:  # the tasks run on: `llmbench status RUN` follows them
+        result.code = 0
+        return result
     planned = set(plan.planned)  # with the steps of its max-batch searches
     result.records = [r for r in latest_records(read_records(plan.run_dir)[0])
                       if r.point_id in planned or r.search_id in planned]
@@ -118,7 +127,32 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
     return result
 
 
-def _measure(plan: RunPlan, device: str, view: RunView) -> Any:
+def _check_executor(executor: ExecutorSpec, options: RunOptions) -> None:
+    if executor.engine == "local":
+        if options.detach:
+            raise UsageError("--detach submits tasks to a cluster: use it with --executor slurm")
+        return
+    for flag, used in (("--shard", options.shard), ("--parallel-gpus", options.parallel_gpus),
+                       ("llmbench profile", options.profiled_only)):
+        if used:
+            raise UsageError(f"{flag} runs on this machine; it does not combine with --executor {executor.engine} "
+                             "(the executor splits the sweep into tasks itself)")
+    if options.detach and executor.engine != "slurm":
+        raise UsageError(f"--detach: only Slurm jobs outlive the command that submitted them; Ray tasks end with "
+                         f"their driver (--executor {executor.engine})")
+
+
+def _measure(plan: RunPlan, device: str, view: RunView, executor: ExecutorSpec, detach: bool) -> Any:
+    """The executor the scenario or the command chose: this machine's supervisor, or a cluster's tasks."""
+    if executor.engine == "local":
+        return measure_plan(plan, device, view)
+    from llmbench.execute.remote import measure_remote
+
+    return measure_remote(plan, view, executor, detach)
+
+
+def measure_plan(plan: RunPlan, device: str, view: RunView) -> Any:
+    """The points of `plan` on this machine, one supervised worker per model group; records into its run dir."""
     from llmbench.execute.supervisor import Supervisor, SupervisorHooks
 
     planned = set(plan.planned)
