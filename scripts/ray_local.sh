@@ -24,6 +24,10 @@ ADDRESS=127.0.0.1:$PORT
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 # no usage report to anyscale.com
 export RAY_USAGE_STATS_ENABLED=0
+# Ray 2.5x turns on token authentication whenever ~/.ray/auth_token exists (any earlier ray.init writes one),
+# and a client then needs RAY_AUTH_MODE=token to connect: this cluster uses a token of its own, in its temp dir,
+# and `env` prints what a client needs
+export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$TEMP/auth_token
 
 log() { echo "ray_local: $*" >&2; }
 
@@ -52,13 +56,16 @@ cmd_start() {
             --object-store-memory $((${LLMBENCH_RAY_OBJECT_STORE_MB:-512} * 1024 * 1024)))
         [[ -n ${LLMBENCH_RAY_GPUS:-} ]] && args+=(--num-gpus "$LLMBENCH_RAY_GPUS")
         mkdir -p "$TEMP"
+        [[ -s $RAY_AUTH_TOKEN_PATH ]] || (umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$RAY_AUTH_TOKEN_PATH")
         "$PY" -m ray.scripts.scripts start "${args[@]}" >"$TEMP/start.log" 2>&1 \
             || { log "ray start failed:"; tail -n 20 "$TEMP/start.log" >&2; exit 1; }
     fi
     # ray start returns once the GCS and raylet are up; a driver can connect from then on
     log "up: $ADDRESS, temp dir $TEMP"
-    echo "export RAY_ADDRESS=$ADDRESS"
+    cmd_env
 }
+
+cmd_env() { echo "export RAY_ADDRESS=$ADDRESS RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$RAY_AUTH_TOKEN_PATH"; }
 
 cmd_stop() {
     local pids p
@@ -83,6 +90,6 @@ case ${1:-} in
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) RAY_ADDRESS=$ADDRESS "$PY" -m ray.scripts.scripts status ;;
-    env) echo "export RAY_ADDRESS=$ADDRESS" ;;
+    env) cmd_env ;;
     *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac

@@ -94,7 +94,7 @@ def finish(result: Any) -> None:
         if q.get("status") != "ok":
             why = q.get("reason") or (q.get("error") or {}).get("message")
             err.print(f"[yellow]quality {q['model']}/{q['precision']} {q.get('status')}[/]: {why}", soft_wrap=True)
-    _write_report(result.run_dir)
+    write_report(result.run_dir)
     planned = len(result.planned)
     out.print(f"run directory: [bold]{result.run_dir}[/]  ({planned - result.missing}/{planned} points recorded, "
               f"this session {result.wall_s:.1f} s)", soft_wrap=True)
@@ -102,10 +102,18 @@ def finish(result: Any) -> None:
         what = f"{result.missing} point(s) not run" if result.missing else ""
         what += (", " if what else "") + f"{result.failed} point(s) failed" if result.failed else ""
         err.print(f"[yellow]{what}[/]. To run exactly the points that are not ok:\n  llmbench run "
-                  f"{result.scenario_path} --resume {result.run_dir}", soft_wrap=True)
+                  f"{result.scenario_path} --resume {result.run_dir}{_executor_flag(result.run_dir)}", soft_wrap=True)
 
 
-def _write_report(run_dir: Path) -> None:
+def _executor_flag(run_dir: Path) -> str:
+    """` --executor ENGINE` for a run a cluster executor made (a resume runs where the run ran)."""
+    from llmbench.execute.remote import read_attempts
+
+    attempts = read_attempts(run_dir)
+    return f" --executor {attempts[-1]['engine']}" if attempts else ""
+
+
+def write_report(run_dir: Path) -> None:
     try:  # the records are safe on disk: a failed report must not fail the run
         from llmbench.report.render import render_report
 

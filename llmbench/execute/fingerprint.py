@@ -25,6 +25,9 @@ def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
         "python": ".".join(str(env.get("python", "")).split(".")[:2]) or None,
         "torch": packages.get("torch"),
         "transformers": packages.get("transformers"),
+        # a cluster run whose tasks ran on machines of different fingerprints (env.json's "fingerprints", written
+        # by llmbench/execute/remote.py): comparable with another run only when the user allows a mismatch
+        "mixed_machines": bool(env.get("fingerprints")),
     }
 
 

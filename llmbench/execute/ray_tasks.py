@@ -53,15 +53,16 @@ class RayTasks:
                                  max_retries=0)(ray_task)
         env = {k: os.environ[k] for k in FORWARDED if k in os.environ}
         runtime_env = {"env_vars": {"RAY_worker_niceness": "0", **env}}
+        job = self.ray.get_runtime_context().get_job_id()
         for t in tasks:
             task_json = read_json(run_dir / t.part, "task.json")
             gen = remote.options(num_returns="streaming", runtime_env=runtime_env).remote(task_json, env)
             self.refs[t.task] = gen
-            t.job_id, t.state = gen.task_id().hex()[:16], "PENDING"
+            t.job_id, t.state = f"{job}-{t.task}", "PENDING"  # Ray's job id: this driver
             thread = threading.Thread(target=self._drain, args=(run_dir / t.part, t, gen), daemon=True)
             thread.start()
             self.threads.append(thread)
-        return self.ray.get_runtime_context().get_job_id()
+        return job
 
     def _drain(self, part: Path, t: Any, gen: Any) -> None:
         """The task's stream into its part; its end (or its exception) into the task's state."""
@@ -79,7 +80,7 @@ class RayTasks:
     def _write(self, part: Path, t: Any, kind: str, payload: Any) -> None:
         if kind == "start":
             with self.lock:
-                t.state, t.node = "RUNNING", payload.get("node")
+                t.state, t.node, t.pid = "RUNNING", payload.get("node"), payload.get("pid")
         elif kind == "exit":
             with self.lock:
                 code = payload["returncode"]

@@ -55,6 +55,7 @@ class Task:
     exit_code: str | None = None
     reason: str | None = None
     node: str | None = None
+    pid: int | None = None  # Ray: the worker process running the task
     final: bool = False
     fingerprint: dict[str, Any] | None = None  # of env.json of the node the task ran on
     offsets: dict[str, int] = field(default_factory=dict)  # bytes of the part's files already copied
@@ -122,9 +123,10 @@ def measure_remote(plan: RunPlan, view: Any, spec: ExecutorSpec, detach: bool) -
 
 
 def follow(run_dir: Path, attempts: list[dict[str, Any]], engine: Engine, view: Any, poll_s: float,
-           wait: bool = True) -> Outcome:
+           wait: bool = True, cancel: bool = True) -> Outcome:
     """Copy records from the last attempt's parts as they come until every task ended (or once, without wait);
-    then records for lost points. Ctrl-C cancels the tasks, waits for their end (a second Ctrl-C does not)."""
+    then records for the lost points of the tasks that ended. Ctrl-C cancels the tasks (unless not `cancel`:
+    `llmbench status --wait` only stops following) and waits for their end (a second Ctrl-C does not)."""
     attempt = attempts[-1]
     tasks: list[Task] = attempt["tasks"]
     points = {p.id: p for p in expand_sweep(_scenario(run_dir))}
@@ -136,6 +138,8 @@ def follow(run_dir: Path, attempts: list[dict[str, Any]], engine: Engine, view: 
             _poll_until_final(run_dir, tasks, engine, copier, poll_s, wait)
         except KeyboardInterrupt:
             outcome.interrupted = True
+            if not cancel:
+                raise
             view.warn(f"interrupted: cancelling {engine.name} job {attempt['job_id']} (Ctrl-C again to stop waiting "
                       "for its end)")
             engine.cancel(tasks)
