@@ -135,7 +135,7 @@ def follow(run_dir: Path, attempts: list[dict[str, Any]], engine: Engine, view: 
     with view.progress(len(todo)) as update, RecordWriter(run_dir) as writer:
         copier = _Copier(run_dir, writer, update, engine.name, attempt["attempt"])
         try:
-            _poll_until_final(run_dir, tasks, engine, copier, poll_s, wait)
+            _poll_until_final(run_dir, attempts, engine, copier, poll_s, wait)
         except KeyboardInterrupt:
             outcome.interrupted = True
             if not cancel:
@@ -144,7 +144,7 @@ def follow(run_dir: Path, attempts: list[dict[str, Any]], engine: Engine, view: 
                       "for its end)")
             engine.cancel(tasks)
             try:
-                _poll_until_final(run_dir, tasks, engine, copier, 1.0, True, time.monotonic() + CANCEL_WAIT_S)
+                _poll_until_final(run_dir, attempts, engine, copier, 1.0, True, time.monotonic() + CANCEL_WAIT_S)
             except KeyboardInterrupt:
                 pass
         for t in tasks:
@@ -156,12 +156,16 @@ def follow(run_dir: Path, attempts: list[dict[str, Any]], engine: Engine, view: 
     return outcome
 
 
-def _poll_until_final(run_dir: Path, tasks: list[Task], engine: Engine, copier: _Copier, poll_s: float,
-                      wait: bool, deadline: float = math.inf) -> None:
+def _poll_until_final(run_dir: Path, attempts: list[dict[str, Any]], engine: Engine, copier: _Copier,
+                      poll_s: float, wait: bool, deadline: float = math.inf) -> None:
+    tasks = attempts[-1]["tasks"]
     while True:
         engine.poll(run_dir, tasks)
         for t in tasks:
             copier.copy(t)
+        if copier.changed:  # executor.json tells `llmbench status` (and a test) where each task is
+            write_attempts(run_dir, attempts)
+            copier.changed = False
         if not wait or all(t.final for t in tasks) or time.monotonic() > deadline:
             return
         time.sleep(poll_s)
@@ -174,11 +178,12 @@ class _Copier:
     def __init__(self, run_dir: Path, writer: RecordWriter, update: Any, engine: str, attempt: int):
         self.run_dir, self.writer, self.update, self.engine, self.attempt = run_dir, writer, update, engine, attempt
         self.states: dict[int, str | None] = {}
+        self.changed = False
 
     def copy(self, t: Task) -> None:
         part = self.run_dir / t.part
         if self.states.get(t.task) != t.state:
-            self.states[t.task] = t.state
+            self.states[t.task], self.changed = t.state, True
             self.update(f"task {t.task} ({t.job_id}) {t.state}", False)
         if t.fingerprint is None and (part / "env.json").exists():
             self._env(t, read_json(part, "env.json"))
