@@ -44,6 +44,11 @@ CAUSES = {  # the engine's end state, in words, on the records of the points a t
 
 
 @dataclass
+class RemoteOutcome(Outcome):
+    detached: bool = False  # submitted, not followed (`llmbench run --detach`); `llmbench status RUN` follows
+
+
+@dataclass
 class Task:
     """One array task / Ray task: its points, where it writes, and what the engine says about it."""
 
@@ -116,7 +121,7 @@ def measure_remote(plan: RunPlan, view: Any, spec: ExecutorSpec, detach: bool) -
         if detach:
             view.say(f"detached: `llmbench status {run_dir}` shows the tasks, and `llmbench status {run_dir} --wait` "
                      "follows them to the end, writes the records of lost points and the report")
-            return Outcome(detached=True)
+            return RemoteOutcome(detached=True)
         return follow(run_dir, attempts, engine, view, spec.poll_s)
     finally:
         engine.close()
@@ -130,7 +135,7 @@ def follow(run_dir: Path, attempts: list[dict[str, Any]], engine: Engine, view: 
     attempt = attempts[-1]
     tasks: list[Task] = attempt["tasks"]
     points = {p.id: p for p in expand_sweep(_scenario(run_dir))}
-    outcome = Outcome()
+    outcome = RemoteOutcome()
     todo = [pid for t in tasks for pid in t.point_ids if pid not in t.recorded and pid not in t.lost]
     with view.progress(len(todo)) as update, RecordWriter(run_dir) as writer:
         copier = _Copier(run_dir, writer, update, engine.name, attempt["attempt"])

@@ -56,7 +56,6 @@ class Outcome:
     interrupted: bool = False
     env: dict[str, Any] | None = None
     refused: str | None = None  # why the run was stopped before measuring (e.g. environment mismatch)
-    detached: bool = False  # a cluster executor submitted the tasks and returned (`llmbench run --detach`)
 
 
 class Supervisor:

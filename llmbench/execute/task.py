@@ -126,10 +126,12 @@ def run_part(part: Path) -> int:
     """Measure the part's points that are not yet ok there, with the local supervisor; the exit code of a run."""
     from llmbench.config.scenario import Scenario
     from llmbench.config.sweep import expand_sweep
+    from llmbench.execute.local import measure_plan
     from llmbench.execute.plans import RunPlan
-    from llmbench.execute.run import measure_plan
     from llmbench.execute.store import latest_records, read_json, read_records, write_json
+    from llmbench.execute.worker import die_with_parent
 
+    die_with_parent()  # submitit's (or Ray's) process: if it is killed, the part's supervisor goes too
     task = read_json(part, TASK_FILE)
     scenario = Scenario.model_validate(task["scenario"])
     if not (part / "run.json").exists():
