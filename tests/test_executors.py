@@ -98,7 +98,8 @@ def test_a_run_of_mixed_machines_does_not_compare_as_one_machine():
     env = {"device": "cuda:0", "gpu": {"name": "H100"}, "packages": {"torch": "2.13.0"}}
     mixed = {**env, "fingerprints": [{"fingerprint": {"gpu_name": "H100"}, "tasks": ["1/1"]},
                                      {"fingerprint": {"gpu_name": "A100"}, "tasks": ["1/2"]}]}
-    assert fingerprint_differences(env, mixed) == ["mixed_machines: False vs True"]
+    assert fingerprint_differences(env, mixed) == ["mixed_machines: False vs ['A100 torch None transformers None', "
+                                                   "'H100 torch None transformers None']"]
     assert fingerprint_differences(mixed, mixed) == []
 
 
@@ -205,7 +206,7 @@ def _lost_then_resumed(env: dict[str, str], tmp_path: Path, driver: subprocess.P
     assert driver.returncode == 1, output[-3000:]
     latest = {r["point_id"]: r for r in _records(run_dir)}
     not_ok = sorted(pid for pid, r in latest.items() if r["status"] != "ok")
-    lost = [r for r in latest.values() if r.get("error", {}).get("type") == "TaskLost"]
+    lost = [r for r in latest.values() if (r.get("error") or {}).get("type") == "TaskLost"]
     assert len(latest) == 6 and 1 <= len(not_ok) <= 2 and lost, output[-3000:]
     assert all(r["status"] == "crashed" and r["executor"]["state"] == state and r["executor"]["task"] == 2
                and state in r["error"]["message"] for r in lost)

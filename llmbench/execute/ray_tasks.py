@@ -29,21 +29,30 @@ class RayTasks:
 
     def __init__(self, spec: ExecutorSpec):
         self.spec = spec
-        address = spec.ray.address or os.environ.get("RAY_ADDRESS") or None
-        if address is None or address.split(":")[0] in ("127.0.0.1", "localhost"):
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read when ray is imported
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        try:
-            import ray
-        except ImportError:
-            raise UsageError("--executor ray needs ray: pip install 'llmbench[ray]'") from None
-        self.ray = ray
-        ray.init(address=address, log_to_driver=False, include_dashboard=False if address is None else None,
-                 ignore_reinit_error=True)
         self.refs: dict[int, Any] = {}
         self.cancelled: set[int] = set()
         self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
+        address = spec.ray.address or os.environ.get("RAY_ADDRESS") or None
+        if address is None or address.split(":")[0] in ("127.0.0.1", "localhost"):
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # read when ray is imported
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # a local Ray for this run: its files in a temp folder removed at the end (set up before ray is imported:
+        # it reads its authentication settings then)
+        self.temp = _local_ray_dir() if address is None else None
+        try:
+            import ray
+        except ImportError:
+            self.ray = None
+            self.close()
+            raise UsageError("--executor ray needs ray: pip install 'llmbench[ray]'") from None
+        self.ray = ray
+        try:
+            ray.init(address=address, log_to_driver=False, include_dashboard=False if address is None else None,
+                     _temp_dir=self.temp)
+        except Exception as exc:  # noqa: BLE001 - no cluster to run on is the user's to fix, in Ray's words
+            self.close()
+            raise UsageError(f"--executor ray: ray.init(address={address!r}) failed: {exc}") from None
 
     def submit(self, run_dir: Path, tasks: list[Any]) -> str:
         from llmbench.execute.task import ray_task
@@ -105,4 +114,23 @@ class RayTasks:
     def close(self) -> None:
         for thread in self.threads:
             thread.join(timeout=5)
-        self.ray.shutdown()
+        if self.ray is not None:
+            self.ray.shutdown()
+        if self.temp is not None:
+            import shutil
+
+            shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def _local_ray_dir() -> str:
+    """A short temp folder (Ray puts unix sockets there: 107 bytes at most) with a token of its own, so the local
+    cluster neither writes ~/.ray/auth_token nor runs without authentication."""
+    import secrets
+    import tempfile
+
+    temp = tempfile.mkdtemp(prefix="lbray-")
+    if "RAY_AUTH_MODE" not in os.environ:
+        token = Path(temp) / "auth_token"
+        token.write_text(secrets.token_hex(32), encoding="utf-8")
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    return temp
