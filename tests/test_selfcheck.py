@@ -46,11 +46,12 @@ def test_every_record_of_a_group_carries_the_check_of_its_cheapest_point(tmp_pat
     assert [r.status for r in records] == ["ok"] * 4
     for precision in ("fp32", "bf16"):
         checks = [r.selfcheck for r in records if r.point.precision == precision]
-        assert checks[0] == checks[1] and checks[0]["pairs"] == 3
-        assert checks[0]["point_id"] == f"tiny-llama/{precision}/bs1/in8/out4/greedy"  # the cheaper batch
-        assert len(checks[0]["plain_ms"]) == len(checks[0]["instrumented_ms"]) == 3
-        assert all(ms > 0 for ms in checks[0]["plain_ms"] + checks[0]["instrumented_ms"])
-    assert checks[0]["other_cpu_cores"] >= 0 and checks[0]["loadavg_1m"] >= 0
+        assert checks[0] == checks[1] and checks[0].pairs == 3
+        assert checks[0].point_id == f"tiny-llama/{precision}/bs1/in8/out4/greedy"  # the cheaper batch
+        assert len(checks[0].plain_ms) == len(checks[0].instrumented_ms) == 3
+        assert all(ms > 0 for ms in checks[0].plain_ms + checks[0].instrumented_ms)
+    assert checks[0].other_cpu_cores >= 0 and checks[0].loadavg_1m >= 0
+    assert records[0].to_json()["selfcheck"]["pairs"] == 3  # and on disk, plain JSON
     assert records[0].cold_start and records[0].n_calls == 1  # the check ran after the cold first point
 
 

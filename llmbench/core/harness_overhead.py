@@ -36,14 +36,16 @@ def summarize_selfcheck(point: Any, plain_ms: list[float], instr_ms: list[float]
     }
 
 
-def describe_selfcheck(check: dict[str, Any] | None) -> str:
-    """One line for headers and consoles: 'harness overhead on this machine: +0.3% [-0.2, +0.8] (...)'."""
+def describe_selfcheck(check: Any) -> str:
+    """One line for headers and consoles (`check`: a SelfCheck part or its dict): 'harness overhead on this machine:
+    +0.3% [-0.2, +0.8], ...'."""
     if not check:
         return "harness overhead: not measured (selfcheck_pairs: 0)"
-    if "error" in check:
-        return f"harness overhead: self-check failed ({check['error']})"
-    lo, hi = check["overhead_pct_ci"]
+    if check.get("error"):
+        return f"harness overhead: self-check failed ({check.get('error')})"
+    lo, hi = check.get("overhead_pct_ci")
     other = check.get("other_cpu_cores")
     busy = f"; other processes {other:.1f} cores" if other is not None else ""
-    return (f"harness overhead on this machine: {check['overhead_pct']:+.1f}% [{lo:+.1f}, {hi:+.1f}], "
-            f"{check['per_step_us']:+.0f} µs per step ({check['pairs']} pairs on {check['point_id']}{busy})")
+    return (f"harness overhead on this machine: {check.get('overhead_pct'):+.1f}% [{lo:+.1f}, {hi:+.1f}], "
+            f"{check.get('per_step_us'):+.0f} µs per step ({check.get('pairs')} pairs on {check.get('point_id')}"
+            f"{busy})")

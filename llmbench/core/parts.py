@@ -169,6 +169,27 @@ class Utilisation(Part):
     mfu: float | None = None
 
 
+class SelfCheck(Part):
+    """The harness's overhead against plain generate() on one point of the group (docs/metrics.md, "The harness's
+    self-check"; measured by llmbench/measure/selfcheck.py, summarised by llmbench/core/harness_overhead.py)."""
+
+    point_id: str | None = None
+    error: str | None = None  # why the check could not run; the other fields are then absent
+    pairs: int | None = None
+    steps_per_call: int | None = None
+    plain_ms: list[float] = []
+    instrumented_ms: list[float] = []
+    plain_median_ms: float | None = None
+    instrumented_median_ms: float | None = None
+    overhead_pct: float | None = None
+    overhead_pct_ci: list[float] | None = None
+    ci_level: float | None = None
+    per_step_us: float | None = None
+    per_step_us_ci: list[float] | None = None
+    other_cpu_cores: float | None = None
+    loadavg_1m: float | None = None
+
+
 class DevicePeaks(Part):
     """The device's probe figures (llmbench/measure/roofline.py) the utilisation is judged against."""
 

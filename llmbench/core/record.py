@@ -32,6 +32,7 @@ from llmbench.core.parts import (  # noqa: F401 - the parts are the record's: im
     Quality,
     SearchResult,
     SearchStep,
+    SelfCheck,
     Utilisation,
     WorkerInfo,
 )
@@ -93,7 +94,7 @@ class RunRecord(Part):
     rounds: list[int] | None = None  # a pooled run's record: the rounds whose calls it holds
     # the harness's overhead against plain generate() in this group (llmbench/measure/selfcheck.py; its summary and
     # description, llmbench/core/harness_overhead.py); null when the group measured none
-    selfcheck: dict[str, Any] | None = None
+    selfcheck: SelfCheck | None = None
     # in transit only, from the worker to the store, which writes them apart and never into the line
     timeline: dict[str, Any] | None = Field(default=None, exclude=True)
     artifacts: dict[str, Any] | None = Field(default=None, exclude=True)
