@@ -16,6 +16,15 @@ from llmbench.cli.gating import ALLOW_MISMATCH, ALPHA, JSON_OUT, JUNIT, MARKDOWN
 from llmbench.cli.loading import default_scenario, load_or_exit
 from llmbench.report.console import ConsoleRunView, err, out, print_summary
 
+EXECUTOR = typer.Option(None, "--executor", help="Where the model groups run: local (this machine), slurm (one job "
+                        "array) or ray; default: the scenario's executor block, else local.")
+EXECUTOR_OPTION = typer.Option([], "--executor-option", help="KEY=VALUE over the scenario's executor block, e.g. "
+                               "slurm.partition=gpu, slurm.time_min=120, groups_per_task=2 (repeat for several).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster for --executor ray; default: RAY_ADDRESS, else "
+                           "a local Ray for this run.")
+DETACH = typer.Option(False, "--detach", help="--executor slurm: submit the array and return; `llmbench status RUN` "
+                      "follows it.")
+
 
 def run(
     scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]",  # noqa: UP045
@@ -34,16 +43,10 @@ def run(
                                "measured call into one run directory (outvotes bursts of noise; for gates)."),
     against: Optional[str] = typer.Option(None, "--against", help="After the run, compare it with this saved "  # noqa: UP045
                                           "baseline (or run directory) and exit as `llmbench compare` does."),
-    executor: Optional[str] = typer.Option(None, "--executor", help="Where the model groups run: local (this "  # noqa: UP045
-                                           "machine), slurm (one job array) or ray; default: the scenario's "
-                                           "executor block, else local."),
-    executor_option: list[str] = typer.Option([], "--executor-option", help="KEY=VALUE over the scenario's "
-                                              "executor block, e.g. slurm.partition=gpu, slurm.time_min=120, "
-                                              "groups_per_task=2 (repeat for several)."),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster for --executor ray; "  # noqa: UP045
-                                              "default: RAY_ADDRESS, else a local Ray for this run."),
-    detach: bool = typer.Option(False, "--detach", help="--executor slurm: submit the array and return; "
-                                "`llmbench status RUN` follows it."),
+    executor: Optional[str] = EXECUTOR,  # noqa: UP045
+    executor_option: list[str] = EXECUTOR_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS,  # noqa: UP045
+    detach: bool = DETACH,
     metric: list[str] = METRIC,
     alpha: Optional[float] = ALPHA,  # noqa: UP045
     allow_mismatch: bool = ALLOW_MISMATCH,
