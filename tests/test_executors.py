@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -30,7 +32,7 @@ from llmbench.execute.slurm_jobs import parse_sacct, parse_scontrol
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
-# 2 model groups x 3 points; min_duration_s makes each point last about 2 s, so a task can be stopped mid-group
+# 2 model groups x 3 points; min_duration_s makes each point last about 1 s, so a task can be stopped mid-group
 MINI = """name: mini
 models: [tiny-llama]
 precision: [fp32, bf16]
@@ -39,7 +41,7 @@ prompt: {input_tokens: 16}
 max_new_tokens: 8
 warmup: 1
 iterations: 2
-min_duration_s: 2.0
+min_duration_s: 1.0
 selfcheck_pairs: 0
 cpu_threads: 1
 """
@@ -121,28 +123,42 @@ def test_status_of_a_run_no_executor_ran(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- the real engines
-def _engine_env(variable: str, probe: list[str], how: str) -> dict[str, str]:
+def _engine_env(variable: str, probe: Any, how: str) -> dict[str, str]:
     if not os.environ.get(variable):
         pytest.skip(f"{variable} is not set: no {how} to run on (.ci/run starts one with scripts/{how}_local.sh)")
-    try:
-        ok = subprocess.run(probe, capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        ok, probe = False, [*probe, str(exc)]
-    if not ok:
-        pytest.skip(f"{variable}={os.environ[variable]} but `{' '.join(probe)}` fails: the {how} engine is down")
+    problem = probe()
+    if problem:
+        pytest.skip(f"{variable}={os.environ[variable]}, but the {how} engine does not answer: {problem}")
     return {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def _sinfo() -> str | None:
+    try:
+        proc = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"sinfo: {exc}"
+    return None if proc.returncode == 0 else f"sinfo: {proc.stderr.strip()[-300:]}"
+
+
+def _ray_port() -> str | None:
+    host, _, port = os.environ["RAY_ADDRESS"].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        return f"nothing listens at {host}:{port} ({exc})"
+    return None
 
 
 @pytest.fixture
 def slurm_env():
     pytest.importorskip("submitit", reason="pip install 'llmbench[slurm]'")
-    return _engine_env("SLURM_CONF", ["sinfo", "-h"], "slurm")
+    return _engine_env("SLURM_CONF", _sinfo, "slurm")
 
 
 @pytest.fixture
 def ray_env():
     pytest.importorskip("ray", reason="pip install 'llmbench[ray]'")
-    return _engine_env("RAY_ADDRESS", [sys.executable, "-c", "import ray"], "ray")
+    return _engine_env("RAY_ADDRESS", _ray_port, "ray")
 
 
 def _llmbench(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -242,7 +258,7 @@ def test_a_killed_ray_worker_becomes_records_and_resume_reruns_exactly_them(ray_
 @pytest.mark.slow
 def test_detached_slurm_run_is_collected_by_status(slurm_env, tmp_path):
     scenario = tmp_path / "mini.yaml"
-    scenario.write_text(MINI.replace("[1, 2, 4]", "[1]").replace("min_duration_s: 2.0", "min_duration_s: 0"))
+    scenario.write_text(MINI.replace("[1, 2, 4]", "[1]").replace("min_duration_s: 1.0", "min_duration_s: 0"))
     proc = _llmbench(slurm_env, "run", str(scenario), "--out", str(tmp_path), "--executor", "slurm", "--detach",
                      *SMALL_TASKS, timeout=120)
     assert proc.returncode == 0 and "llmbench status" in proc.stdout + proc.stderr, proc.stderr
