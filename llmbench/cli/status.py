@@ -39,6 +39,10 @@ def status(
         out.print(f"task {t.task}  {t.job_id}  {t.state}  exit {t.exit_code}  node {t.node}  "
                   f"{len(t.recorded)}/{len(t.point_ids)} recorded" + (f", {len(t.lost)} lost" if t.lost else ""),
                   soft_wrap=True)
+    if not all(t.final for t in tasks) and last["engine"] != "slurm":
+        out.print(f"the {last['engine']} tasks ended with the command that submitted them; `llmbench run SCENARIO "
+                  f"--resume {run_dir} --executor {last['engine']}` runs the points that are not ok", soft_wrap=True)
+        raise typer.Exit(1)
     if not all(t.final for t in tasks):
         out.print(f"{sum(not t.final for t in tasks)} task(s) still queued or running; again later, or --wait")
         raise typer.Exit(0)
