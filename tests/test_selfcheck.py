@@ -24,7 +24,17 @@ def test_paired_ratio_and_per_step_cost_by_hand():
     assert check["per_step_us_ci"] == pytest.approx([0.0, 200.0])
     assert check["plain_median_ms"] == 10 and check["instrumented_median_ms"] == 11
     assert describe_selfcheck(check) == ("harness overhead on this machine: +10.0% [+0.0, +20.0], +100 µs per step "
-                                         "(5 pairs on m/fp32/bs1/in8/out10/greedy)")
+                                         "(5 pairs on m/fp32/bs1/in8/out10/greedy) - too noisy to tell here: "
+                                         "raise selfcheck_pairs or run `llmbench selfcheck --pairs 20` when quieter")
+
+
+def test_describe_says_what_an_interval_allows_concluding():
+    def line(lo, hi):
+        return describe_selfcheck({"point_id": "p", "pairs": 20, "overhead_pct": (lo + hi) / 2,
+                                   "overhead_pct_ci": [lo, hi], "per_step_us": 1.0})
+    assert line(-0.5, 0.8).endswith("20 pairs on p)")        # a narrow interval: the figure stands alone
+    assert "more than 1%" in line(1.5, 3.0)                    # the harness costs measurably more than 1%
+    assert "too noisy" in line(-6.0, 6.0)                      # 12 points wide: says nothing
 
 
 def test_describe_says_why_there_is_no_figure():

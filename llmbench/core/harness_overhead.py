@@ -48,4 +48,17 @@ def describe_selfcheck(check: Any) -> str:
     busy = f"; other processes {other:.1f} cores" if other is not None else ""
     return (f"harness overhead on this machine: {check.get('overhead_pct'):+.1f}% [{lo:+.1f}, {hi:+.1f}], "
             f"{check.get('per_step_us'):+.0f} µs per step ({check.get('pairs')} pairs on {check.get('point_id')}"
-            f"{busy})")
+            f"{busy}){_verdict(lo, hi)}")
+
+
+# an interval wider than this (percentage points) cannot tell a 1% harness from a 5% one
+TOO_WIDE_PCT = 10.0
+
+
+def _verdict(lo: float, hi: float) -> str:
+    """What the interval lets a reader conclude, so a wide one is not read as a figure."""
+    if hi - lo > TOO_WIDE_PCT:
+        return " - too noisy to tell here: raise selfcheck_pairs or run `llmbench selfcheck --pairs 20` when quieter"
+    if lo > 1.0:
+        return " - the harness measurably adds more than 1% here"
+    return ""
