@@ -114,7 +114,12 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
     view.warn(f"llmbench: {len(plan.points)} points, {len(group_points(plan.points))} model loads, "
               f"{len(slots)} worker slot(s) → {plan.run_dir}")
     start = time.perf_counter()
-    outcome = _measure(plan, device, view, executor, options.detach)
+    try:
+        outcome = _measure(plan, device, view, executor, options.detach)
+    except UsageError as exc:  # a cluster that refused the submission: nothing ran, the run directory stays
+        view.error(str(exc))
+        result.code = 2
+        return result
     result.wall_s = time.perf_counter() - start
     result.interrupted, result.refused = outcome.interrupted, outcome.refused
     if getattr(outcome, "detached", False):  # the tasks run on: `llmbench status RUN` follows them
