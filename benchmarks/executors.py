@@ -2,11 +2,12 @@
 Slurm and through Ray, one after the other, with the real CLI. Prints the driver's wall time per executor and, for
 each task, what the engine added around llmbench's own work:
 
-- start: from the part's task.json (written just before the submission) to its run.json (written by the task's
-  llmbench once it has started: queue, worker start, interpreter and imports);
+- start: from the part's task.json (written just before the submission) to its env.json (written when the task's
+  first worker has started: queue, the engine's worker, interpreter, imports, the first measuring process; a local
+  run's own start, from its run.json to its env.json, is printed for comparison);
 - end: from the part's last record to the driver's exit (state polling, then the summary and the report, which a
   local run also writes: its own "end" is printed for comparison);
-- llmbench: from the part's run.json to its last record (what a local run of the same groups does).
+- llmbench: from the part's env.json to its last record (measuring).
 
 Needs SLURM_CONF for slurm and RAY_ADDRESS (or nothing: a local Ray per run) for ray; an engine that is not there
 is left out with the reason. The machine's load (`uptime`) is printed before each run.
@@ -55,7 +56,7 @@ def task_costs(run_dir: Path, ended: float) -> list[str]:
     for t in attempt["tasks"]:
         part = run_dir / t["part"]
         submitted = (part / "task.json").stat().st_mtime
-        started = (part / "run.json").stat().st_mtime
+        started = (part / "env.json").stat().st_mtime
         last = (part / "records.jsonl").stat().st_mtime
         lines.append(f"  task {t['task']} ({t['job_id']}, {t['state']}): start {started - submitted:.1f} s, "
                      f"llmbench {last - started:.1f} s, end {ended - last:.1f} s")
@@ -82,7 +83,9 @@ def main() -> int:
         if executor != "local":
             print("\n".join(task_costs(run_dir, ended)), flush=True)
         else:
-            print(f"  end {ended - (run_dir / 'records.jsonl').stat().st_mtime:.1f} s (last record to exit)")
+            mtime = {name: (run_dir / name).stat().st_mtime for name in ("run.json", "env.json", "records.jsonl")}
+            print(f"  start {mtime['env.json'] - mtime['run.json']:.1f} s, llmbench "
+                  f"{mtime['records.jsonl'] - mtime['env.json']:.1f} s, end {ended - mtime['records.jsonl']:.1f} s")
     return 0
 
 

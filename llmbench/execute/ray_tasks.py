@@ -19,6 +19,7 @@ from typing import Any
 from llmbench.config.executor import ExecutorSpec
 from llmbench.execute.plans import UsageError
 from llmbench.execute.store import read_json
+from llmbench.execute.task import WHOLE
 
 FORWARDED = ("HF_HUB_OFFLINE", "HF_HOME", "TRANSFORMERS_OFFLINE", "CUDA_VISIBLE_DEVICES")  # a task runs in the
 # raylet's environment, not the driver's: what a measurement depends on is passed on
@@ -95,8 +96,8 @@ class RayTasks:
                 code = payload["returncode"]
                 t.state = "CANCELLED" if t.task in self.cancelled else ("COMPLETED" if code == 0 else "FAILED")
                 t.exit_code, t.final = str(code), True
-        elif kind == "env.json":
-            (part / "env.json").write_text(payload, encoding="utf-8")
+        elif kind in WHOLE:
+            (part / kind).write_text(payload, encoding="utf-8")
         else:  # new lines of one of the part's files (records last: their timelines come first)
             with open(part / kind, "a", encoding="utf-8") as f:
                 f.write("".join(line + "\n" for line in payload))

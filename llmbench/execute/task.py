@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 TASK_FILE = "task.json"
+WHOLE = ("run.json", "scenario.json", "env.json")
 STREAMED = ("quality.jsonl", "timelines.jsonl", "records.jsonl")  # in this order: a record after its timeline
 
 
@@ -57,7 +58,8 @@ def slurm_task(part: str) -> dict[str, Any]:
 
 
 def ray_task(task: dict[str, Any], env: dict[str, str], poll_s: float = 0.2) -> Iterator[tuple[str, Any]]:
-    """Ray generator task: yields ("start", where), ("env.json", text), (file name, [lines])..., ("exit", info)."""
+    """Ray generator task: yields ("start", where), (run.json, scenario.json or env.json, its text), (file name,
+    [new lines])..., ("exit", info)."""
     yield "start", where()
     with tempfile.TemporaryDirectory(prefix="llmbench-part-") as tmp:
         part = Path(tmp)
@@ -68,12 +70,13 @@ def ray_task(task: dict[str, Any], env: dict[str, str], poll_s: float = 0.2) -> 
             child = subprocess.Popen(part_command(part), stdout=log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **env}, start_new_session=True)
             offsets: dict[str, int] = {}
-            sent_env = False
+            sent: set[str] = set()
             while True:
                 code = child.poll()
-                if not sent_env and (part / "env.json").exists():
-                    sent_env = True
-                    yield "env.json", (part / "env.json").read_text(encoding="utf-8")
+                for name in WHOLE:  # written once, whole, by the part's llmbench
+                    if name not in sent and (part / name).exists():
+                        sent.add(name)
+                        yield name, (part / name).read_text(encoding="utf-8")
                 for name in STREAMED:
                     lines = _new_lines(part / name, offsets)
                     if lines:
