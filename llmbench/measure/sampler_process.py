@@ -119,7 +119,10 @@ def sample_loop(commands_fd: int, replies: Any) -> None:
             if msg["cmd"] == "start":
                 readers = readers or make_readers(msg)
                 t0, interval, t_ms, columns, running = msg["t0"], msg["interval_s"], [], {}, True
-                next_at = time.monotonic()
+                # the first sample now, not at the next select(): a "stop" read in the same chunk (a child
+                # that was not scheduled during a short point) must still find a start sample
+                _sample(readers, t0, t_ms, columns)
+                next_at = time.monotonic() + interval
             elif msg["cmd"] == "stop":
                 if running:
                     _sample(readers, t0, t_ms, columns)  # the last sample, at the stop
