@@ -82,7 +82,7 @@ def test_profiles_section_has_facts_tables_links_and_one_figure(tmp_path: Path):
     html, drawn = render_profiles([run_with({"m/fp16/bs8": profile(cuda=True)}, run_dir)], base=run_dir)
     assert drawn == 1 and html.count("class=figure-json") == 1
     assert "m/fp16/bs8" in html and "<b>0.500 ms</b>" in html and "<b>20.0%</b>" in html
-    assert "href='profiles/p.trace.json'" in html and "href='profiles/p.memory.pickle'" in html
+    assert "href='./profiles/p.trace.json'" in html and "href='./profiles/p.memory.pickle'" in html  # no scheme
     assert "&lt;b&gt;op&lt;/b&gt;" in html and "<b>op</b>" not in html  # op names are text
     assert "decode: top kernels (device time)" in html and "ampere_sgemm" in html
     assert "100.0 MiB" in html and "weights 60.0 MiB" in html
@@ -110,4 +110,4 @@ def test_report_page_counts_and_draws_the_profile_figure(tmp_path: Path):
     drawn = int(re.search(r'name="llmbench-figures" content="(\d+)"', page).group(1))
     assert page.count("class=figure-json") + page.count("class='figure-json'") >= 1
     assert drawn == page.count("data-target='fig-")
-    assert "<h2>Profiles</h2>" in page and "href='profiles/p.trace.json'" in page
+    assert "<h2>Profiles</h2>" in page and "href='./profiles/p.trace.json'" in page

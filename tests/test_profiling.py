@@ -204,7 +204,8 @@ def test_a_step_limit_keeps_the_first_decode_steps(write_scenario):
 
 def test_the_store_writes_a_records_files_before_the_record(tmp_path):
     from llmbench.core.record import RunRecord
-    from llmbench.execute.store import RecordWriter, copy_artifacts, read_records
+    from llmbench.execute.artifacts import copy_artifacts
+    from llmbench.execute.store import RecordWriter, read_records
 
     files = ["profiles/a__b.trace.json", "profiles/m.pickle"]
     point = {"id": "a/b", "batch_size": 1, "max_new_tokens": 2}

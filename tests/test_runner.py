@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -88,19 +90,33 @@ def test_summary_and_memory(records):
 
 
 def test_a_failing_point_is_data_and_the_sweep_goes_on(tmp_path):
-    # GPT-2 has 2048 learned positions: a 4000-token prompt fails inside generate(), a short one works
+    # generate() refuses a negative repetition penalty: that preset's point fails inside generate(), the other works
     path = tmp_path / "s.yaml"
-    path.write_text("name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: [4000, 8]}\nmax_new_tokens: 4\n"
-                    "warmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\n")
+    path.write_text("name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: 8}\nmax_new_tokens: 4\n"
+                    "decoding:\n  - {strategy: greedy, name: broken, generate_args: {repetition_penalty: -1.0}}\n"
+                    "  - greedy\nwarmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\n")
     recs = list(run_points(expand_sweep(load_scenario(path)), resolve_device("cpu")))
     assert [r.status for r in recs] == ["error", "ok"]
     assert recs[0].error.type and recs[0].error.traceback
     assert recs[1].n_calls == 2
 
 
+def test_a_point_past_the_models_positions_is_skipped_before_any_call(tmp_path):
+    # GPT-2 has 2048 learned positions: a 4000-token prompt would fail inside generate() (or, with rotary
+    # positions, run on garbage until point_timeout_s); the worker skips it with the reason, before any call
+    path = tmp_path / "s.yaml"
+    path.write_text("name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: [4000, 8]}\nmax_new_tokens: 4\n"
+                    "warmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\n")
+    points = expand_sweep(load_scenario(path))
+    recs = list(run_points([dataclasses.replace(p, model=p.model) for p in points], resolve_device("cpu")))
+    assert [r.status for r in recs] == ["skipped", "ok"] and recs[0].calls == [] and recs[0].warmup_calls == []
+    assert "4000 prompt + 4 new tokens = 4004 positions, past the model's 2048" in recs[0].reason
+
+
 def test_load_failure_makes_every_point_of_the_group_an_error(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text(f"name: f\nmodels: ['{tmp_path / 'no-model-here'}', tiny-gpt2]\nbatch_size: [1, 2]\n"
+    (tmp_path / "not-a-model").mkdir()  # a folder with no config.json: validation finds the folder, loading fails
+    path.write_text(f"name: f\nmodels: ['{tmp_path / 'not-a-model'}', tiny-gpt2]\nbatch_size: [1, 2]\n"
                     "max_new_tokens: 2\nwarmup: 0\niterations: 1\nmin_duration_s: 0\ndevice: cpu\n")
     recs = list(run_points(expand_sweep(load_scenario(path)), resolve_device("cpu")))
     assert [r.status for r in recs] == ["error", "error", "ok", "ok"]

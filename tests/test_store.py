@@ -43,7 +43,7 @@ def test_round_trip_and_nan_as_null(tmp_path):
     assert recs[1].load_s is None and '"load_s":null' in (tmp_path / "records.jsonl").read_text().splitlines()[1]
 
 
-def test_corrupt_and_truncated_lines_are_reported_and_left_out(tmp_path):
+def test_corrupt_and_truncated_lines_are_reported_and_left_out(tmp_path, capsys):
     with RecordWriter(tmp_path) as w:
         w.append(parse_record(record("a")))
     with open(tmp_path / "records.jsonl", "a") as f:
@@ -52,11 +52,13 @@ def test_corrupt_and_truncated_lines_are_reported_and_left_out(tmp_path):
         f.write(json.dumps({**record("d"), "calls": "not a list"}) + "\n")
         f.write(json.dumps(record("c"))[:40])  # the writer died mid-line
     recs, bad = read_records(tmp_path)
-    assert [r.point_id for r in recs] == ["a"]
-    assert [b.line for b in bad] == [2, 3, 4, 5]
-    assert "calls" in bad[2].problem and "truncated" in bad[3].problem
-    with pytest.warns(UserWarning, match=r"records.jsonl:2"):
-        assert len(load(tmp_path)) == 1
+    assert [r.point_id for r in recs] == ["a", "d"] and recs[1].calls == []  # d is kept without its bad part
+    assert [(b.line, b.dropped) for b in bad] == [(2, True), (3, True), (4, False), (5, True)]
+    assert bad[2].problem == "calls: expected a list (got 'not a list'); left out" and "truncated" in bad[3].problem
+    assert len(load(tmp_path)) == 2
+    err = capsys.readouterr().err  # one line per problem, not a Python warning with its source line
+    assert "records.jsonl:2: left out: not JSON" in err and "records.jsonl:4: calls: expected a list" in err
+    assert "UserWarning" not in err and len(err.splitlines()) == 4
 
 
 def test_dataframes(tmp_path):

@@ -23,7 +23,7 @@ from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, Gate, parse_gate
 from llmbench.core.record import RunRecord
 from llmbench.core.stats import summarize
 from llmbench.execute.fingerprint import fingerprint_differences
-from llmbench.execute.store import read_json
+from llmbench.execute.store import read_json_if
 
 COMPARE_SCHEMA = 1
 VERDICTS = ("regressed", "improved", "unchanged", "inconclusive", "missing")
@@ -168,14 +168,19 @@ def gates_for(cand_dir: Path, base_dir: Path, specs: list[str] | None,
     """--metric flags, else the candidate's scenario `compare:` block, else the baseline's, else defaults."""
     block: dict[str, Any] = {}
     for d in (cand_dir, base_dir):
-        block = (read_json(d, "scenario.json") if (d / "scenario.json").exists() else {}).get("compare") or {}
+        block = read_json_if(d, "scenario.json").get("compare") or {}
+        if not isinstance(block, dict):
+            raise CompareError(f"{d / 'scenario.json'}: compare: expected a mapping (got {block!r})")
         if block:
             break
     try:
         gates = parse_gates(specs or block.get("metrics") or list(DEFAULT_GATES))
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise CompareError(f"--metric {exc}") from None
-    return gates, alpha if alpha is not None else block.get("alpha", DEFAULT_ALPHA)
+    alpha = alpha if alpha is not None else block.get("alpha", DEFAULT_ALPHA)
+    if not isinstance(alpha, int | float) or isinstance(alpha, bool) or not 0 < alpha < 1:
+        raise CompareError(f"scenario.json: compare.alpha: expected a number between 0 and 1 (got {alpha!r})")
+    return gates, alpha
 
 
 def compare_runs(base_dir: str | Path, cand_dir: str | Path, specs: list[str] | None = None,
@@ -188,14 +193,19 @@ def compare_runs(base_dir: str | Path, cand_dir: str | Path, specs: list[str] | 
     for d in (base_dir, cand_dir):
         if not (d / "records.jsonl").exists():
             raise CompareError(f"{d}: no records.jsonl here; is this a run directory or a saved baseline?")
-        envs.append(read_json(d, "env.json") if (d / "env.json").exists() else {})
+        envs.append(read_json_if(d, "env.json"))
     differences = fingerprint_differences(*envs)
     if differences and not allow_mismatch:
         raise CompareError(f"{base_dir} and {cand_dir} ran on different hardware or software; the comparison "
                            "would measure that, not the change:\n  " + "\n  ".join(differences)
                            + "\n(--allow-mismatch compares anyway)")
     gates, alpha = gates_for(cand_dir, base_dir, specs, alpha)
-    rows = compare_records(load_records(base_dir), load_records(cand_dir), gates, alpha)
+    sides = [load_records(d) for d in (base_dir, cand_dir)]
+    for d, records in zip((base_dir, cand_dir), sides, strict=True):
+        if not any(r.status == "ok" for r in records):  # a gate against nothing would pass everything
+            raise CompareError(f"{d}: no ok record ({len(records)} record(s), none ok); a comparison with it "
+                               "would pass or fail on nothing. Measure it first, or save another baseline")
+    rows = compare_records(*sides, gates, alpha)
     for row in rows:
         if row["verdict"] == "missing" and allow_missing:
             row["failing"] = False
@@ -208,7 +218,11 @@ def compare_runs(base_dir: str | Path, cand_dir: str | Path, specs: list[str] | 
 
 
 def _side(path: Path, env: dict[str, Any]) -> dict[str, Any]:
-    run = read_json(path, "run.json") if (path / "run.json").exists() else {}
-    saved = read_json(path, "baseline.json") if (path / "baseline.json").exists() else {}
-    return {"path": str(path), "scenario": run.get("scenario"), "baseline_name": saved.get("name"),
-            "git_sha": env.get("git_sha"), "device": env.get("device"), "gpu": (env.get("gpu") or {}).get("name")}
+    run, saved = read_json_if(path, "run.json"), read_json_if(path, "baseline.json")
+    gpu = env.get("gpu") if isinstance(env.get("gpu"), dict) else {}
+    return {"path": str(path), "scenario": _text(run.get("scenario")), "baseline_name": _text(saved.get("name")),
+            "git_sha": _text(env.get("git_sha")), "device": _text(env.get("device")), "gpu": _text(gpu.get("name"))}
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -7,7 +7,8 @@ load into the same columns. pandas is imported here, never by the measuring side
 
 from __future__ import annotations
 
-import warnings
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,20 @@ RUN_FACTS = ("device", "timer", "torch_threads", "load_s", "first_call_ms", "com
              "n_calls", "measured_s", "kv_cache_mib", "fixed_length_ok")
 
 
-def load_records(run_dir: str | Path) -> list[RunRecord]:
-    """Intact records of a run, the latest per point (after a resume) in plan order, with a warning naming every
-    corrupt line that was left out. ResultsError: not a run directory, or a record newer than this llmbench."""
+def load_records(run_dir: str | Path, warn: Callable[[str], None] | None = None) -> list[RunRecord]:
+    """Readable records of a run, the latest per point (after a resume) in plan order, with a one-line warning
+    (to stderr, or `warn`) naming every line left out and every part of a record left out
+    ("records.jsonl:7: summary: expected a mapping (got None); left out"). ResultsError: not a run directory, or
+    a record newer than this llmbench."""
     records, bad = read_run(run_dir)
     for b in bad:
-        warnings.warn(f"{Path(run_dir) / 'records.jsonl'}:{b.line}: left out: {b.problem}", stacklevel=2)
+        text = f"{Path(run_dir) / 'records.jsonl'}:{b.line}: " + (f"left out: {b.problem}" if b.dropped else b.problem)
+        (warn or warn_line)(text)
     return records
+
+
+def warn_line(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
 
 
 def metric_column(name: str) -> str:

@@ -93,11 +93,12 @@ def baseline_save(run_dir: Path = typer.Argument(..., help="The run directory to
                   store: Optional[Path] = STORE,  # noqa: UP045
                   force: bool = typer.Option(False, "--force", help="Replace a baseline of that name.")) -> None:
     """Copy a run's records, environment and scenario into the store under NAME."""
-    from llmbench.analysis.baselines import BaselineError, save_baseline
+    from llmbench.analysis.baselines import save_baseline
+    from llmbench.execute.writes import RunWriteError
 
     try:
         path = save_baseline(run_dir, name, store, force)
-    except (BaselineError, OSError) as exc:
+    except (ValueError, RunWriteError, OSError) as exc:  # BaselineError, an unreadable run directory, a full disk
         err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
     out.print(f"saved baseline {name!r}: {path}", soft_wrap=True)
@@ -107,13 +108,18 @@ def baseline_save(run_dir: Path = typer.Argument(..., help="The run directory to
 def baseline_list(store: Optional[Path] = STORE) -> None:  # noqa: UP045
     """The saved baselines: name, when, from which git commit."""
     from llmbench.analysis.baselines import list_baselines, store_root
+    from llmbench.analysis.results import ResultsError
 
-    saved = list_baselines(store)
+    try:
+        saved = list_baselines(store)
+    except (ResultsError, OSError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+        raise typer.Exit(2) from None
     if not saved:
         out.print(f"no baselines in {store_root(store)}")
     for b in saved:
-        out.print(f"{b['name']}  saved {b['saved_at']}  git {b.get('git_sha') or '-'}  {b['records']} records  "
-                  f"from {b['source']}", soft_wrap=True, highlight=False)
+        out.print(escape(f"{b.get('name')}  saved {b.get('saved_at')}  git {b.get('git_sha') or '-'}  "
+                         f"{b.get('records')} records  from {b.get('source')}"), soft_wrap=True, highlight=False)
 
 
 def interleave(

@@ -22,12 +22,15 @@ def default_scenario() -> Path:
     return Path(__file__).resolve().parents[2] / "scenarios" / "quickstart.yaml"
 
 
-def load_or_exit(path: Path) -> Any:
+ALLOW_LARGE = typer.Option(False, "--allow-large", help="Accept a sweep of more than 100,000 points.")
+
+
+def load_or_exit(path: Path, allow_large: bool = False) -> Any:
     """The validated Scenario of `path`; on a mistake, print every problem and exit 2."""
     from llmbench.config.loading import load_scenario
 
     try:
-        return load_scenario(path)
+        return load_scenario(path, allow_large)
     except ScenarioError as exc:
         print_problems(exc.problems)
         raise typer.Exit(2) from None

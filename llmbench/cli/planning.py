@@ -8,18 +8,22 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from llmbench.cli.loading import load_or_exit
+from llmbench.cli.loading import ALLOW_LARGE, load_or_exit
 from llmbench.report.console import out, print_plan
 
 
-def validate(files: list[Path] = typer.Argument(..., help="Scenario YAML files.")) -> None:
-    """Check scenario files; report every mistake with file, line and field. Exit 2 if any."""
+def validate(files: list[Path] = typer.Argument(..., help="Scenario YAML files."),
+             allow_large: bool = ALLOW_LARGE) -> None:
+    """Check scenario files; report every mistake with file, line and field, and each sweep's size. Exit 2 if any."""
+    from llmbench.config.sweep_size import sweep_size
+
     failed = False
     for f in files:
         try:
-            load_or_exit(f)
-            out.print(f"[green]ok[/] {f}")
+            scenario = load_or_exit(f, allow_large)
+            out.print(f"[green]ok[/] {escape(str(f))}: {escape(sweep_size(scenario).describe())}", soft_wrap=True)
         except typer.Exit:
             failed = True
     if failed:
@@ -27,11 +31,17 @@ def validate(files: list[Path] = typer.Argument(..., help="Scenario YAML files."
 
 
 def plan(file: Path = typer.Argument(..., help="Scenario YAML file."),
-         as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON.")) -> None:
-    """List the points with their stable ids, grouped by model load, and the number of loads."""
+         as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+         show_all: bool = typer.Option(False, "--all", help="List every point even of a large plan."),
+         allow_large: bool = ALLOW_LARGE) -> None:
+    """List the points with their stable ids, grouped by model load, and the number of loads; a plan of more than
+    1,000 points is summarised per load (first and last ids) unless --all or --json."""
     from llmbench.config.sweep import expand_sweep, group_points
+    from llmbench.config.sweep_size import sweep_size
 
-    scenario = load_or_exit(file)
+    scenario = load_or_exit(file, allow_large)
+    if not as_json:
+        out.print(escape(f"{scenario.name}: {sweep_size(scenario).describe()}"), soft_wrap=True)
     groups = group_points(expand_sweep(scenario))
     if as_json:
         from llmbench.config.feasibility import requested_device_type, skip_reason
@@ -44,7 +54,7 @@ def plan(file: Path = typer.Argument(..., help="Scenario YAML file."),
                                        for p in g.points]} for g in groups]}
         print(json.dumps(data, indent=2))
     else:
-        print_plan(scenario.name, groups)
+        print_plan(scenario.name, groups, every_point=show_all)
 
 
 def schema() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
 
 import typer
+from rich.markup import escape
 
 from llmbench.report.console import err, out, print_tables
 
@@ -17,13 +18,18 @@ def merge(run_dirs: list[Path] = typer.Argument(..., help="Run directories of on
           allow_mismatch: bool = typer.Option(False, help="Merge even if the environments' fingerprints differ.")
           ) -> None:
     """Merge run directories of the same scenario into one; exit 2 if scenarios or environments differ."""
+    from llmbench.execute.locks import RunDirBusy
     from llmbench.execute.merge import MergeError, merge_runs
+    from llmbench.execute.store import RunDirError
+    from llmbench.execute.writes import RunWriteError
 
     try:
         summary = merge_runs(run_dirs, out_dir, allow_mismatch)
-    except MergeError as exc:
-        err.print(f"[red]{exc}[/]", soft_wrap=True)
+    except (MergeError, RunDirError, RunDirBusy, RunWriteError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
+    for problem in summary["problems"]:
+        err.print(f"[yellow]warning:[/] {escape(problem)}", soft_wrap=True)
     out.print(f"merged {summary['points']} points from {summary['sources']} run directories into {out_dir}",
               soft_wrap=True)
     if summary["missing"]:
@@ -46,11 +52,13 @@ def report(
     if fmt not in FORMATS:
         err.print(f"[red]--format {fmt}[/]: expected one of {', '.join(FORMATS)}")
         raise typer.Exit(2)
+    from llmbench.execute.writes import RunWriteError
+
     target = out_file or (run_dirs[0] if len(run_dirs) == 1 else Path(".")) / f"report.{fmt}"
     try:
         path = render_report(run_dirs, target, fmt)
-    except (ResultsError, OSError) as exc:
-        err.print(f"[red]{exc}[/]", soft_wrap=True)
+    except (ResultsError, RunWriteError, OSError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
     out.print(f"report: {path}", soft_wrap=True)
 
@@ -80,7 +88,11 @@ def capacity(
     try:
         records = load_records(run_dir)
     except ResultsError as exc:
-        err.print(f"[red]{exc}[/]", soft_wrap=True)
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
+    if not any(r.status == "ok" for r in records):  # a plan from nothing would read as "nothing fits"
+        err.print(f"[red]{escape(str(run_dir))}: no ok record to plan from[/] ({len(records)} record(s), none ok); "
+                  "measure it first (llmbench run)", soft_wrap=True)
+        raise typer.Exit(2)
     tables = capacity_report(records, sizes, context, SLO(slo_ttft_ms, slo_tpot_ms, percentile), target_tokens_per_s)
     print_tables(tables)

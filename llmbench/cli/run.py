@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from llmbench.cli.gating import ALLOW_MISMATCH, ALPHA, JSON_OUT, JUNIT, MARKDOWN, METRIC, STORE, GateOptions, gate
-from llmbench.cli.loading import default_scenario, load_or_exit
+from llmbench.cli.loading import ALLOW_LARGE, default_scenario, load_or_exit
 from llmbench.report.console import ConsoleRunView, err, out, print_summary
 
 EXECUTOR = typer.Option(None, "--executor", help="Where the model groups run: local (this machine), slurm (one job "
@@ -54,12 +54,13 @@ def run(
     markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
     junit: Optional[Path] = JUNIT,  # noqa: UP045
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
+    allow_large: bool = ALLOW_LARGE,
 ) -> None:
     """Run a scenario: measure every point and write a run directory under --out."""
     from llmbench.execute.run import RunOptions
 
     path = scenario_file or default_scenario()
-    scenario = _overridden(load_or_exit(path), device, nvtx)
+    scenario = _overridden(load_or_exit(path, allow_large), device, nvtx)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
                          markdown=markdown, junit=junit, json_out=json_out)
     if against is not None and metric:

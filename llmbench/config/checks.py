@@ -14,20 +14,27 @@ from typing import Any
 from llmbench.config.prompts import read_prompt_file
 from llmbench.config.scenario import Scenario
 from llmbench.config.sourcemap import close_match
-from llmbench.config.sweep import expand_sweep, unmatched_profile_patterns
+from llmbench.config.sweep import axis_values, expand_sweep, iter_product, matches, unmatched_profile_patterns
+from llmbench.config.sweep_size import MAX_POINTS, sweep_size
+from llmbench.core.builtin_models import builtin_names
 from llmbench.core.precisions import PRECISIONS
 
 Finding = tuple[tuple[Any, ...], str, str]
 
 
-def check_scenario(scenario: Scenario, base_dir: Path) -> list[Finding]:
+def check_scenario(scenario: Scenario, base_dir: Path, allow_large: bool = False) -> list[Finding]:
+    size = sweep_size(scenario)
+    if size.points > MAX_POINTS and not allow_large:  # refused before anything expands the sweep
+        return [((), f"the sweep has {size.describe()}, past the limit of {MAX_POINTS:,}",
+                 "shorten an axis list (batch_size, input_tokens, max_new_tokens, ...), or pass --allow-large if you "
+                 "mean it")]
     findings: list[Finding] = []
     for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds,
-                  _batch_search):
+                  _batch_search, _model_ids):
         findings += list(check(scenario, base_dir))
     if not findings:
         findings += list(_not_empty(scenario))
-    if not findings:
+    if not findings and size.points <= MAX_POINTS:  # a large sweep's profile patterns are matched as it runs
         findings += list(_profile_points(scenario))
     return findings
 
@@ -93,6 +100,29 @@ def _prompt_source(s: Scenario, base_dir: Path) -> Iterator[Finding]:
         yield ("prompt", "path"), f"{file}: {exc}", "a .txt file has a prompt per line; .jsonl an object per line"
 
 
+def looks_like_path(model_id: str) -> bool:
+    """A local folder, not a hub id: absolute, ./ ../ ~, or more than one '/' (a hub id is name or org/name)."""
+    return model_id.startswith(("/", "./", "../", "~")) or model_id in (".", "..") or model_id.count("/") > 1
+
+
+def _model_ids(s: Scenario, _: Path) -> Iterator[Finding]:
+    """A model folder that is not there, or a built-in name with a typo, is a mistake found now, not after a
+    load and the hub's retries. Folders are relative to where llmbench runs, as from_pretrained reads them."""
+    names = builtin_names()
+    for i, m in enumerate(s.models):
+        if m.id in names:
+            continue
+        folder = Path(m.id).expanduser()
+        if looks_like_path(m.id):
+            if not folder.is_dir():
+                yield ("models", i, "id"), f"no model folder {m.id!r} (looked in {folder.resolve()})", (
+                    "give the folder that holds config.json, or a hub id such as org/name")
+            continue
+        guess = close_match(m.id, names) if "/" not in m.id and not folder.is_dir() else None
+        if guess is not None:
+            yield ("models", i, "id"), f"{m.id!r} is not a built-in model", f"did you mean {guess!r}?"
+
+
 def _placement(s: Scenario, _: Path) -> Iterator[Finding]:
     for i, m in enumerate(s.models):
         if m.max_memory and not m.device_map:
@@ -124,7 +154,10 @@ def _batch_search(s: Scenario, _: Path) -> Iterator[Finding]:
 
 
 def _not_empty(s: Scenario) -> Iterator[Finding]:
-    if not expand_sweep(s):
+    if s.include:
+        return
+    full = axis_values(s)  # lazily: stops at the first point no rule excludes, without building any point
+    if not any(not any(matches(c, r) for r in s.exclude) for c in iter_product(full)):
         yield ("exclude",), "the exclude rules remove every point", "loosen a rule or add include entries"
 
 

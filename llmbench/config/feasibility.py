@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from llmbench.config.sweep import RunPoint
+from llmbench.core.builtin_models import builtin_max_positions
 from llmbench.core.precisions import installed, unavailable_reason
 
 
@@ -69,8 +70,19 @@ def _pipeline(p: RunPoint, device: str | None) -> str | None:
     return None
 
 
+def _positions(p: RunPoint, device: str | None) -> str | None:
+    """A built-in model's positions are known without loading it (any other model is checked by the worker once
+    its config is read, before the first call: llmbench/measure/models.py's position_overflow)."""
+    limit = builtin_max_positions(p.model.id)
+    if limit is None or p.input_tokens is None or p.input_tokens + p.max_new_tokens <= limit:
+        return None
+    return (f"{p.input_tokens} prompt + {p.max_new_tokens} new tokens = {p.input_tokens + p.max_new_tokens} "
+            f"positions, past the model's {limit} (max_position_embeddings): lower max_new_tokens or the prompt "
+            "length")
+
+
 RULES: list[Callable[[RunPoint, str | None], str | None]] = [
-    _precision, _batch_limit, _speculative_cache, _quantized_cache, _attention, _remote_code, _pipeline,
+    _precision, _batch_limit, _speculative_cache, _quantized_cache, _attention, _remote_code, _pipeline, _positions,
 ]
 
 

@@ -25,13 +25,14 @@ def current_form(stored: dict[str, Any]) -> dict[str, Any]:
         return stored
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read, validate and cross-check a scenario file; raise ScenarioError listing every problem."""
+def load_scenario(path: str | Path, allow_large: bool = False) -> Scenario:
+    """Read, validate and cross-check a scenario file; raise ScenarioError listing every problem. A sweep past
+    sweep_size.MAX_POINTS is one of them unless `allow_large`."""
     source = YamlSource.from_file(path)
-    return parse_scenario(source, base_dir=Path(path).parent)
+    return parse_scenario(source, base_dir=Path(path).parent, allow_large=allow_large)
 
 
-def parse_scenario(source: YamlSource, base_dir: Path) -> Scenario:
+def parse_scenario(source: YamlSource, base_dir: Path, allow_large: bool = False) -> Scenario:
     problems = source.duplicate_keys()
     problems.sort(key=lambda p: p.line or 0)
     if not isinstance(source.data, dict):
@@ -44,7 +45,7 @@ def parse_scenario(source: YamlSource, base_dir: Path) -> Scenario:
         raise ScenarioError(sorted(problems, key=lambda p: p.line or 0)) from None
     problems += [
         Problem(source.file, source.line_of(loc), format_path(loc), msg, hint)
-        for loc, msg, hint in check_scenario(scenario, base_dir)
+        for loc, msg, hint in check_scenario(scenario, base_dir, allow_large)
     ]
     if problems:
         raise ScenarioError(problems)

@@ -50,6 +50,68 @@ def close_match(word: str, options: Sequence[str]) -> str | None:
     return found[0] if found else None
 
 
+MAX_ALIASES = 10_000  # far beyond any scenario; a "billion laughs" file needs only a few dozen, the node bound
+MAX_NODES = 1_000_000  # values after every alias is expanded, as validation and the duplicate-key walk see them
+MAX_DEPTH = 200  # nesting; PyYAML's composer recurses
+
+
+def bound_yaml(text: str, file: str) -> None:
+    """Refuse, before composing, a YAML text whose aliases expand past MAX_NODES values, that has more than
+    MAX_ALIASES aliases, an alias inside its own anchor (a cycle) or nesting past MAX_DEPTH, naming the line.
+    One pass over the parser's events, counting each anchor's expanded size once, so a bomb costs its text's
+    length, not its expansion."""
+    counter = _ExpansionCounter()
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        problem = counter.add(event)
+        if problem:
+            raise ScenarioError([Problem(file, event.start_mark.line + 1, "", problem,
+                                         "a scenario needs no more; remove the aliases (*name) that repeat this")])
+
+
+class _ExpansionCounter:
+    """Values a YAML document expands to, event by event; `add` returns why to refuse, or None."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[str, int] = {}  # anchor -> values it expands to
+        self.stack: list[list[Any]] = []  # open collections: [anchor, values so far]
+        self.closed = self.aliases = 0
+
+    def add(self, event: yaml.Event) -> str | None:
+        if isinstance(event, yaml.CollectionStartEvent):
+            self.stack.append([event.anchor, 1])
+            return f"YAML nested more than {MAX_DEPTH} levels deep" if len(self.stack) > MAX_DEPTH else None
+        if isinstance(event, yaml.AliasEvent):
+            problem = self._alias(event)
+            if problem:
+                return problem
+            n = self.sizes[event.anchor]
+        elif isinstance(event, yaml.ScalarEvent):
+            n = 1
+            if event.anchor:
+                self.sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, n = self.stack.pop()
+            if anchor:
+                self.sizes[anchor] = n
+        else:
+            return None
+        if self.stack:
+            self.stack[-1][1] += n
+        else:
+            self.closed += n
+        if self.closed + sum(c[1] for c in self.stack) > MAX_NODES:
+            return f"the YAML expands to more than {MAX_NODES:,} values through its aliases"
+        return None
+
+    def _alias(self, event: yaml.AliasEvent) -> str | None:
+        self.aliases += 1
+        if self.aliases > MAX_ALIASES:
+            return f"more than {MAX_ALIASES:,} YAML aliases"
+        if event.anchor not in self.sizes:
+            return f"alias *{event.anchor} is inside its own anchor (a structure that contains itself)"
+        return None
+
+
 class YamlSource:
     """Parsed YAML plus its node tree, so any field path can be traced back to a line."""
 
@@ -57,6 +119,7 @@ class YamlSource:
         self.text = text
         self.file = file
         try:
+            bound_yaml(text, file)  # before anything walks it: aliases can make a small file huge
             self.root = yaml.compose(text, Loader=yaml.SafeLoader)
             self.data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -71,9 +134,15 @@ class YamlSource:
     def from_file(cls, path: str | Path) -> YamlSource:
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
+            data = p.read_bytes()
         except OSError as exc:
             raise ScenarioError([Problem(str(p), None, "", f"cannot read file: {exc.strerror}")]) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise ScenarioError([Problem(str(p), line, "", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                                         f"{exc.start})", "save the file as UTF-8")]) from None
         return cls(text, str(p))
 
     def line_of(self, loc: Sequence[Any]) -> int | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,8 @@ def group_id(c: dict[str, Any]) -> str:
 
 def expand_sweep(s: Scenario) -> list[RunPoint]:
     """All points of the scenario: the product of its axes, less `exclude`, plus `include`, in group order."""
-    full = _axis_values(s)
-    combos = [c for c in _product(full) if not any(_matches(c, r) for r in s.exclude)]
+    full = axis_values(s)
+    combos = [c for c in _product(full) if not any(matches(c, r) for r in s.exclude)]
     for rule in s.include:
         combos += _product({**full, **rule.axes()})
     models = {m.label: m for m in s.models}
@@ -155,7 +156,7 @@ def group_points(points: list[RunPoint]) -> list[Group]:
     return list(groups.values())
 
 
-def _axis_values(s: Scenario) -> dict[str, list[Any]]:
+def axis_values(s: Scenario) -> dict[str, list[Any]]:
     """Each swept axis's values: the scenario's list of that name, but labels for models and presets, a
     search for batch_size, and the prompt's lengths (None for a prompt file)."""
     special = {
@@ -168,23 +169,28 @@ def _axis_values(s: Scenario) -> dict[str, list[Any]]:
 
 
 def _product(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    return [dict(zip(AXES, values, strict=True)) for values in itertools.product(*(axes[a] for a in AXES))]
+    return list(iter_product(axes))
 
 
-def _matches(combo: dict[str, Any], rule: Rule) -> bool:
+def iter_product(axes: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """The axes' combinations one at a time, as {axis: value}."""
+    return (dict(zip(AXES, values, strict=True)) for values in itertools.product(*(axes[a] for a in AXES)))
+
+
+def matches(combo: dict[str, Any], rule: Rule) -> bool:
     return all(combo[axis] in values for axis, values in rule.axes().items())
 
 
 def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: DecodingPreset) -> RunPoint:
     axes = {k: c[k] for k in AXES if k not in ("model", "decoding")}
-    profile = s.profile if s.profile is not None and profile_matches(s.profile.points, pid) else None
+    profile = s.profile if s.profile is not None and profilematches(s.profile.points, pid) else None
     if isinstance(c["batch_size"], BatchSearch):  # the search's own point: it starts at `start`
         axes.update(batch_size=c["batch_size"].start, batch_search=c["batch_size"])
     return RunPoint(id=pid, group_id=group_id(c), model=model, decoding=preset, **axes, profile=profile,
                     **{k: getattr(s, k) for k in SETTINGS})
 
 
-def profile_matches(patterns: list[str], pid: str) -> bool:
+def profilematches(patterns: list[str], pid: str) -> bool:
     """A profile's `points`: exact ids, shell-style patterns (fnmatch), or the word all."""
     return any(p == "all" or fnmatch.fnmatchcase(pid, p) for p in patterns)
 
@@ -194,4 +200,4 @@ def unmatched_profile_patterns(s: Scenario) -> list[int]:
     if s.profile is None:
         return []
     ids = [p.id for p in expand_sweep(s)]
-    return [i for i, p in enumerate(s.profile.points) if not any(profile_matches([p], pid) for pid in ids)]
+    return [i for i, p in enumerate(s.profile.points) if not any(profilematches([p], pid) for pid in ids)]

@@ -5,9 +5,12 @@ the fields it does not know (forward compatible) and reads a missing field as it
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, create_model, field_validator
+
+from llmbench.core.metrics import METRICS
 
 
 class Part(BaseModel):
@@ -48,10 +51,20 @@ class MetricSummary(Part):
     median_ci_level: float | None = None
 
 
-class Call(Part):
-    """One generate() call: the raw facts from its marks and outputs; its metric values (the registry's per-call
-    formulas: tpot_ms, decode_tokens_per_s, ...) are fields too, read with `get`."""
+def inside_run_dir(name: str) -> str:
+    """A file name a record gives: a relative path inside its run directory, never absolute, never through '..',
+    never a URL (no ':'), no control characters. Readers join it to the run directory; nothing else is trusted."""
+    path = PurePosixPath(name)
+    if (not name or path.is_absolute() or ".." in path.parts or any(c in name for c in ":\\~")
+            or any(ord(c) < 32 for c in name)):
+        raise ValueError("not a relative path inside the run directory")
+    return name
 
+
+RunPath = Annotated[str, AfterValidator(inside_run_dir)]
+
+
+class _CallFacts(Part):
     e2e_ms: float
     ttft_ms: float
     decode_ms: float
@@ -61,6 +74,13 @@ class Call(Part):
     prompt_tokens: int | None = None  # P; older records leave it out
     host_e2e_ms: float | None = None
     e2e_host_ratio: float | None = None
+
+
+# One generate() call: the raw facts from its marks and outputs, and its metric values (the registry's per-call
+# formulas: tpot_ms, decode_tokens_per_s, ...) as typed fields, read with `get`.
+Call = create_model("Call", __base__=_CallFacts, __module__=__name__, **{
+    m.name: (float | None, None) for m in METRICS.values()
+    if m.kind == "call" and m.name not in _CallFacts.model_fields})
 
 
 class PointFields(Part):
@@ -228,7 +248,7 @@ class Profile(Part):
     device: str | None = None
     steps_limit: int | None = None
     with_stack: bool | None = None
-    trace_file: str | None = None
+    trace_file: RunPath | None = None
     call: dict[str, float | None] | None = None  # the profiled call's e2e_ms, ttft_ms, decode_ms, steps
     phases: dict[str, dict[str, Any]] | None = None
     generate_python_ms_per_step: float | None = None
@@ -236,8 +256,15 @@ class Profile(Part):
     model_python_ms_per_step: float | None = None
     device_reason: str | None = None  # why there is no device breakdown (a CPU run)
     memory: dict[str, Any] | None = None  # the CUDA snapshot's summary, or the reason there is none
-    files: list[str] = []
+    files: list[RunPath] = []
     error: ErrorInfo | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _snapshot_inside(cls, memory: dict[str, Any] | None) -> dict[str, Any] | None:
+        if memory and memory.get("snapshot_file") is not None:
+            inside_run_dir(str(memory["snapshot_file"]))
+        return memory
 
 
 class ExecutorInfo(Part):

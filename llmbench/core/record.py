@@ -165,7 +165,16 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
 
 def parse_record(data: dict[str, Any]) -> RunRecord:
     """A record from its JSON: migrated, its missing per-call metrics filled in, validated."""
-    return RunRecord.model_validate(complete_call_metrics(migrate(data)))
+    return RunRecord.model_validate(prepare_record(data))
+
+
+def prepare_record(data: dict[str, Any]) -> dict[str, Any]:
+    """A record's JSON in the current layout, ready to validate (the run directory's reader validates it part by
+    part, llmbench/core/lenient.py). RecordError: a newer schema, or a schema_version that is not a number."""
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RecordError(f"schema_version: expected a whole number (got {version!r})")
+    return complete_call_metrics(migrate(data))
 
 
 def complete_call_metrics(data: dict[str, Any]) -> dict[str, Any]:
@@ -173,6 +182,8 @@ def complete_call_metrics(data: dict[str, Any]) -> dict[str, Any]:
     summarised, in place on the record's JSON, so old and new run directories read alike. Cheap when nothing is
     missing: the check is on the first call's keys."""
     calls, warmup = data.get("calls") or [], data.get("warmup_calls") or []
+    if not isinstance(calls, list) or not isinstance(warmup, list):
+        return data  # not a record this llmbench can read: validation says what is wrong
     first = (calls or warmup or [None])[0]
     if not isinstance(first, dict):
         return data
@@ -189,6 +200,8 @@ def complete_call_metrics(data: dict[str, Any]) -> dict[str, Any]:
         for m in missing:
             call[m.name] = m.formula(timing)
     summary = data.setdefault("summary", {})
+    if not isinstance(summary, dict):
+        return data
     from llmbench.core.stats import summarize
 
     for m in missing:

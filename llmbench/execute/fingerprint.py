@@ -5,18 +5,20 @@ shards of one sweep run on many identical nodes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
 def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
-    packages = env.get("packages") or {}
-    gpu = env.get("gpu") or {}
-    cpu = env.get("cpu") or {}
+    """The fields that must match; an env.json part of the wrong kind (edited, or from another tool) reads as
+    unknown, which contradicts nothing."""
+    packages, gpu, cpu = (_mapping(env.get(k)) for k in ("packages", "gpu", "cpu"))
     device = str(env.get("device") or "")
+    memory = gpu.get("memory_mib")
     return {
         "device_type": device.split(":")[0] or None,
         "gpu_name": gpu.get("name"),
-        "gpu_memory_mib": round(gpu["memory_mib"]) if gpu.get("memory_mib") else None,
+        "gpu_memory_mib": round(memory) if isinstance(memory, int | float) and math.isfinite(memory) else None,
         "driver": gpu.get("driver"),
         "cuda": gpu.get("cuda"),
         "power_limit_w": gpu.get("power_limit_w"),  # a capped card is a different card for speed
@@ -39,6 +41,10 @@ def _kinds(fingerprints: list[dict[str, Any]]) -> list[str]:
         out.append(f"{f.get('gpu_name') or f.get('cpu_model') or f.get('device_type')} torch {f.get('torch')} "
                    f"transformers {f.get('transformers')}")
     return out
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def fingerprint_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

@@ -24,6 +24,9 @@ def measure_plan(plan: RunPlan, device: str, view: Any) -> Any:
     jobs = [j for j in plan_quality(plan.scenario, plan.points)  # a resume scores only what it lacks
             if any(scores.get((j.model.label, p), {}).get("status") != "ok" for p in j.precisions)]
     with view.progress(len(plan.points)) as update, RecordWriter(plan.run_dir) as writer:
+        for torn in writer.torn:
+            view.warn(f"a torn last line (a writer killed mid-line) was set aside in {torn}; the file goes on "
+                      "from the line before it")
         def on_event(kind: str, point_id: str, detail: Any) -> None:
             text = {"load_start": f"{point_id} (loading the model)", "point_start": f"{point_id} (warm-up)",
                     "call": f"{point_id} call {detail}", "point_end": f"{point_id} {detail}"}.get(kind, point_id)

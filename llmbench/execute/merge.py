@@ -16,16 +16,19 @@ from llmbench.config.loading import current_form
 from llmbench.config.scenario import Scenario
 from llmbench.config.sweep import expand_sweep
 from llmbench.core.record import RunRecord
+from llmbench.execute.artifacts import copy_artifacts
 from llmbench.execute.fingerprint import dict_differences, fingerprint_differences
+from llmbench.execute.locks import lock_run_dir
 from llmbench.execute.store import (
+    RECORDS,
     RecordWriter,
-    copy_artifacts,
     latest_records,
     read_json,
     read_records,
     read_timelines,
     write_json,
 )
+from llmbench.execute.writes import RunWriteError, write_atomic
 
 
 class MergeError(ValueError):
@@ -49,16 +52,29 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False) ->
                              "anyway):\n  " + "\n  ".join(diffs))
     chosen: dict[str, tuple[RunRecord, Path]] = {}  # point id -> its record and the directory it comes from
     planned = _planned_ids(scenario)  # the whole sweep: a missing shard shows up as missing points
+    problems: list[str] = []  # lines left out and parts of records left out, located: the user hears of each
     for d in run_dirs:
-        for r in latest_records(read_records(d)[0]):
+        records, bad = read_records(d)  # RunDirError on a record newer than this llmbench: merge refuses it
+        problems += [f"{d / RECORDS}:{b.line}: " + (f"left out: {b.problem}" if b.dropped else b.problem)
+                     for b in bad]
+        for r in latest_records(records):
             old = chosen.get(r.point_id)
             if old is None or _better(r, old[0]):
                 chosen[r.point_id] = (r, d)
-    return _write(out, first, scenario, env, run_dirs, planned, chosen)
+    summary = _write(out, first, scenario, env, run_dirs, planned, chosen)
+    return {**summary, "problems": problems + summary["problems"]}
 
 
 def _planned_ids(scenario_json: dict[str, Any]) -> list[str]:
-    return [p.id for p in expand_sweep(Scenario.model_validate(scenario_json))]
+    try:
+        return [p.id for p in expand_sweep(Scenario.model_validate(scenario_json))]
+    except ValueError as exc:  # pydantic's ValidationError: a scenario.json edited or from another llmbench
+        raise MergeError(f"scenario.json is not a scenario this llmbench can read: {_first_line(exc)}") from None
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).splitlines()
+    return " ".join(lines[:3]) if lines else type(exc).__name__
 
 
 def _better(new: RunRecord, old: RunRecord) -> bool:
@@ -69,11 +85,20 @@ def _better(new: RunRecord, old: RunRecord) -> bool:
 
 def _write(out: Path, first: Path, scenario: dict[str, Any], env: dict[str, Any], run_dirs: list[Path],
            planned: list[str], chosen: dict[str, tuple[RunRecord, Path]]) -> dict[str, Any]:
-    out_dir = out if not out.exists() or not any(out.iterdir()) else None
-    if out_dir is None:
-        raise MergeError(f"{out} exists and is not empty")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "scenario.yaml").write_text((first / "scenario.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise MergeError(f"{out} exists and is not an empty folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunWriteError(out, exc) from None
+    with lock_run_dir(out, "llmbench merge"):
+        return _write_locked(out, first, scenario, env, run_dirs, planned, chosen)
+
+
+def _write_locked(out_dir: Path, first: Path, scenario: dict[str, Any], env: dict[str, Any], run_dirs: list[Path],
+                  planned: list[str], chosen: dict[str, tuple[RunRecord, Path]]) -> dict[str, Any]:
+    if (first / "scenario.yaml").is_file():
+        write_atomic(out_dir / "scenario.yaml", (first / "scenario.yaml").read_bytes())
     write_json(out_dir / "scenario.json", scenario)
     write_json(out_dir / "env.json", env)
     order = {pid: i for i, pid in enumerate(planned)}
@@ -84,18 +109,21 @@ def _write(out: Path, first: Path, scenario: dict[str, Any], env: dict[str, Any]
     timelines: dict[str, dict[str, Any]] = {}
     for d in run_dirs:
         timelines.update({k: v for k, v in read_timelines(d).items() if k in chosen and chosen[k][1] == d})
+    problems = []
     with RecordWriter(out_dir) as writer:
         for r, source in records:
-            copy_artifacts(r, source, out_dir)
+            problems += [f"{source}: {r.point_id}: profile file {name!r} not copied: it leads outside the run "
+                         "directory" for name in copy_artifacts(r, source, out_dir)]
             if r.point_id in timelines:
                 writer.append_timeline(timelines[r.point_id])
             writer.append(r)
-    return {"points": len(records), "missing": [p for p in planned if p not in chosen], "sources": len(run_dirs)}
+    return {"points": len(records), "missing": [p for p in planned if p not in chosen], "sources": len(run_dirs),
+            "problems": problems}
 
 
 def _read(run_dir: Path, name: str) -> dict[str, Any]:
-    if not (run_dir / name).exists():
+    if not (run_dir / name).is_file():
         raise MergeError(f"{run_dir}: no {name}; is this a run directory?")
-    return read_json(run_dir, name)
+    return read_json(run_dir, name)  # RunDirError, located, when it is not a JSON mapping
 
 

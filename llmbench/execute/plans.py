@@ -16,7 +16,14 @@ from llmbench.config.scenario import Scenario
 from llmbench.config.sharding import select_shard
 from llmbench.config.sweep import RunPoint, expand_sweep
 from llmbench.execute.fingerprint import dict_differences
-from llmbench.execute.store import create_run_dir, latest_records, read_json, read_records, write_run_files
+from llmbench.execute.store import (
+    create_run_dir,
+    latest_records,
+    planned_ids,
+    read_json,
+    read_records,
+    write_run_files,
+)
 
 
 class UsageError(Exception):
@@ -70,12 +77,12 @@ def plan_new(scenario: Scenario, scenario_path: Path, out_root: Path, shard: tup
         points = select_shard(points, *shard)
         name = f"{name}-shard{shard[0]}of{shard[1]}"
         if not points:
-            return RunPlan(None, [], [])
+            return RunPlan(None, [], [], scenario=scenario)
     run_dir = create_run_dir(out_root, name)
     info = {"llmbench": __version__, "scenario": scenario.name, "shard": list(shard) if shard else None,
             "point_ids": [p.id for p in points]}
     write_run_files(run_dir, scenario_path.read_text(encoding="utf-8"), scenario.model_dump(mode="json"), info)
-    return RunPlan(run_dir, points, info["point_ids"])
+    return RunPlan(run_dir, points, info["point_ids"], scenario=scenario)
 
 
 def plan_resume(scenario: Scenario, run_dir: Path, shard: tuple[int, int] | None) -> RunPlan:
@@ -90,8 +97,9 @@ def plan_resume(scenario: Scenario, run_dir: Path, shard: tuple[int, int] | None
     info = read_json(run_dir, "run.json")
     if shard is not None and info.get("shard") != list(shard):
         raise UsageError(f"--resume {run_dir}: the run is shard {info.get('shard')}, not {list(shard)}")
+    planned = planned_ids(run_dir)
     done = {r.point_id for r in latest_records(read_records(run_dir)[0]) if r.status == "ok"}
-    todo = set(info["point_ids"]) - done
+    todo = set(planned) - done
     points = [p for p in expand_sweep(scenario) if p.id in todo]
     stored_env = read_json(run_dir, "env.json") if (run_dir / "env.json").exists() else None
-    return RunPlan(run_dir, points, info["point_ids"], resume=True, stored_env=stored_env)
+    return RunPlan(run_dir, points, planned, resume=True, stored_env=stored_env, scenario=scenario)

@@ -5,9 +5,8 @@ and this process following them: it copies each new record of a part into the ru
 and when a task ends writes a `crashed` record for every point of it that has no record, with the engine's state,
 exit code and reason. A resume runs the same way on exactly the points that are not ok.
 
-`executor.json` in the run directory keeps every attempt: engine, job ids, each task's points, state and the
-environment fingerprint of the node it ran on; `llmbench status RUN` (a detached run) follows from it. The
-engines themselves live in llmbench/execute/slurm_jobs.py and llmbench/execute/ray_tasks.py.
+`executor.json` keeps every attempt: engine, job ids, each task's points, state and its node's fingerprint;
+`llmbench status RUN` follows a detached run from it. The engines: execute/slurm_jobs.py, execute/ray_tasks.py.
 """
 
 from __future__ import annotations
@@ -23,9 +22,10 @@ from llmbench.config.executor import ExecutorSpec
 from llmbench.config.sharding import assign_shards
 from llmbench.config.sweep import RunPoint, expand_sweep, group_points
 from llmbench.core.record import ExecutorInfo, parse_record
+from llmbench.execute.artifacts import copy_artifacts
 from llmbench.execute.fingerprint import fingerprint
 from llmbench.execute.plans import RunPlan, UsageError
-from llmbench.execute.store import RecordWriter, copy_artifacts, read_json, read_timelines, write_json
+from llmbench.execute.store import RecordWriter, read_json, read_timelines, write_json
 from llmbench.execute.supervisor import Outcome
 
 EXECUTOR_FILE = "executor.json"

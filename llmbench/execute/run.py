@@ -4,14 +4,16 @@ directory, hand the points to the supervisor and write each record as it arrives
 What the user sees goes through a RunView (the console's, llmbench/report/console.py, in the CLI); the summary
 table and the report are the caller's, from the RunResult. Exit codes (`RunResult.exit_code`): 0 every point ok,
 oom or skipped; 1 some point error, crashed or timeout, or planned points without a record; 2 a usage error (bad
-device, a resume or environment that does not match); 130 interrupted.
+device, a resume or environment that does not match, a run directory another process holds); 74 a write into the
+run directory failed (a full or read-only disk: the run stops, printing the record it could not write); 130
+interrupted.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,11 +22,15 @@ from llmbench.config.executor import ExecutorSpec
 from llmbench.config.scenario import Scenario
 from llmbench.config.sweep import group_points
 from llmbench.core.record import RunRecord
+from llmbench.execute.availability import unavailable_models
 from llmbench.execute.local import measure_plan
+from llmbench.execute.locks import RunDirBusy, lock_run_dir
 from llmbench.execute.plans import RunPlan, UsageError, check_device, gpu_slots, plan_new, plan_resume
-from llmbench.execute.store import latest_records, read_quality, read_records
+from llmbench.execute.store import RunDirError, latest_records, read_quality, read_records
+from llmbench.execute.writes import RunWriteError
 
 FAILED = ("error", "crashed", "timeout")
+WRITE_FAILED = 74  # EX_IOERR (sysexits.h): a write into the run directory failed (a full or read-only disk)
 __all__ = ["RunOptions", "RunResult", "RunView", "UsageError", "execute_run"]
 
 
@@ -87,19 +93,35 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
                 options: RunOptions = RunOptions()) -> RunResult:
     """Plan, measure, and return what happened; the run directory holds the records."""
     executor = options.executor or scenario.executor or ExecutorSpec()
-    try:
-        _check_executor(executor, options)
-        if executor.engine == "local":  # a cluster's nodes have the devices, not the submitting machine
-            check_device(scenario.device)
-        if options.parallel_gpus and scenario.device == "cpu":
-            raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
-        slots = gpu_slots() if options.parallel_gpus else [{}]
-        plan = (plan_resume(scenario, options.resume, options.shard) if options.resume is not None
-                else plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only))
-    except UsageError as exc:
-        view.error(str(exc))
-        return RunResult(code=2, scenario_path=scenario_path)
-    plan.slots, plan.scenario = slots, scenario
+    with ExitStack() as held:
+        try:
+            _check_executor(executor, options)
+            if executor.engine == "local":  # a cluster's nodes have the devices and the models, not this machine
+                check_device(scenario.device)
+                missing = unavailable_models(scenario)
+                if missing:
+                    raise UsageError("\n".join(missing))
+            if options.parallel_gpus and scenario.device == "cpu":
+                raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
+            slots = gpu_slots() if options.parallel_gpus else [{}]
+            if options.resume is not None:  # locked before planning: two resumes must not pick the same points
+                held.enter_context(lock_run_dir(options.resume)) if options.resume.is_dir() else None
+                plan = plan_resume(scenario, options.resume, options.shard)
+            else:
+                plan = plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only)
+                held.enter_context(lock_run_dir(plan.run_dir)) if plan.run_dir is not None else None
+        except (UsageError, RunDirBusy, RunDirError) as exc:
+            view.error(str(exc))
+            return RunResult(code=2, scenario_path=scenario_path)
+        except RunWriteError as exc:
+            view.error(f"{exc}; nothing was measured")
+            return RunResult(code=WRITE_FAILED, scenario_path=scenario_path)
+        return _run_plan(plan, slots, options, view, scenario_path, executor)
+
+
+def _run_plan(plan: RunPlan, slots: list[dict[str, str]], options: RunOptions, view: RunView,
+              scenario_path: Path, executor: ExecutorSpec) -> RunResult:
+    plan.slots = slots
     result = RunResult(run_dir=plan.run_dir, planned=plan.planned, scenario_path=scenario_path)
     if plan.run_dir is None:  # more shards than model groups: this one has nothing to do, and that is fine
         view.say(f"shard {options.shard[0]}/{options.shard[1]} has no points (the sweep has fewer model groups than "
@@ -110,12 +132,16 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
         view.say(f"nothing to run: every planned point of {plan.run_dir} is ok")
         result.code = 0
         return result
-    device = "cuda" if options.parallel_gpus else scenario.device  # each GPU worker sees one device
+    device = "cuda" if options.parallel_gpus else plan.scenario.device  # each GPU worker sees one device
     view.warn(f"llmbench: {len(plan.points)} points, {len(group_points(plan.points))} model loads, "
               f"{len(slots)} worker slot(s) → {plan.run_dir}")
     start = time.perf_counter()
     try:
         outcome = _measure(plan, device, view, executor, options.detach)
+    except RunWriteError as exc:  # the run stops: measuring on would only lose more points
+        result.code, result.wall_s = WRITE_FAILED, time.perf_counter() - start
+        view.error(_write_failed(exc, plan.run_dir))
+        return result
     except UsageError as exc:  # a cluster that refused the submission: nothing ran, the run directory stays
         view.error(str(exc))
         result.code = 2
@@ -154,3 +180,13 @@ def _measure(plan: RunPlan, device: str, view: RunView, executor: ExecutorSpec, 
     from llmbench.execute.remote import measure_remote
 
     return measure_remote(plan, view, executor, detach)
+
+
+def _write_failed(exc: RunWriteError, run_dir: Path) -> str:
+    """The message of a run stopped by a failed write, with the record it could not write (the one measured point
+    that is nowhere else), so it is not lost."""
+    text = f"{exc}. The run stopped; the records already in {run_dir} are intact."
+    if exc.line is not None:
+        text += (f" The point just measured could not be written; its record follows. To keep it, append it as one "
+                 f"line to {exc.path} once there is room:\n{exc.line}")
+    return text + f"\nThen run the rest with: llmbench run SCENARIO --resume {run_dir}"

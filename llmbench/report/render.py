@@ -10,12 +10,12 @@ import csv
 import io
 import json
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
-from llmbench.analysis.results import flatten_record, load_records
-from llmbench.execute.store import TIMELINES, read_json
+from llmbench.analysis.results import flatten_record, load_records, warn_line
+from llmbench.execute.store import TIMELINES, read_json_if
+from llmbench.execute.writes import RunWriteError, write_atomic
 from llmbench.report.figures import Run, timeline_ids
 from llmbench.report.html import render_html
 from llmbench.report.markdown import render_markdown
@@ -30,22 +30,24 @@ def render_report(run_dirs: list[Path], out: Path, fmt: str = "html") -> Path:
     runs = load_runs(run_dirs)
     out = Path(out)
     render = {"html": lambda rs: render_html(rs, out.parent), "md": render_markdown, "csv": render_csv}[fmt]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(runs), encoding="utf-8", newline="")
+    text = render(runs)  # whole before anything is written: a failed report leaves the old file, never 0 bytes
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunWriteError(out.parent, exc) from None
+    write_atomic(out, text.encode("utf-8"))
     return out
 
 
 def load_runs(run_dirs: list[Path]) -> list[Run]:
     runs = []
     for i, d in enumerate(map(Path, run_dirs)):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            records = load_records(d)
-        optional = {name: read_json(d, f"{name}.json") if (d / f"{name}.json").exists() else {}
-                    for name in ("env", "scenario")}
+        notes: list[str] = []
+        records = load_records(d, warn=lambda text, notes=notes: (notes.append(text), warn_line(text)))
+        optional = {name: read_json_if(d, f"{name}.json") for name in ("env", "scenario")}
         timelines = read_timelines_of(d, set(timeline_ids(records, len(run_dirs))))
         runs.append(Run(_letters(i) if len(run_dirs) > 1 else "", records, timelines, optional["env"],
-                        optional["scenario"], d, tuple(str(w.message) for w in caught)))
+                        optional["scenario"], d, tuple(notes)))
     return runs
 
 
@@ -56,15 +58,15 @@ def read_timelines_of(run_dir: Path, point_ids: set[str]) -> dict[str, dict[str,
     """store.read_timelines for some points only: a line of another point is skipped after reading its id."""
     out: dict[str, dict[str, Any]] = {}
     path = Path(run_dir) / TIMELINES
-    for line in path.open(encoding="utf-8") if path.exists() else []:
+    for line in path.open(encoding="utf-8", errors="replace") if path.exists() else []:
         match = TIMELINE_ID.match(line)
-        if match and json.loads(match.group(1)) not in point_ids:
-            continue
         try:
+            if match and json.loads(match.group(1)) not in point_ids:
+                continue
             data = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue  # a truncated last line: its record was never written
-        if data.get("point_id") in point_ids:
+        if isinstance(data, dict) and isinstance(data.get("point_id"), str) and data["point_id"] in point_ids:
             out[data["point_id"]] = data  # the latest line of a point wins, as in store.read_timelines
     return out
 

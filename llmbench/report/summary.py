@@ -126,7 +126,8 @@ ENV_ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("GPU memory MiB", lambda e: number((e.get("gpu") or {}).get("memory_mib"))),
     ("driver", lambda e: (e.get("gpu") or {}).get("driver")),
     ("CUDA", lambda e: (e.get("gpu") or {}).get("cuda")),
-    ("CPU", lambda e: "{model} ({logical_cores} logical cores)".format(**e["cpu"]) if e.get("cpu") else None),
+    ("CPU", lambda e: f"{e['cpu'].get('model')} ({e['cpu'].get('logical_cores')} logical cores)" if e.get("cpu")
+     else None),
     *((name, lambda e, n=name: (e.get("packages") or {}).get(n))
       for name in ("llmbench", "torch", "transformers", "bitsandbytes", "torchao")),
     ("python", lambda e: e.get("python")),
