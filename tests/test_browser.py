@@ -48,11 +48,36 @@ setTimeout(function () {
 </script>"""
 
 
+# After the page's own scripts, at 1280 px: every table whose box (its scrolling wrapper, or its parent) is narrower
+# than the table, and the page itself if it scrolls sideways; the first panel's question and answer.
+CHECK_LAYOUT = """<script>
+setTimeout(function () {
+  var root = document.documentElement, over = [];
+  document.querySelectorAll("table").forEach(function (t, i) {
+    var box = t.closest(".table-wrap") || t.parentElement;
+    if (box.offsetParent !== null && box.scrollWidth > box.clientWidth + 1) {
+      over.push((t.id || t.className || "table" + i) + " " + box.scrollWidth + ">" + box.clientWidth);
+    }
+  });
+  if (root.scrollWidth > root.clientWidth + 1) { over.push("page " + root.scrollWidth + ">" + root.clientWidth); }
+  root.setAttribute("data-test-overflow", over.join("; ") || "none");
+  root.setAttribute("data-test-hidden-groups", document.getElementById("groups-hidden").textContent);
+  var panel = document.querySelector("#answers .panel");
+  root.setAttribute("data-test-first-panel", panel ? panel.id : "none");
+  var best = document.getElementById("pareto-best");
+  root.setAttribute("data-test-pareto", best ? best.textContent : "none");
+  var rect = best ? best.getBoundingClientRect() : null;
+  root.setAttribute("data-test-pareto-top", rect ? String(Math.round(rect.top)) : "none");
+}, 300);
+</script>"""
+
+
 def dump_dom(page: Path, tmp_path: Path) -> str:
     """The page's DOM once scripts ran: no network, a throwaway profile, virtual time for plotly's drawing."""
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--disable-extensions",
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()]
+           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--window-size=1280,800",
+           "--dump-dom", page.as_uri()]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=True).stdout
 
 
@@ -61,10 +86,10 @@ def html_attr(dom: str, name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def instrumented(tmp_path: Path, edit=lambda text: text) -> Path:  # noqa: ANN001
-    page = render_report([RUN_SMALL], tmp_path / "report.html")
+def instrumented(tmp_path: Path, edit=lambda text: text, run: Path = RUN_SMALL, script: str = INTERACT) -> Path:  # noqa: ANN001
+    page = render_report([run], tmp_path / "report.html")
     text = edit(page.read_text(encoding="utf-8"))
-    text = text.replace("<head>", "<head>" + HOOKS, 1).replace("</body>", INTERACT + "</body>", 1)
+    text = text.replace("<head>", "<head>" + HOOKS, 1).replace("</body>", script + "</body>", 1)
     page.write_text(text, encoding="utf-8")
     return page
 
@@ -106,3 +131,26 @@ def test_the_capacity_figures_draw_from_a_search_run(tmp_path: Path):
     dom = dump_dom(page, tmp_path)
     assert figures >= 8 and dom.count('class="plot-container') == figures
     assert html_attr(dom, "data-test-errors") is None and "Max-batch searches" in dom
+
+
+@pytest.mark.parametrize("run", [RUN_SMALL, RUN_SMALL.parent / "run_search"], ids=["small", "search"])
+def test_no_table_overflows_at_1280_px_and_the_first_panel_answers_which_precision(tmp_path: Path, run: Path):
+    dom = dump_dom(instrumented(tmp_path, run=run, script=CHECK_LAYOUT), tmp_path)
+    assert html_attr(dom, "data-test-errors") is None
+    assert html_attr(dom, "data-test-overflow") == "none"
+    if run == RUN_SMALL:  # four precisions: the page opens on the answer, in the first screen (800 px)
+        assert html_attr(dom, "data-test-first-panel") == "panel-precision"
+        assert html_attr(dom, "data-test-pareto").startswith("Pareto-best precision")
+        assert 0 < int(html_attr(dom, "data-test-pareto-top")) < 400
+
+
+def test_the_summary_table_hides_the_groups_a_narrow_window_cannot_fit(tmp_path: Path):
+    def narrow(text: str) -> str:  # the table's box 500 px wide: some groups must go, the throughput columns stay
+        return text.replace('<div class="table-wrap" id="summary-wrap">',
+                            '<div class="table-wrap" id="summary-wrap" style="width:500px">', 1)
+
+    dom = dump_dom(instrumented(tmp_path, narrow, script=CHECK_LAYOUT), tmp_path)
+    hidden = html_attr(dom, "data-test-hidden-groups")
+    assert "hidden to fit this window" in hidden and "energy" not in hidden  # no energy column on a CPU run
+    assert re.search(r'<table id="summary" class="[^"]*hide-memory', dom)
+    assert not re.search(r'<table id="summary" class="[^"]*hide-throughput', dom)  # throughput is never hidden

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from llmbench.analysis.capacity import capacity_report, capacity_table, interpolate, memory_models, search_table
+from llmbench.analysis.capacity import (
+    capacity_report,
+    capacity_table,
+    interpolate,
+    memory_models,
+    memory_table,
+    search_table,
+)
 from llmbench.analysis.slo import SLO, devices_needed, frontier, goodput_table
 from llmbench.core.record import RunRecord
 
@@ -24,8 +31,10 @@ def stats(median: float, p90: float | None = None, p99: float | None = None) -> 
 
 
 def raw(batch: int, *, precision: str = "fp32", peak: float | None = None, tps: float = 100.0, ttft: float = 10.0,
-        tpot: float = 5.0, e2e_tps: float | None = None, status: str = "ok") -> dict:
-    """A point of 8 prompt + 4 new tokens (12 per sequence); host RSS peak 450 + 0.03 MiB per cached token."""
+        tpot: float = 5.0, e2e_tps: float | None = None, status: str = "ok",
+        peak_key: str = "host_rss_peak_mib") -> dict:
+    """A point of 8 prompt + 4 new tokens (12 per sequence); peak (host RSS unless `peak_key` says otherwise)
+    450 + 0.03 MiB per cached token."""
     tokens = batch * 12
     pid = f"m/{precision}/bs{batch}/in8/out4/greedy"
     return {
@@ -34,7 +43,7 @@ def raw(batch: int, *, precision: str = "fp32", peak: float | None = None, tps: 
                   "max_new_tokens": 4, "decoding": "greedy", "num_beams": 1, "cache_implementation": "dynamic"},
         "prompt_tokens_per_sequence": [8] * batch,
         "model": {"weights_mib": 16.0, "layers": 4, "kv_heads": 4, "head_dim": 32, "kv_bytes_per_element": 4},
-        "memory": {"host_rss_peak_mib": peak if peak is not None else 450 + 0.03 * tokens},
+        "memory": {peak_key: peak if peak is not None else 450 + 0.03 * tokens},
         "calls": [{"e2e_ms": ttft + 3 * tpot, "ttft_ms": ttft, "decode_ms": 3 * tpot}] if status == "ok" else [],
         "summary": {"decode_tokens_per_s": stats(tps), "ttft_ms": stats(ttft, ttft * 1.5, ttft * 2),
                     "tpot_ms": stats(tpot, tpot * 1.5, tpot * 2), "e2e_tokens_per_s": stats(e2e_tps or tps / 2)},
@@ -46,6 +55,8 @@ def record(batch: int, **kwargs) -> RunRecord:
 
 
 SWEEP = [record(b, tps=100.0 * b, ttft=2.0 * b, tpot=1.0 + b) for b in (1, 2, 4, 8)]
+GPU_SWEEP = [record(b, tps=100.0 * b, ttft=2.0 * b, tpot=1.0 + b, peak_key="process_used_peak_mib")
+             for b in (1, 2, 4, 8)]
 
 
 def test_memory_model_is_fitted_to_the_peaks_per_series():
@@ -57,13 +68,28 @@ def test_memory_model_is_fitted_to_the_peaks_per_series():
 
 
 def test_capacity_table_largest_batch_cache_tokens_and_the_throughput_estimate():
-    table = capacity_table(SWEEP, memory_gib=(24, 0.5), context=4096)
-    big, small = table.rows
+    table = capacity_table(GPU_SWEEP, memory_gib=(24, 0.5, 0.6), context=4096)
+    big, small, within = table.rows
     expected = math.floor((24 * 1024 - 450) / (0.03 * 4096))  # 196
     assert big[:4] == ["m/fp32", "24", f"{expected}", f"{math.floor((24 * 1024 - 450) / 0.03):,}"]
-    assert big[4] == "~800 *" and big[5] == "in8/out4/greedy"  # beyond bs8: bs8's value, held flat, starred
-    assert small[2] == "0" and small[4] == "–"  # 512 MiB leaves no room for a 4096-token sequence
-    assert any(n.startswith("*") for n in table.notes)
+    # beyond bs8 tokens/s is not measured: not printed, and the line says what is missing
+    assert big[4] == "–" and "measured at: in8/out4/greedy" in table.notes and big[5] == (
+        "tokens/s: bs196 is outside the measured bs1–8 (larger batch sizes)")
+    assert small[2] == "0" and small[4] == "–" and small[5] == ""  # 512 MiB: no room for a 4096-token sequence
+    assert within[2] == "1" and within[4] == "~100"  # (614.4 - 450) / 122.88 = 1.3: bs1, measured
+
+
+def test_capacity_withholds_what_the_data_does_not_support():
+    cpu = capacity_table(SWEEP, memory_gib=(24, 80))
+    (row,) = cpu.rows  # one line for the series, its numbers withheld, saying why
+    assert row[:4] == ["m/fp32", "24, 80", "withheld", "withheld"] and "needs a GPU run" in row[5]
+    two = capacity_table(GPU_SWEEP[:2])
+    assert two.rows[0][2] == "withheld" and "fitted on 2 batch sizes (needs ≥3)" in two.rows[0][5]
+    noisy = [record(b, peak=p, peak_key="process_used_peak_mib") for b, p in ((1, 900), (2, 450), (4, 990), (8, 460))]
+    (row,) = capacity_table(noisy).rows
+    assert row[2] == "withheld" and "fit R²" in row[5] and "< 0.9" in row[5]
+    (memory,) = memory_table(GPU_SWEEP[:2]).rows
+    assert memory[-1] == "withheld: 2 batch sizes, needs ≥3"  # not "RMS 0, R² 1.00" from a line through 2 points
 
 
 def test_interpolation_is_linear_in_log2_batch():
@@ -121,6 +147,21 @@ def test_capacity_command(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Capacity at 2048 tokens per sequence" in proc.stdout and "SLO: TPOT p90 ≤ 10 ms" in proc.stdout
     bad = subprocess.run(run[:5] + ["--gpu-memory", "24,x"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--gpu-memory" in bad.stderr
+    assert bad.returncode == 2 and "--gpu-memory" in bad.stderr and "--percentile" not in bad.stderr
     missing = subprocess.run(run[:4] + [str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no records.jsonl" in missing.stderr
+
+
+def test_short_ids_drop_the_parts_every_id_shares():
+    from llmbench.analysis.tables import short_ids
+
+    assert short_ids(["m/fp32/bs1/in8", "m/int4/bs1/in8", "m/int4/bs4/in8"]) == (
+        ["fp32/bs1", "int4/bs1", "int4/bs4"], "m/…/…/in8")
+    assert short_ids(["a/b", "a/b/c"]) == (["a/b", "a/b/c"], "") and short_ids(["one/id"]) == (["one/id"], "")
+
+
+def test_gpu_memory_sizes_take_gb_and_gib_suffixes_as_gib():
+    from llmbench.cli.reading import memory_sizes_gib
+
+    assert memory_sizes_gib("24,40GB, 80GiB,141g") == (24.0, 40.0, 80.0, 141.0)
+    assert memory_sizes_gib("24XB") is None and memory_sizes_gib("0") is None and memory_sizes_gib("") is None

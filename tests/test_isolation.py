@@ -151,6 +151,7 @@ iterations: 1
 min_duration_s: 1.5
 device: cpu
 cpu_threads: 1
+order: blocked  # a point's records leave one by one (in round-robin order a group's leave together)
 """
 
 

@@ -102,11 +102,12 @@ def test_itl_is_the_median_over_calls_at_each_token_position():
     assert list(fig.data[0].x) == [2, 3, 4] and list(fig.data[0].y) == [2.0, 4.0, 4.0]
 
 
-def test_itl_draws_at_most_max_point_lines_and_hides_all_but_the_first():
+def test_itl_draws_at_most_max_point_lines_coloured_by_series_and_dashed_by_batch_size():
     recs = [record("fp32", b) for b in range(1, figures.MAX_POINT_LINES + 11)]
     fig = figures.itl_by_position([Run("", recs)])
     assert len(fig.data) == figures.MAX_POINT_LINES
-    assert [t.visible for t in fig.data].count(True) == figures.VISIBLE_LINES
+    assert {t.line.color for t in fig.data} == {figures.points([Run("", recs)])[0].color}  # one series
+    assert [t.line.dash for t in fig.data[:3]] == ["solid", "dash", "dot"]
     assert f"first {figures.MAX_POINT_LINES} of {len(recs)}" in fig.layout.xaxis.title.text
 
 
@@ -172,7 +173,9 @@ def test_quality_pareto_draws_kl_on_a_log_axis_with_the_reference_on_the_floor()
     fig = figures.quality_pareto([Run("", sweep(**q))])
     fp32, int4, front = fig.data
     assert list(int4.y) == [2e-3] * 3 and list(fp32.y) == pytest.approx([2e-4] * 3)  # floor: smallest KL / 10
-    assert list(fp32.marker.symbol) == ["triangle-down"] * 3 and fig.layout.yaxis.type == "log"
+    assert fp32.marker.symbol == int4.marker.symbol and fig.layout.yaxis.type == "log"  # sizes compare
+    assert list(fp32.text) == ["bs1 (reference)", "bs2 (reference)", "bs4 (reference)"]
+    assert list(int4.text) == ["bs1", "bs2", "bs4"] and fp32.marker.color != int4.marker.color
     assert front.name == "Pareto frontier" and list(front.x) == [400.0, 600.0]
 
 
@@ -272,7 +275,7 @@ def test_page_skips_absent_figures_with_a_note_and_draws_the_rest(page: str):
 def test_page_has_the_environment_flags_and_glossary(page: str):
     assert "AMD EPYC" in page and "2.13.0+cpu" in page and "unstable 4/5" in page
     assert "Metric definitions (docs/metrics.md)" in page and "<table>" in page
-    assert re.search(r'<th title="formula: t1 − t0;[^"]*">TTFT ms</th>', page)
+    assert re.search(r'<th title="formula: t1 − t0;[^"]*" class=g-latency>TTFT ms</th>', page)
 
 
 def test_glossary_reads_the_field_tables_of_metrics_md():

@@ -103,7 +103,7 @@ def test_selfcheck_command(write_scenario):
 def test_report_header_states_the_overhead(tmp_path):
     from llmbench.core.record import RunRecord
     from llmbench.report.plotting import Run
-    from llmbench.report.summary import harness_overheads
+    from llmbench.report.summary import harness_overhead_brief, harness_overheads
 
     check = {"point_id": "p", "pairs": 5, "overhead_pct": 0.3, "overhead_pct_ci": [-0.2, 0.8], "per_step_us": 4.2}
     point = {"id": "p", "batch_size": 1, "max_new_tokens": 4}
@@ -111,4 +111,9 @@ def test_report_header_states_the_overhead(tmp_path):
     run = Run(label="", records=records, path=tmp_path)
     assert harness_overheads(run) == ["g: harness overhead on this machine: +0.3% [-0.2, +0.8], +4 µs per step "
                                       "(5 pairs on p)"]
+    assert harness_overhead_brief(run) == "harness overhead: g +0.3% [-0.2, +0.8]"  # the header's visible line
+    wide = {**check, "overhead_pct_ci": [-20.0, 30.0]}
+    noisy = Run(label="", records=[RunRecord(point_id="p", status="ok", group_id="g", point=point, selfcheck=wide)],
+                path=tmp_path)
+    assert harness_overhead_brief(noisy).endswith("(too noisy to tell: see why)")
     assert json.dumps(check)  # plain data

@@ -3,7 +3,8 @@
 A store is a plain folder (default `baselines/`, or $LLMBENCH_BASELINES, or --store): one sub-folder per
 name holding the run's records.jsonl, env.json, run.json, scenario files and quality.jsonl, plus
 baseline.json (when, from where). Timelines and reports stay behind, so a baseline is small text that
-can be committed to the repository or kept in a CI cache.
+can be committed to the repository or kept in a CI cache. Every save also keeps a copy in the name's history
+(llmbench/analysis/history.py), which `compare --history N` reads.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from llmbench.analysis.history import keep_in_history
 from llmbench.execute.store import QUALITY, RECORDS, read_json, read_json_if, read_records, write_json
 
 KEPT = (RECORDS, "env.json", "run.json", "scenario.json", "scenario.yaml", QUALITY)
@@ -63,17 +65,19 @@ def save_baseline(run_dir: str | Path, name: str, store: str | Path | None = Non
     env = read_json_if(run_dir, "env.json")
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    now = datetime.now(timezone.utc)
     try:
         for f in KEPT:
             if (run_dir / f).is_file():
                 shutil.copy2(run_dir / f, tmp / f)
-        write_json(tmp / "baseline.json", {"name": name, "saved_at": datetime.now(timezone.utc).isoformat(
-            timespec="seconds"), "source": str(run_dir.resolve()), "git_sha": env.get("git_sha"),
-            "records": len(records)})
+        write_json(tmp / "baseline.json", {"name": name, "saved_at": now.isoformat(timespec="seconds"),
+                                           "source": str(run_dir.resolve()), "git_sha": env.get("git_sha"),
+                                           "records": len(records)})
         _replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # only the temp folder this call made
         raise
+    keep_in_history(target, root, name, now.strftime("%Y%m%dT%H%M%S%fZ"))  # compare --history N reads these
     return target
 
 

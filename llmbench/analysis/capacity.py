@@ -11,13 +11,15 @@ from typing import Any
 
 from llmbench.analysis.memory_model import MemoryModel, analytic_model, calibrate
 from llmbench.analysis.slo import SLO, frontier_table, goodput_table
-from llmbench.analysis.tables import TableData, fmt, pct, point_shape, series_key
+from llmbench.analysis.tables import TableData, fmt, pct, point_shape, series_key, short_ids
 from llmbench.core.record import RunRecord
 from llmbench.core.sizes import kv_bytes_per_token, kv_element_bytes, shape_from_facts, weight_bytes
 
 MiB = 1024 * 1024
 DEFAULT_MEMORY_GIB = (24, 40, 80, 141)
 DEFAULT_CONTEXT = 4096
+MIN_FIT_POINTS = 3  # a line through 2 points fits them exactly: its error says nothing until a third
+MIN_R2 = 0.9  # below it the line explains too little of the peaks to extrapolate to other memory sizes
 # what counts as a point's peak, first found wins: the GPU process's own use (CUDA context included), torch's
 # reserved pool (what an allocation competes with), its allocated peak, the whole device, or the host process's RSS
 PEAK_SOURCES = {"process_used_peak_mib": "NVML process", "torch_peak_reserved_mib": "torch reserved",
@@ -76,32 +78,54 @@ def analytic_weights_mib(record: RunRecord) -> float | None:
     return None if stored is None else stored / MiB
 
 
+def fit_check(model: MemoryModel) -> str:
+    """The fit's error on its own points, or why there is nothing to judge it by."""
+    fit = model.fit
+    if fit is None:
+        return "no peaks: analytic"
+    if fit.n < MIN_FIT_POINTS:
+        return f"withheld: {fit.n} batch size{'s' if fit.n != 1 else ''}, needs ≥{MIN_FIT_POINTS}"
+    r2 = "R² – (flat peaks)" if fit.r2 is None else f"R² {fmt(fit.r2)}" + (" poor" if fit.r2 < MIN_R2 else "")
+    return f"RMS {fmt(round(fit.rms_error_mib, 3))} MiB, max {fit.max_error_pct:.1f}%, {r2}"
+
+
+def withheld_because(model: MemoryModel, source: str | None) -> list[str]:
+    """What the data lacks for a memory size → largest batch prediction: [] when it is supported."""
+    why = []
+    if source == "host RSS":
+        why.append("CPU run: the peak is process RSS, not device memory (needs a GPU run)")
+    fit = model.fit
+    if fit is not None and fit.n < MIN_FIT_POINTS:
+        why.append(f"fitted on {fit.n} batch size{'s' if fit.n != 1 else ''} (needs ≥{MIN_FIT_POINTS})")
+    elif fit is not None and fit.r2 is not None and fit.r2 < MIN_R2:
+        why.append(f"fit R² {fmt(fit.r2)} < {MIN_R2} (needs more batch sizes or a max-batch search)")
+    return why
+
+
 def memory_table(records: list[RunRecord]) -> TableData:
-    headers = ["series", "weights MiB", "analytic weights MiB", "KV KiB/token", "a MiB", "b KiB/token", "b / KV",
-               "workspace MiB", "fit RMS MiB", "fit max error", "R²", "model (points)"]
+    headers = ["series", "weights MiB", "KV KiB/tok", "a MiB", "b KiB/tok", "workspace MiB", "model", "fit check"]
     rows, firsts = [], {key: points[0] for key, points in _measured(records).items()}
     sources = set()
     for key, (m, source) in memory_models(records).items():
         analytic, fit = analytic_weights_mib(firsts[key]), m.fit
         sources.add(source or "none")
-        rows.append([key, fmt(m.weights_mib),
-                     f"{fmt(analytic)} ({pct(100 * (analytic / m.weights_mib - 1))})" if analytic else "–",
+        rows.append([key, fmt(m.weights_mib) + (f" ({pct(100 * (analytic / m.weights_mib - 1))})" if analytic else ""),
                      fmt(m.kv_per_token_mib * 1024), fmt(m.base_mib), fmt(m.per_token_mib * 1024),
-                     fmt(m.per_token_mib / m.kv_per_token_mib), fmt(m.workspace_mib),
-                     fmt(round(fit.rms_error_mib, 3)) if fit else "–", f"{fit.max_error_pct:.1f}%" if fit else "–",
-                     fmt(fit and fit.r2), f"{m.source} ({fit.n if fit else 0})"])
+                     fmt(m.workspace_mib), f"{m.source} ({fit.n if fit else 0})", fit_check(m)])
     return TableData("Memory model: peak ≈ a + b · tokens in the cache (B · beams · (S + N))", headers, rows, [
         f"peak: {', '.join(sorted(sources))} (docs/metrics.md, 'Memory model'). a and b are fitted to the measured "
         "peaks of each series; a slope below the KV cache's own bytes per token is noise, so then b is the KV "
         "cache's and only a is fitted ('fit, KV slope'). On a CPU the peak is the process's RSS, which holds Python "
         "and torch as well: a is then hundreds of MiB above the weights.",
-        "fit RMS and max error: the model's error on the points it was fitted to; analytic weights: from the model's "
-        "shape and the precision's storage layout, against the bytes of the real tensors."])
+        f"fit check: the model's error on the points it was fitted to; withheld under {MIN_FIT_POINTS} batch sizes "
+        f"(a line fits 2 points exactly); 'poor' under R² {MIN_R2}. weights: the bytes of the real "
+        "tensors; in brackets, how far the model's shape × the precision's storage layout is from them. model: "
+        "how a and b were chosen, with the number of points fitted."])
 
 
 def interpolate(curve: list[tuple[int, float]], batch: float) -> tuple[float | None, bool]:
     """(value at `batch`, whether it lies outside the measured batch sizes), linear in log2(batch); outside, the
-    nearest end's value, held flat."""
+    nearest end's value (which the capacity table does not print: it is not measured there)."""
     if batch < 1 or not curve:
         return None, False
     curve = sorted(curve)
@@ -129,23 +153,36 @@ def throughput_curve(points: list[RunRecord], context: int) -> tuple[list[tuple[
 
 def capacity_table(records: list[RunRecord], memory_gib: tuple[float, ...] = DEFAULT_MEMORY_GIB,
                    context: int = DEFAULT_CONTEXT) -> TableData:
-    headers = ["series", "memory GiB", "largest batch", "cache tokens", "decode tokens/s (estimate)", "measured at"]
-    rows, held = [], False
+    """A row per series and memory size; one row per series, its numbers withheld, where the data does not
+    support them (withheld_because), and tokens/s only within the measured batch sizes."""
+    headers = ["series", "memory GiB", "largest batch", "cache tokens", "decode tokens/s (estimate)",
+               "what is missing"]
+    rows, shapes = [], {}
     measured = _measured(records)
-    for key, (model, _) in memory_models(records).items():
+    for key, (model, source) in memory_models(records).items():
         curve, shape = throughput_curve(measured[key], context)
+        shapes[key] = shape or "–"
+        why = withheld_because(model, source)
+        if why:
+            rows.append([key, ", ".join(f"{g:g}" for g in memory_gib), "withheld", "withheld", "–", "; ".join(why)])
+            continue
+        sizes = f"bs{min(b for b, _ in curve)}–{max(b for b, _ in curve)}" if curve else ""
         for gib in memory_gib:
             batch = model.max_batch(gib * 1024, context)
             tps, outside = interpolate(curve, batch)
-            held |= outside
             rows.append([key, f"{gib:g}", fmt(batch), fmt(model.token_capacity(gib * 1024)),
-                         "–" if tps is None else f"~{fmt(tps)}" + (" *" if outside else ""), shape or "–"])
+                         "–" if tps is None or outside else f"~{fmt(tps)}",
+                         f"tokens/s: bs{batch} is outside the measured {sizes} (larger batch sizes)"
+                         if outside and tps is not None and batch > 0 else ""])
     notes = [f"largest batch: ⌊(memory − a) / (b · {context})⌋ with the memory model above, {context} tokens per "
              "sequence (prompt + new); cache tokens: ⌊(memory − a) / b⌋, summed over the sequences.",
              "decode tokens/s: an estimate, interpolated (linear in log2 batch) from the measured curve of the "
-             "'measured at' shape, not measured at this context length: longer contexts decode more slowly."]
-    if held:
-        notes.append("*: outside the measured batch sizes; the nearest measured value, held flat (no extrapolation).")
+             "'measured at' shape, not measured at this context length: longer contexts decode more slowly. Outside "
+             "the measured batch sizes it is not printed (no extrapolation).",
+             "measured at: " + ("; ".join(f"{k} {v}" for k, v in shapes.items()) if len(set(shapes.values())) > 1
+                                else next(iter(shapes.values()), "–"))]
+    if not any(row[-1] for row in rows):  # nothing missing: no empty column
+        headers, rows = headers[:-1], [row[:-1] for row in rows]
     return TableData(f"Capacity at {context} tokens per sequence", headers, rows, notes)
 
 
@@ -181,12 +218,15 @@ def _prediction_model(r: RunRecord, source: str | None, models: dict[str, tuple[
 
 def utilisation_table(records: list[RunRecord]) -> TableData:
     headers = ["point", "decode GB/s", "peak copy GB/s", "MBU", "prefill TFLOP/s", "peak matmul TFLOP/s", "MFU"]
-    rows = [[r.point_id, fmt(u.decode_gb_per_s), fmt(u.peak_copy_gb_per_s), fmt(u.mbu),
+    measured = [(r, u) for r in records if r.status == "ok" and (u := r.utilisation)]
+    ids, pattern = short_ids([r.point_id for r, _ in measured])
+    rows = [[pid, fmt(u.decode_gb_per_s), fmt(u.peak_copy_gb_per_s), fmt(u.mbu),
              fmt(u.prefill_tflop_per_s), fmt(u.peak_matmul_tflop_per_s), fmt(u.mfu)]
-            for r in records if r.status == "ok" and (u := r.utilisation)]
+            for pid, (_, u) in zip(ids, measured, strict=True)]
     return TableData("Utilisation (medians of the point's calls; docs/metrics.md)", headers, rows, [
         "MBU: (weight bytes + KV bytes read per decode step) / TPOT / peak copy bandwidth; MFU: prefill FLOPs / TTFT "
-        "/ peak matmul throughput in the model's compute dtype. GB = 10^9 bytes."])
+        "/ peak matmul throughput in the model's compute dtype. GB = 10^9 bytes."]
+        + ([f"point: the parts that differ of {pattern}"] if pattern else []))
 
 
 def probe_table(records: list[RunRecord]) -> TableData:
@@ -195,7 +235,8 @@ def probe_table(records: list[RunRecord]) -> TableData:
         p = r.device_peaks
         if p is not None and p.key:
             seen.setdefault((p.key, p.matmul_dtype), p)
-    rows = [[key, fmt(p.copy_gb_per_s), dtype, fmt(p.matmul_tflop_per_s), p.measured_at or "–"]
+    rows = [[key, fmt(p.copy_gb_per_s), dtype, fmt(p.matmul_tflop_per_s),
+             (p.measured_at or "–")[:16].replace("T", " ")]
             for (key, dtype), p in seen.items()]
     return TableData("Device probes (measured once per device, cached)", ["device", "copy GB/s", "matmul dtype",
                      "matmul TFLOP/s", "measured at"], rows)

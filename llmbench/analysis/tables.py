@@ -51,3 +51,17 @@ def series_key(record: RunRecord) -> str:
     """model/precision (and a non-default KV cache): what one memory model and one capacity row are for."""
     p = record.point
     return f"{p.model}/{p.precision}" + AXES["cache_implementation"].id_part(p.cache_implementation)
+
+
+def short_ids(ids: list[str]) -> tuple[list[str], str]:
+    """Point ids without the parts every one of them shares, and the pattern that names what was left out:
+    ["m/fp32/bs1/in8", "m/int4/bs1/in8"] -> (["fp32", "int4"], "m/…/bs1/in8"). Unchanged when ids differ in
+    length or are fewer than two."""
+    parts = [i.split("/") for i in ids]
+    if len(ids) < 2 or len({len(p) for p in parts}) != 1:
+        return ids, ""
+    shared = [len({p[k] for p in parts}) == 1 for k in range(len(parts[0]))]
+    if not any(shared) or all(shared):
+        return ids, ""
+    pattern = "/".join(part if same else "…" for part, same in zip(parts[0], shared, strict=True))
+    return ["/".join(x for x, same in zip(p, shared, strict=True) if not same) for p in parts], pattern

@@ -16,7 +16,7 @@ from llmbench.cli.reading import capacity, merge, report
 from llmbench.cli.run import profile, run, selfcheck
 from llmbench.cli.status import status
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0],
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=" ".join(__doc__.split("\n\n")[0].split()),
                   pretty_exceptions_enable=False)
 for command in (validate, plan, schema, run, status, profile, merge, report, capacity, selfcheck, compare,
                 interleave):

@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
+from typing import Any, Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
 
 import typer
 from rich.markup import escape
@@ -25,6 +26,17 @@ MARKDOWN = typer.Option(None, "--markdown", help="Write the comparison as markdo
                         "$GITHUB_STEP_SUMMARY when set).")
 JUNIT = typer.Option(None, "--junit", help="Write JUnit XML: a testcase per point and metric.")
 JSON_OUT = typer.Option(None, "--json", help="Write the whole comparison as JSON.")
+BMF = typer.Option(None, "--bmf", help="Write the candidate's medians with their 95% intervals in the Bencher Metric "
+                  "Format (JSON), for `bencher run --adapter json`.")
+GITHUB_BENCHMARK = typer.Option(None, "--github-benchmark", help="Write the candidate's medians as "
+                                "github-action-benchmark custom JSON into this folder: bigger-is-better.json and "
+                                "smaller-is-better.json (tools customBiggerIsBetter / customSmallerIsBetter).")
+HISTORY = typer.Option(0, "--history", min=0, help="Gate against the last N saved baselines of that name with the "
+                       "candidate's fingerprint, pooled, and show each metric's trend over them.")
+FAIL_ON_BLIND = typer.Option(False, "--fail-on-blind", help="Exit 1 also when a point-metric is blind: the runs' "
+                             "noise floor is above its threshold, so a change of that size could not be seen.")
+CONFIRM = typer.Option(0, "--confirm", min=0, help="When a point would fail, measure the candidate's suspect points "
+                       "K more rounds (round robin among them), pool them with its calls and judge again.")
 
 
 @dataclass(frozen=True)
@@ -40,26 +52,101 @@ class GateOptions:
     markdown: Path | None = None
     junit: Path | None = None
     json_out: Path | None = None
+    fail_on_blind: bool = False  # a blind point-metric fails too
+    confirm: int = 0  # rounds to measure the suspect points again before failing (llmbench/execute/confirm.py)
+    history: int = 0  # pool the last N saved baselines of the name (llmbench/analysis/history.py)
+    bmf: Path | None = None  # Bencher Metric Format file (llmbench/report/exports.py)
+    github_benchmark: Path | None = None  # folder for github-action-benchmark's two custom JSON files
 
 
 def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
     """Compare, print, write the outputs; 0 no regression, 1 regression or a missing point, 2 refused."""
-    from llmbench.analysis.baselines import BaselineError, resolve_baseline
+    from llmbench.analysis.baselines import BaselineError
     from llmbench.analysis.compare import CompareError, compare_runs
     from llmbench.analysis.results import ResultsError
     from llmbench.report.compare_output import print_comparison, write_outputs
 
     try:
-        base = resolve_baseline(baseline, options.store)
-        result = compare_runs(base, candidate, list(options.metrics) or None, options.alpha,
-                              allow_mismatch=options.allow_mismatch, allow_missing=options.allow_missing)
-    except (BaselineError, CompareError, ResultsError, OSError) as exc:
+        with tempfile.TemporaryDirectory(prefix="llmbench-history-") as tmp:
+            base, history = _baseline(baseline, candidate, options, Path(tmp))
+            judge = lambda cand: compare_runs(base, cand, list(options.metrics) or None,  # noqa: E731
+                                              options.alpha, allow_mismatch=options.allow_mismatch,
+                                              allow_missing=options.allow_missing, fail_on_blind=options.fail_on_blind)
+            result = judge(candidate)
+            if history:
+                result["history"] = _history(history, candidate, result)
+                result["baseline"]["baseline_name"] = f"{baseline} (the last {len(history)} saved, pooled)"
+            if options.confirm and _suspects(result):
+                result = {**_confirmed(result, judge, candidate, options.confirm),
+                          **({"history": result["history"]} if history else {})}
+    except (BaselineError, CompareError, ResultsError, OSError, ValueError) as exc:
         err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         return 2
     print_comparison(result, out)
-    for path in write_outputs(result, options.markdown, options.junit, options.json_out):
+    from llmbench.report.exports import write_exports
+
+    for path in [*write_outputs(result, options.markdown, options.junit, options.json_out),
+                 *write_exports(result, options.bmf, options.github_benchmark)]:
         err.print(f"wrote {path}", soft_wrap=True)
     return result["exit_code"]
+
+
+def _baseline(baseline: str, candidate: Path, options: GateOptions, tmp: Path) -> tuple[Path, list[Path]]:
+    """The baseline to judge against, and the history runs pooled into it (--history N), else []."""
+    from llmbench.analysis.baselines import BaselineError, resolve_baseline, store_root
+    from llmbench.analysis.history import history_runs
+    from llmbench.execute.rounds import pool_runs
+    from llmbench.execute.store import read_json
+
+    if not options.history:
+        return resolve_baseline(baseline, options.store), []
+    env = read_json(candidate, "env.json") if (candidate / "env.json").exists() else {}
+    runs = history_runs(store_root(options.store), baseline, env, options.history)
+    if not runs:
+        raise BaselineError(f"--history: no saved baseline {baseline!r} in {store_root(options.store)} with the "
+                            f"candidate's fingerprint (baseline save keeps the history from this version on)")
+    return pool_runs(runs, tmp / "pooled"), runs
+
+
+def _history(runs: list[Path], candidate: Path, result: dict) -> dict:
+    """The history's runs and each gated metric's trend over them and the candidate."""
+    import numpy as np
+
+    from llmbench.analysis.history import trends
+    from llmbench.analysis.results import load_records
+    from llmbench.config.gates import parse_gates
+
+    cache: dict[Path, dict] = {}
+
+    def median(run: Path, pid: str, metric: str) -> float | None:
+        records = cache.setdefault(run, {r.point_id: r for r in load_records(run) if r.status == "ok"})
+        values = records[pid].samples(metric) if pid in records else []
+        return float(np.median(values)) if values else None
+
+    thresholds = {g.metric: g.threshold for g in parse_gates(result["gates"])}
+    return {"runs": [str(r) for r in runs], "trends": trends(runs, candidate, result["rows"], thresholds, median)}
+
+
+def _suspects(result: dict) -> list[str]:
+    """The points a comparison fails on a measured change (a missing point is not measured again)."""
+    return sorted({r["point_id"] for r in result["rows"] if r["failing"] and r["verdict"] != "missing"})
+
+
+def _confirmed(result: dict, judge: Any, candidate: Path, rounds: int) -> dict:
+    """--confirm: the suspects measured `rounds` more rounds, pooled with the candidate, and judged again."""
+    from llmbench.execute.confirm import confirm_points
+    from llmbench.report.console import ConsoleRunView
+
+    suspects = _suspects(result)
+    err.print(f"confirming {len(suspects)} suspect point(s) with {rounds} more round(s): {', '.join(suspects)}",
+              soft_wrap=True, highlight=False)
+    done = confirm_points(candidate, suspects, rounds, ConsoleRunView())
+    again = judge(done.pooled)
+    again["confirm"] = {"rounds": rounds, "points": suspects, "run_dir": str(done.run_dir),
+                        "pooled": str(done.pooled), "wall_s": round(done.wall_s, 2),
+                        "regressed_before": result["counts"]["regressed"],
+                        "regressed_after": again["counts"]["regressed"], "exit_code_before": result["exit_code"]}
+    return again
 
 
 def compare(
@@ -74,6 +161,11 @@ def compare(
     markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
     junit: Optional[Path] = JUNIT,  # noqa: UP045
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
+    fail_on_blind: bool = FAIL_ON_BLIND,
+    confirm: int = CONFIRM,
+    history: int = HISTORY,
+    bmf: Optional[Path] = BMF,  # noqa: UP045
+    github_benchmark: Optional[Path] = GITHUB_BENCHMARK,  # noqa: UP045
 ) -> None:
     """Gate a candidate run against a baseline, point by point: exit 0 no regression, 1 regression, 2 refused.
 
@@ -81,7 +173,8 @@ def compare(
     samples) AND beyond its threshold; the ratio of medians gets a bootstrap 95% interval."""
     raise typer.Exit(gate(baseline, candidate, GateOptions(
         metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, allow_missing=allow_missing, store=store,
-        markdown=markdown, junit=junit, json_out=json_out)))
+        markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind, confirm=confirm,
+        history=history, bmf=bmf, github_benchmark=github_benchmark)))
 
 
 baseline_app = typer.Typer(no_args_is_help=True, help="Save and list baselines: named runs to gate against.")

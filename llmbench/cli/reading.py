@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
 
@@ -63,9 +64,22 @@ def report(
     out.print(f"report: {path}", soft_wrap=True)
 
 
+MEMORY_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:gib|gb|g)?\s*$", re.IGNORECASE)
+
+
+def memory_sizes_gib(text: str) -> tuple[float, ...] | None:
+    """"24,40GB, 80GiB" -> (24.0, 40.0, 80.0); None for anything else (a size of 0 included)."""
+    matches = [MEMORY_SIZE.match(v) for v in text.split(",") if v.strip()]
+    if not matches or not all(matches):
+        return None
+    sizes = tuple(float(m.group(1)) for m in matches)
+    return sizes if min(sizes) > 0 else None
+
+
 def capacity(
     run_dir: Path = typer.Argument(..., help="A run directory."),
-    gpu_memory: str = typer.Option("24,40,80,141", help="Memory sizes to plan for, in GiB, comma-separated."),
+    gpu_memory: str = typer.Option("24,40,80,141", help="Memory sizes to plan for, in GiB, comma-separated; "
+                                   "24GB, 24G and 24GiB also mean 24 GiB, as GPU makers label their memory."),
     context: int = typer.Option(4096, min=1, help="Tokens per sequence (prompt + new) to plan for."),
     slo_ttft_ms: Optional[float] = typer.Option(None, help="TTFT limit (ms) at --percentile."),  # noqa: UP045
     slo_tpot_ms: Optional[float] = typer.Option(None, help="TPOT limit (ms) at --percentile."),  # noqa: UP045
@@ -77,14 +91,14 @@ def capacity(
     from llmbench.analysis.results import ResultsError, load_records
     from llmbench.analysis.slo import PERCENTILES, SLO
 
-    try:
-        sizes = tuple(float(v) for v in gpu_memory.split(",") if v.strip())
-        if not sizes or min(sizes) <= 0 or percentile not in PERCENTILES:
-            raise ValueError
-    except ValueError:
-        err.print(f"[red]--gpu-memory {gpu_memory!r} --percentile {percentile!r}[/]: expected positive GiB sizes "
-                  f"such as 24,40,80 and one of {', '.join(PERCENTILES)}")
-        raise typer.Exit(2) from None
+    sizes = memory_sizes_gib(gpu_memory)
+    if sizes is None:
+        err.print(f"[red]--gpu-memory {gpu_memory!r}[/]: expected positive sizes in GiB, comma-separated, such as "
+                  "24,40,80 or 24GB,80GB")
+        raise typer.Exit(2)
+    if percentile not in PERCENTILES:
+        err.print(f"[red]--percentile {percentile!r}[/]: expected one of {', '.join(PERCENTILES)}")
+        raise typer.Exit(2)
     try:
         records = load_records(run_dir)
     except ResultsError as exc:

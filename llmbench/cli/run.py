@@ -5,6 +5,7 @@ the run on the console while it goes, then the summary table, the report and wha
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
@@ -12,9 +13,29 @@ from typing import Any, Optional  # noqa: UP035 - typer needs Optional on Python
 import typer
 from rich.markup import escape
 
-from llmbench.cli.gating import ALLOW_MISMATCH, ALPHA, JSON_OUT, JUNIT, MARKDOWN, METRIC, STORE, GateOptions, gate
+from llmbench.cli.gating import (
+    ALLOW_MISMATCH,
+    ALPHA,
+    CONFIRM,
+    FAIL_ON_BLIND,
+    JSON_OUT,
+    JUNIT,
+    MARKDOWN,
+    METRIC,
+    STORE,
+    GateOptions,
+    gate,
+)
 from llmbench.cli.loading import ALLOW_LARGE, default_scenario, load_or_exit
-from llmbench.report.console import ConsoleRunView, err, out, print_summary
+from llmbench.report.console import (
+    ConsoleRunView,
+    err,
+    out,
+    plural,
+    print_profiles,
+    print_ranking,
+    print_summary,
+)
 
 EXECUTOR = typer.Option(None, "--executor", help="Where the model groups run: local (this machine), slurm (one job "
                         "array) or ray; default: the scenario's executor block, else local.")
@@ -27,7 +48,7 @@ DETACH = typer.Option(False, "--detach", help="--executor slurm: submit the arra
 
 
 def run(
-    scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]",  # noqa: UP045
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="SCENARIO",  # noqa: UP045
                                                    help="Scenario YAML; default: scenarios/quickstart.yaml."),
     out_root: Path = typer.Option(Path("reports"), "--out", help="Where run directories are created."),
     device: Optional[str] = typer.Option(None, help="Override the scenario's device: auto, cpu, cuda, cuda:N."),  # noqa: UP045
@@ -39,6 +60,8 @@ def run(
                                        "model groups."),
     nvtx: bool = typer.Option(False, "--nvtx", help="NVTX ranges around prefill, each decode step and the sampling "
                               "in every call, for `nsys profile llmbench run ...` (CUDA only)."),
+    order: Optional[str] = typer.Option(None, "--order", help="Override the scenario's order: blocked (each "  # noqa: UP045
+                                        "point's calls together) or round_robin (a model group's calls in rounds)."),
     rounds: int = typer.Option(1, "--rounds", min=1, help="Run the scenario this many times and pool every "
                                "measured call into one run directory (outvotes bursts of noise; for gates)."),
     against: Optional[str] = typer.Option(None, "--against", help="After the run, compare it with this saved "  # noqa: UP045
@@ -54,15 +77,18 @@ def run(
     markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
     junit: Optional[Path] = JUNIT,  # noqa: UP045
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
+    fail_on_blind: bool = FAIL_ON_BLIND,
+    confirm: int = CONFIRM,
     allow_large: bool = ALLOW_LARGE,
 ) -> None:
     """Run a scenario: measure every point and write a run directory under --out."""
     from llmbench.execute.run import RunOptions
 
     path = scenario_file or default_scenario()
-    scenario = _overridden(load_or_exit(path, allow_large), device, nvtx)
+    scenario = _overridden(load_or_exit(path, allow_large), device, nvtx, order)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
-                         markdown=markdown, junit=junit, json_out=json_out)
+                         markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind,
+                         confirm=confirm)
     if against is not None and metric:
         _check_gates(metric)  # a bad gate must not cost a whole run first
     options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus,
@@ -94,6 +120,9 @@ def finish(result: Any) -> None:
         err.print(f"[red]{result.run_dir}: {escape(result.refused)}[/]", soft_wrap=True)
         return
     print_summary(result.records)
+    scenario_json = Path(result.run_dir) / "scenario.json"  # the run's scenario: which precision comes first
+    print_ranking(result.records, json.loads(scenario_json.read_text()) if scenario_json.exists() else None)
+    print_profiles(result.records)
     for q in result.quality.values():  # a failed score must not hide behind a "–" cell
         if q.get("status") != "ok":
             why = q.get("reason") or (q.get("error") or {}).get("message")
@@ -103,9 +132,10 @@ def finish(result: Any) -> None:
     out.print(f"run directory: [bold]{result.run_dir}[/]  ({planned - result.missing}/{planned} points recorded, "
               f"this session {result.wall_s:.1f} s)", soft_wrap=True)
     if result.interrupted or result.missing or result.failed:
-        what = f"{result.missing} point(s) not run" if result.missing else ""
-        what += (", " if what else "") + f"{result.failed} point(s) failed" if result.failed else ""
-        err.print(f"[yellow]{what}[/]. To run exactly the points that are not ok:\n  llmbench run "
+        what = ["interrupted"] if result.interrupted else []
+        what += [f"{plural(result.missing, 'point')} not run"] if result.missing else []
+        what += [f"{plural(result.failed, 'point')} failed"] if result.failed else []
+        err.print(f"[yellow]{', '.join(what)}[/]. To run exactly the points that are not ok:\n  llmbench run "
                   f"{result.scenario_path} --resume {result.run_dir}{_executor_flag(result.run_dir)}", soft_wrap=True)
 
 
@@ -152,8 +182,15 @@ def _executor(scenario: Any, engine: str | None, options: list[str], ray_address
         raise typer.Exit(2) from None
 
 
-def _overridden(scenario: Any, device: str | None, nvtx: bool) -> Any:
-    """The scenario with run's --device and --nvtx applied; a malformed --device exits 2."""
+def _overridden(scenario: Any, device: str | None, nvtx: bool, order: str | None = None) -> Any:
+    """The scenario with run's --device, --nvtx and --order applied; a malformed --device or --order exits 2."""
+    from llmbench.config.scenario import ORDERS
+
+    if order is not None:
+        if order not in ORDERS:
+            err.print(f"[red]--order {order!r}[/]: expected {' or '.join(ORDERS)}")
+            raise typer.Exit(2)
+        scenario = scenario.model_copy(update={"order": order})
     if device is not None:
         if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+", device):
             err.print(f"[red]--device {device!r}[/]: expected auto, cpu, cuda or cuda:N")
@@ -213,7 +250,7 @@ def profile(
 
 
 def selfcheck(
-    scenario_file: Optional[Path] = typer.Argument(None, metavar="[SCENARIO]", help="Scenario YAML; default: "  # noqa: UP045
+    scenario_file: Optional[Path] = typer.Argument(None, metavar="SCENARIO", help="Scenario YAML; default: "  # noqa: UP045
                                                    "the quickstart."),
     point_id: Optional[str] = typer.Option(None, "--point", help="Point id or pattern; default: the first "  # noqa: UP045
                                            "group's cheapest point."),

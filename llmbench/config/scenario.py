@@ -46,6 +46,8 @@ CacheKind = Literal[CACHE_IMPLEMENTATIONS]  # the closed sets of the axis table
 AttnKind = Literal[ATTN_IMPLEMENTATIONS]
 ApiKind = Literal[APIS]
 PositiveInt = Annotated[int, Field(gt=0)]
+ORDERS = ("blocked", "round_robin")  # how a model group's measured calls are ordered (llmbench/measure/round_robin.py)
+DEFAULT_ORDER = "round_robin"  # chosen from benchmarks/gate_honesty.py: docs/regression-gates.md
 MaxNewTokens = Annotated[int, Field(gt=0, le=1_000_000)]
 Sizes = Annotated[list[PositiveInt], BeforeValidator(_as_list), Field(min_length=1)]
 _Frozen = ConfigDict(extra="forbid", frozen=True)
@@ -208,6 +210,10 @@ class Scenario(BaseModel):
     decoding: Annotated[
         list[Annotated[DecodingPreset, BeforeValidator(_as_preset)]], BeforeValidator(_as_list), Field(min_length=1)
     ] = Field(default_factory=lambda: [Greedy()], description="Decoding presets: greedy, sampling, beam.")
+    order: Literal[ORDERS] = Field(
+        default=DEFAULT_ORDER, description="blocked: each point's measured calls one after the other; round_robin: a "
+        "model group's measured calls in rounds, one call per point per round in an order shuffled from the seed "
+        "(a burst of noise is spread over every point instead of shifting one).")
     warmup: int = Field(default=2, ge=0, description="Warm-up calls per point, recorded apart.")
     iterations: int = Field(default=10, gt=0, description="Minimum measured calls per point.")
     min_duration_s: float = Field(default=1.0, ge=0, description="Minimum measured seconds per point.")

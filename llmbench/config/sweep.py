@@ -26,8 +26,8 @@ from llmbench.core.axes import GROUP_OPTIONS, ID_OPTIONS, SWEPT, options_suffix
 
 AXES = SWEPT  # the product's axes, in the axis table's order (llmbench/core/axes.py)
 # scenario-wide settings every point carries, so a worker needs nothing but its points
-SETTINGS = ("prompt", "fixed_length", "warmup", "iterations", "min_duration_s", "max_iterations", "device", "seed",
-            "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
+SETTINGS = ("prompt", "fixed_length", "order", "warmup", "iterations", "min_duration_s", "max_iterations", "device",
+            "seed", "cpu_threads", "point_timeout_s", "skip_larger_after_oom", "sample_interval_ms", "max_cv",
             "steady_tolerance", "stop_strings", "max_time_s", "nvtx", "selfcheck_pairs")
 
 
@@ -64,6 +64,7 @@ class RunPoint:
     stop_strings: list[str]
     max_time_s: float | None
     nvtx: bool = False  # NVTX ranges in every call (CUDA only)
+    order: str = "round_robin"  # or blocked: how the group's measured calls are ordered (the scenario's default)
     selfcheck_pairs: int = 0  # plain/instrumented pairs at the start of the point's group (llmbench/selfcheck.py)
     profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
     # a max-batch search (llmbench/measure/batch_search.py): the search's own point carries its form and the outcomes

@@ -74,6 +74,7 @@ class _CallFacts(Part):
     prompt_tokens: int | None = None  # P; older records leave it out
     host_e2e_ms: float | None = None
     e2e_host_ratio: float | None = None
+    round: int | None = None  # round-robin order: the round (1, 2, ...) this call was made in; blocked: absent
 
 
 # One generate() call: the raw facts from its marks and outputs, and its metric values (the registry's per-call

@@ -70,8 +70,9 @@ def gpu_slots() -> list[dict[str, str]]:
 
 
 def plan_new(scenario: Scenario, scenario_path: Path, out_root: Path, shard: tuple[int, int] | None,
-             profiled_only: bool = False) -> RunPlan:
-    points = [p for p in expand_sweep(scenario) if p.profile is not None or not profiled_only]
+             profiled_only: bool = False, only: tuple[str, ...] = ()) -> RunPlan:
+    points = [p for p in expand_sweep(scenario) if (p.profile is not None or not profiled_only)
+              and (not only or p.id in only)]
     name = scenario.name
     if shard is not None:
         points = select_shard(points, *shard)

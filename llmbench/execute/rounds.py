@@ -42,7 +42,9 @@ def run_round(python: str, scenario: Path, out_dir: Path, extra: list[str]) -> t
 
 def pool_runs(run_dirs: list[Path], out_dir: Path) -> Path:
     """One run directory whose record per point holds the measured calls of every round where it was ok
-    (summaries recomputed from them); peaks are the largest of the rounds. env/scenario from the first."""
+    (summaries recomputed from them); peaks are the largest of the rounds. env/scenario from the first.
+    Each call keeps the round it was made in, numbered on across the runs: a blocked run's calls are one round,
+    a round-robin run's calls their rounds after those of the runs before (compare tests on rounds)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / RECORDS).exists():
         raise ValueError(f"{out_dir} already holds records")
@@ -52,8 +54,10 @@ def pool_runs(run_dirs: list[Path], out_dir: Path) -> Path:
             pid = r.point_id
             if pid not in pooled or (pooled[pid].status != "ok" and r.status == "ok"):
                 pooled[pid] = r
+                _number_rounds(r.calls, 0)
                 r.rounds = [k] if r.status == "ok" else []
             elif r.status == "ok":
+                _number_rounds(r.calls, max((c.round or 0 for c in pooled[pid].calls), default=0))
                 _absorb(pooled[pid], r, k)
     with RecordWriter(out_dir) as writer:
         for r in pooled.values():
@@ -65,6 +69,12 @@ def pool_runs(run_dirs: list[Path], out_dir: Path) -> Path:
             shutil.copy2(run_dirs[0] / name, out_dir / name)
     write_json(out_dir / "pooled.json", {"sources": [str(d) for d in run_dirs]})
     return out_dir
+
+
+def _number_rounds(calls: list, after: int) -> None:
+    """Rounds after `after`: a run's calls without rounds (blocked order) are one round together."""
+    for c in calls:
+        c.round = after + (c.round if c.round is not None else 1)
 
 
 def _absorb(into: RunRecord, r: RunRecord, k: int) -> None:

@@ -27,6 +27,7 @@ from llmbench.execute.local import measure_plan
 from llmbench.execute.locks import RunDirBusy, lock_run_dir
 from llmbench.execute.plans import RunPlan, UsageError, check_device, gpu_slots, plan_new, plan_resume
 from llmbench.execute.store import RunDirError, latest_records, read_quality, read_records
+from llmbench.execute.worker_logs import summarize_logs
 from llmbench.execute.writes import RunWriteError
 
 FAILED = ("error", "crashed", "timeout")
@@ -53,6 +54,7 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (K, N)
     parallel_gpus: bool = False  # one worker slot per visible GPU
     profiled_only: bool = False  # `llmbench profile`: only the points the scenario's profile names
+    only: tuple[str, ...] = ()  # these point ids alone (compare --confirm's suspects); empty: every point
     executor: ExecutorSpec | None = None  # where the groups run; None: the scenario's executor block, else local
     detach: bool = False  # submit the tasks and return (Slurm); `llmbench status RUN` follows them later
 
@@ -108,7 +110,8 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
                 held.enter_context(lock_run_dir(options.resume)) if options.resume.is_dir() else None
                 plan = plan_resume(scenario, options.resume, options.shard)
             else:
-                plan = plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only)
+                plan = plan_new(scenario, scenario_path, out_root, options.shard, options.profiled_only,
+                                options.only)
                 held.enter_context(lock_run_dir(plan.run_dir)) if plan.run_dir is not None else None
         except (UsageError, RunDirBusy, RunDirError) as exc:
             view.error(str(exc))
@@ -133,8 +136,9 @@ def _run_plan(plan: RunPlan, slots: list[dict[str, str]], options: RunOptions, v
         result.code = 0
         return result
     device = "cuda" if options.parallel_gpus else plan.scenario.device  # each GPU worker sees one device
-    view.warn(f"llmbench: {len(plan.points)} points, {len(group_points(plan.points))} model loads, "
-              f"{len(slots)} worker slot(s) → {plan.run_dir}")
+    n_points, n_loads = len(plan.points), len(group_points(plan.points))
+    view.warn(f"llmbench: {n_points} point{'s' * (n_points != 1)}, {n_loads} model load{'s' * (n_loads != 1)}, "
+              f"{len(slots)} worker slot{'s' * (len(slots) != 1)} → {plan.run_dir}")
     start = time.perf_counter()
     try:
         outcome = _measure(plan, device, view, executor, options.detach)
@@ -155,6 +159,9 @@ def _run_plan(plan: RunPlan, slots: list[dict[str, str]], options: RunOptions, v
     result.records = [r for r in latest_records(read_records(plan.run_dir)[0])
                       if r.point_id in planned or r.search_id in planned]
     result.quality = read_quality(plan.run_dir)
+    logs = summarize_logs(plan.run_dir / "logs")
+    if logs:
+        view.warn(logs)
     return result
 
 

@@ -23,10 +23,9 @@ from typing import Any
 
 from llmbench.config.sweep import RunPoint, group_points
 from llmbench.core.record import RunRecord
+from llmbench.execute.worker_logs import stderr_tail
 from llmbench.measure.batch_search import in_flight_step, note_record
 from llmbench.measure.records import make_record, utc_now
-
-STDERR_TAIL_BYTES = 12000  # a faulthandler dump of every thread plus its module list fits
 
 
 @dataclass
@@ -142,7 +141,7 @@ class Supervisor:
         if not done and todo - {"auto"}:
             timed_out = time.monotonic() >= deadline
             message = "quality scoring ran past its time limit" if timed_out else self._crash_message(w)
-            error = {"type": "QualityWorkerLost", "message": message, "stderr_tail": _tail(stderr)}
+            error = {"type": "QualityWorkerLost", "message": message, "stderr_tail": stderr_tail(stderr)}
             for precision in sorted(todo - {"auto"}):
                 self.on_quality({"model": job.model.label, "precision": precision, "status": "crashed", "error": error})
 
@@ -227,8 +226,8 @@ class Supervisor:
             self.outcome.refused = self.outcome.refused or self.check_env(msg[1])
         elif kind == "event":
             _, event, point_id, detail = msg
-            if event == "point_start":  # a search step has no entry of its own: its search (detail) sets the limit
-                point = w.points.get(point_id) or w.points[detail]
+            if event in ("point_start", "round_call"):  # round_call: in round-robin order the limit is per call
+                point = w.points.get(point_id) or w.points[detail]  # a search step: its search (detail) sets it
                 w.in_flight, w.deadline = point_id, time.monotonic() + point.point_timeout_s
             elif event == "load_start":
                 w.in_flight = "load"
@@ -249,7 +248,7 @@ class Supervisor:
         else:  # in a point, or (rarely) between two: the point it was on or about to start
             victims = [w.in_flight or next(iter(w.points))]
         error = {"type": {"crashed": "WorkerCrashed", "timeout": "PointTimeout"}[status], "message": message,
-                 "stderr_tail": _tail(w.stderr)}
+                 "stderr_tail": stderr_tail(w.stderr)}
         for pid in victims:
             point = w.points.pop(pid, None) or in_flight_step(w.points, pid)  # a search step: its search goes on
             self.on_event("point_start", pid, None)
@@ -288,13 +287,3 @@ def _readable(fd: int) -> bool:
     import select
 
     return bool(select.select([fd], [], [], 0)[0])
-
-
-def _tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - STDERR_TAIL_BYTES))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""

@@ -12,18 +12,17 @@ runs its steps as points through the same path (llmbench/measure/batch_search.py
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmbench.config.feasibility import skip_reason
 from llmbench.config.sweep import Group, RunPoint, group_points
 from llmbench.core.precisions import unavailable_reason
 from llmbench.core.record import RunRecord
-from llmbench.measure.faults import active_faults, inject, slowed
-from llmbench.measure.models import position_overflow
-from llmbench.measure.records import error_info, fixed_length_violation, make_record, point_kv_cache_mib, utc_now
-
-# on_event(kind, point, detail): "load_start", "point_start", "call" (detail = calls done), "point_end"
-EventHook = Callable[[str, RunPoint, Any], None]
+from llmbench.measure.calls import EventHook, PointCalls, call_once
+from llmbench.measure.faults import active_faults, slowed
+from llmbench.measure.records import error_info, make_record, utc_now
+from llmbench.measure.round_robin import measure_in_rounds
 
 
 def run_points(points: list[RunPoint], device: Any, on_event: EventHook | None = None) -> Iterator[RunRecord]:
@@ -54,30 +53,107 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
         return
     tools = _group_tools(loaded, group, device)
     peaks = _device_peaks(device, group.precision, loaded.info["dtype"])  # before the points, outside timed calls
-    check = GroupSelfCheck(loaded, group.points, tools, device_type)
-    oom_at: dict[tuple[Any, ...], int] = {}  # shape -> smallest batch size that ran out of memory
+    run = _GroupRun(loaded, tools, emit, peaks, GroupSelfCheck(loaded, group.points, tools, device_type), device_type)
     try:
-        for i, point in enumerate(group.points):
-            emit("point_start", point, None)
-            shape, reason = _shape(point), skip_reason(point, device_type)
-            if point.batch_search is not None and reason is None:
-                yield from _run_search(loaded, point, tools, emit, (peaks, check.result), cold_start=(i == 0))
-                continue
-            if reason is None and point.skip_larger_after_oom and shape in oom_at and point.batch_size > oom_at[shape]:
-                reason = f"skipped after OOM at batch {oom_at[shape]} with the same shape"
-            if reason is not None:
-                record = make_record(point, status="skipped", started_at=utc_now(), device=str(device), reason=reason)
-            else:
-                record = run_point(loaded, point, tools, emit, cold_start=(i == 0), peaks=peaks)
-            record.selfcheck = check.result()
-            if record.status == "oom":
-                oom_at[shape] = min(point.batch_size, oom_at.get(shape, point.batch_size))
-                engine.empty_caches(device)
-            yield record
-            emit("point_end", point, record.status)
+        yield from (_in_rounds if group.points[0].order == "round_robin" else _in_order)(run, group.points)
     finally:
         tools[2].close()
         engine.release(loaded)
+
+
+@dataclass
+class _GroupRun:
+    """What a group's points share: the loaded model, clock, hook and instruments, the device's peaks, the group's
+    self-check, and the smallest batch size that ran out of memory per shape."""
+
+    loaded: Any
+    tools: tuple[Any, Any, Any]
+    emit: EventHook
+    peaks: dict[str, Any]
+    check: Any
+    device_type: str
+    oom_at: dict[tuple[Any, ...], int] = field(default_factory=dict)
+
+    def before(self, point: RunPoint, i: int) -> Iterator[RunRecord] | None:
+        """The records of a point that is not measured call by call (a search's steps and result, as they come, or
+        its skipped record), else None."""
+        self.emit("point_start", point, None)
+        shape, reason = _shape(point), skip_reason(point, self.device_type)
+        if point.batch_search is not None and reason is None:
+            return _run_search(self.loaded, point, self.tools, self.emit, (self.peaks, self.check.result),
+                               cold_start=(i == 0))
+        if reason is None and point.skip_larger_after_oom and shape in self.oom_at and \
+                point.batch_size > self.oom_at[shape]:
+            reason = f"skipped after OOM at batch {self.oom_at[shape]} with the same shape"
+        if reason is None:
+            return None
+        skipped = make_record(point, status="skipped", started_at=utc_now(), device=str(self.loaded.device),
+                              reason=reason)
+        return _emitted(self, self.leave(skipped, point), point)
+
+    def leave(self, record: RunRecord, point: RunPoint) -> RunRecord:
+        """A point's record on its way out: the group's self-check added, an OOM remembered and cleaned up."""
+        from llmbench.measure import engine
+
+        record.selfcheck = self.check.result()
+        if record.status == "oom":
+            shape = _shape(point)
+            self.oom_at[shape] = min(point.batch_size, self.oom_at.get(shape, point.batch_size))
+            engine.empty_caches(self.loaded.device)
+        return record
+
+
+def _in_order(run: _GroupRun, points: list[RunPoint]) -> Iterator[RunRecord]:
+    """Blocked order: each point's calls one after the other, then the next point."""
+    for i, point in enumerate(points):
+        early = run.before(point, i)
+        if early is not None:
+            yield from early
+            continue
+        record = run_point(run.loaded, point, run.tools, run.emit, cold_start=(i == 0), peaks=run.peaks)
+        yield from _emitted(run, run.leave(record, point), point)
+
+
+def _in_rounds(run: _GroupRun, points: list[RunPoint]) -> Iterator[RunRecord]:
+    """Round-robin order (llmbench/measure/round_robin.py): every point's warm-up first, each alone; then the
+    measured calls in rounds. The records leave together when the rounds end, in the group's point order (a
+    max-batch search's, which are not measured in rounds, as they come)."""
+    ready: list[PointCalls] = []
+    held: dict[int, RunRecord] = {}  # point index -> a record made before the rounds (skipped, failed warm-up)
+    for i, point in enumerate(points):
+        early = run.before(point, i)
+        if early is not None:
+            if point.batch_search is not None:
+                yield from early
+            else:
+                held[i] = next(early)
+                early.close()
+                run.emit("point_end", point, held[i].status)
+            continue
+        pc = PointCalls(run.loaded, point, run.tools, run.emit, cold_start=(i == 0), peaks=run.peaks)
+        try:
+            pc.prepare()
+            if pc.skip_reason is not None:  # before any generate() call
+                held[i] = run.leave(pc.skipped(), point)
+                run.emit("point_end", point, held[i].status)
+                continue
+            pc.warm_up()
+            pc.close_window()
+            ready.append(pc)
+        except Exception as exc:  # noqa: BLE001 - the point fails, the others go on
+            held[i] = run.leave(pc.failed(exc), point)
+            run.emit("point_end", point, held[i].status)
+    measure_in_rounds(ready, points[0].seed, run.emit)
+    for pc in ready:
+        record = pc.failed(pc.failure) if pc.failure is not None else finish_point(pc)
+        held[points.index(pc.point)] = run.leave(record, pc.point)
+        run.emit("point_end", pc.point, record.status)
+    yield from (held[i] for i in sorted(held))
+
+
+def _emitted(run: _GroupRun, record: RunRecord, point: RunPoint) -> Iterator[RunRecord]:
+    yield record
+    run.emit("point_end", point, record.status)
 
 
 def _group_tools(loaded: Any, group: Group, device: Any) -> tuple[Any, Any, Any]:
@@ -151,46 +227,29 @@ def _all_points(group: Group, emit: EventHook, **fields: Any) -> Iterator[RunRec
         emit("point_end", point, record.status)
 
 
-def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, list[Any]], emit: EventHook,
+def run_point(loaded: Any, point: RunPoint, tools: tuple[Any, Any, Any], emit: EventHook,
               cold_start: bool = False, peaks: dict[str, Any] | None = None) -> RunRecord:
-    from llmbench.measure import engine
-
-    clock, hook, instruments = tools
-    warmup: list[dict[str, Any]] = []
-    calls: list[dict[str, Any]] = []
-    common = {"started_at": utc_now(), "device": str(loaded.device), "timer": clock.name, "model": loaded.info,
-              "torch_threads": _threads(), "load_s": loaded.load_s, "cold_start": cold_start,
-              "warmup_calls": warmup, "calls": calls, "peaks": peaks}
+    """A point in blocked order: warm-up calls, then measured calls until iterations AND min_duration_s (at most
+    max_iterations), all in one sampler window; a point that raises is a record with its status and calls so far."""
+    pc = PointCalls(loaded, point, tools, emit, cold_start, peaks)
     try:
-        inputs = engine.build_inputs(loaded, point)
-        gen_config = engine.make_generation_config(loaded, point)
-        extra = engine.call_kwargs(loaded, point)
-        if point.api == "pipeline":
-            extra = {"pipeline": engine.make_pipeline_call(loaded, point, inputs)}
-        prompt_tokens = [int(n) for n in inputs["attention_mask"].sum(dim=1).tolist()]
-        common["prompt_tokens_per_sequence"] = prompt_tokens
-        overflow = position_overflow(loaded.model, prompt_tokens, point.max_new_tokens)
-        if overflow is not None:  # before any generate() call
-            return make_record(point, status="skipped", started_at=common["started_at"], device=str(loaded.device),
-                               reason=overflow)
-        if hasattr(clock, "reserve"):
-            clock.reserve(point.max_new_tokens + 2)
-        instruments.start_point()
-        common["sampled"] = {}  # from here on, an error must still stop the sampler thread
-        modelled_mib = loaded.info["weights_mib"] + (point_kv_cache_mib(point, loaded.info, prompt_tokens) or 0)
-        inject(point.id, point.batch_size, active_faults(), modelled_mib)
-        _measure(loaded, point, (inputs, gen_config, extra), (clock, hook, instruments), warmup, calls, emit)
-        common["sampled"] = instruments.stop_point()
+        pc.prepare()
+        if pc.skip_reason is not None:  # before any generate() call
+            return pc.skipped()
+        pc.warm_up()
+        while pc.wants_more:
+            pc.measure_once()
+        pc.close_window()
     except Exception as exc:  # noqa: BLE001 - the point fails, the sweep goes on
-        if "sampled" in common and not common["sampled"]:
-            common["sampled"] = _stop_quietly(instruments)
-        status = "oom" if engine.is_out_of_memory(exc) else "error"
-        return make_record(point, status=status, error=error_info(exc), **common)
-    violation = fixed_length_violation(point, warmup + calls)
-    status, error = ("error", {"type": "FixedLengthViolation", "message": violation}) if violation else ("ok", None)
-    record = make_record(point, status=status, error=error, **common)
-    if point.profile is not None and status == "ok":  # after the sampler stopped: the measured numbers are done
-        record.profile, record.artifacts = _profile(loaded, point, (inputs, gen_config, extra), tools)
+        return pc.failed(exc)
+    return finish_point(pc)
+
+
+def finish_point(pc: PointCalls) -> RunRecord:
+    """The record of a point whose calls are done, and its profiled call when the scenario asks for one."""
+    record = pc.record()
+    if pc.point.profile is not None and record.status == "ok":  # after the sampler stopped: the numbers are done
+        record.profile, record.artifacts = _profile(pc.loaded, pc.point, pc.call, pc.tools)
     return record
 
 
@@ -201,53 +260,7 @@ def _profile(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any],
 
     clock, hook, _ = tools
     seed = point.seed + point.warmup
-    return profile_point(loaded, point, clock, hook, lambda c, h: _call_once(loaded, call, c, h, seed))
-
-
-def _call_once(loaded: Any, call: tuple[Any, Any, Any], clock: Any, hook: Any, seed: int) -> dict[str, Any]:
-    from llmbench.measure.engine import generate_once, pipeline_once
-
-    inputs, gen_config, extra = call
-    if "pipeline" in extra:
-        pipe, texts = extra["pipeline"]
-        return pipeline_once(loaded, pipe, texts, gen_config, clock, hook, seed)
-    return generate_once(loaded, inputs, gen_config, clock, hook, seed, extra)
-
-
-def _measure(loaded: Any, point: RunPoint, call: tuple[Any, Any, Any], tools: tuple[Any, Any, Any],
-             warmup: list[dict[str, Any]], calls: list[dict[str, Any]], emit: EventHook) -> None:
-    """Warm-up calls, then measured calls until iterations AND min_duration_s (at most max_iterations).
-    The sampler marks each call's window outside the timed region."""
-    clock, hook, instruments = tools
-
-    def once(seed: int) -> dict[str, Any]:
-        return _call_once(loaded, call, clock, hook, seed)
-
-    for i in range(point.warmup):
-        instruments.call_start("warmup", i)
-        warmup.append(once(point.seed + i))
-        instruments.call_end("warmup", i)
-    measured_s = 0.0
-    while len(calls) < point.max_iterations and (len(calls) < point.iterations or measured_s < point.min_duration_s):
-        instruments.call_start("measured", len(calls))
-        result = once(point.seed + point.warmup + len(calls))
-        instruments.call_end("measured", len(calls))
-        calls.append(result)
-        measured_s += result["e2e_ms"] / 1e3
-        emit("call", point, len(calls))
-
-
-def _stop_quietly(instruments: Any) -> dict[str, Any]:
-    try:
-        return instruments.stop_point()
-    except Exception:  # noqa: BLE001 - after an error, what the sampler had is a bonus, not a need
-        return {}
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+    return profile_point(loaded, point, clock, hook, lambda c, h: call_once(loaded, call, c, h, seed))
 
 
 def _set_threads(n: int | None) -> None:

@@ -9,7 +9,7 @@
   when pynvml works. It runs in a process of its own (llmbench/measure/sampler_process.py), so it never takes the
   measured process's GIL; the thread `Poller` below is the fallback where that process cannot start.
   Each call's window is marked, so summaries cover measured calls.
-- the NVML energy counter, read at the first measured call's start and after each measured call.
+- the NVML energy counter, read at the window's first measured call's start and after each measured call.
 Missing pieces (no NVML, a field the driver refuses) are left out of `sources`; nothing raises.
 """
 
@@ -176,7 +176,7 @@ class Instruments:
 
     def call_start(self, kind: str, index: int) -> None:
         self.poller.calls.append([kind, index, round(self.poller.now_ms(), 3), None])
-        if kind == "measured" and index == 0 and self.nvml is not None:
+        if kind == "measured" and self._energy[0] is None and self.nvml is not None:  # the window's first
             self._energy[0], self._energy_window[0] = self.nvml.energy_mj(), time.monotonic()
 
     def call_end(self, kind: str, index: int) -> None:

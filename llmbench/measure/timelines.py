@@ -66,3 +66,63 @@ def compact_timeline(point_id: str, timeline: dict[str, Any]) -> dict[str, Any]:
             out[key] = value
     out["t_ms"] = [round(t, 1) for t in timeline.get("t_ms", [])]
     return out
+
+
+ENERGY = ("energy_j", "energy_window_s")
+
+
+def merge_windows(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One point's sampling from the sampler windows it was measured in (Instruments.stop_point() of each). One
+    window (blocked order) is returned as it is. Several (round-robin order: a window per call, between other
+    points' calls): memory peaks are the largest window's, the timelines are joined on the first window's clock
+    (the gaps between windows hold no samples), the measured-phase summaries are taken again over the joined
+    timeline, and energy is summed over the windows that read it."""
+    if len(windows) == 1:
+        return windows[0]
+    memory: dict[str, Any] = {}
+    for w in windows:
+        for key, value in (w.get("memory") or {}).items():
+            if key == "host_rss_end_mib" or memory.get(key) is None:
+                memory[key] = value  # the end reading is the last window's
+            elif value is not None:
+                memory[key] = max(memory[key], value)
+    timeline = join_timelines([w["timeline"] for w in windows if w.get("timeline")])
+    device = summarize_timeline(timeline["t_ms"], {k: v for k, v in timeline.items() if isinstance(v, list) and
+                                                   k not in ("t_ms", "calls")}, timeline["calls"])
+    for key in POINT_PEAKS.values():
+        device.pop(key, None)
+    device.update(_summed_energy([w.get("device") or {} for w in windows]))
+    pids = [w["device"]["foreign_pids"] for w in windows if "foreign_pids" in (w.get("device") or {})]
+    if pids:
+        device["foreign_pids"] = sorted(set().union(*pids))
+    return {"memory": memory, "device": device, "sources": windows[0].get("sources") or [], "timeline": timeline}
+
+
+def join_timelines(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Timelines (t0_unix_s, interval_ms, t_ms, columns, calls) as one, on the first one's clock."""
+    t0 = parts[0]["t0_unix_s"]
+    n = 0
+    out: dict[str, Any] = {"t0_unix_s": t0, "interval_ms": parts[0]["interval_ms"], "t_ms": [], "calls": []}
+    columns: dict[str, list[Any]] = {}
+    for part in parts:
+        shift = (part["t0_unix_s"] - t0) * 1e3
+        out["t_ms"] += [t + shift for t in part["t_ms"]]
+        out["calls"] += [[c[0], c[1], round(c[2] + shift, 3), None if c[3] is None else round(c[3] + shift, 3)]
+                         for c in part["calls"]]
+        for key, values in part.items():
+            if isinstance(values, list) and key not in ("t_ms", "calls"):
+                columns.setdefault(key, [None] * n).extend(values)
+        n += len(part["t_ms"])
+        for column in columns.values():  # a column this part lacks gets its slots
+            column.extend([None] * (n - len(column)))
+    return {**out, **columns}
+
+
+def _summed_energy(devices: list[dict[str, Any]]) -> dict[str, Any]:
+    read = [d for d in devices if "energy_j" in d or d.get("energy_counter_reset")]
+    if not read:
+        return {}
+    if any(d.get("energy_j") is None for d in read):
+        return {"energy_j": None, "energy_counter_reset": True}
+    energy, seconds = (sum(d[k] for d in read) for k in ENERGY)
+    return {"energy_j": energy, "energy_window_s": seconds, "avg_power_w": energy / seconds if seconds > 0 else None}

@@ -15,7 +15,17 @@ from plotly.subplots import make_subplots
 from llmbench.analysis.capacity import capacity_table, memory_table, probe_table, search_table
 from llmbench.analysis.slo import GOODPUT, frontier, frontier_table
 from llmbench.analysis.tables import TableData
-from llmbench.report.plotting import Run, batch_axis, batch_lines, by_series, first_series, points, style, text
+from llmbench.report.plotting import (
+    Run,
+    batch_axis,
+    batch_lines,
+    by_series,
+    first_series,
+    log_ticks,
+    points,
+    style,
+    text,
+)
 
 
 def _util(key: str) -> Callable[[Any], float | None]:
@@ -43,31 +53,44 @@ def roofline(runs: list[Run]) -> go.Figure | str:
     for col, value, what in sorted(lines):  # traces, not hlines: annotations on a log axis take log10 positions
         fig.add_trace(go.Scatter(x=sizes, y=[value, value], mode="lines", name=text(f"peak {what} {value:.4g}"),
                                  line={"dash": "dash", "color": "grey", "width": 1}), row=1, col=col)
-    fig.update_yaxes(type="log", exponentformat="power")
-    return style(fig, "achieved (log scale)", note=note)
+    # log axes ticked at 1-2-5 steps, labelled in full: no stray minor labels; each panel its own unit
+    for col, unit in ((1, "GB/s read per decode step (log)"), (2, "prefill TFLOP/s (log)")):
+        values = [y for t in fig.data if t.xaxis == ("x" if col == 1 else "x2") for y in t.y]
+        fig.update_yaxes(log_ticks(values), title_text=unit, row=1, col=col)
+    fig.update_annotations(yshift=8)  # the panel titles above the plot, clear of plotly's toolbar
+    return style(fig, "GB/s read per decode step (log)", note=note, margin={"l": 70, "r": 20, "t": 70, "b": 60})
 
 
 def slo_goodput(runs: list[Run]) -> go.Figure | str:
-    """Each point's goodput (median e2e tokens/s) against its TPOT p90; filled markers: the SLO frontier (no other
-    point of the series has lower TTFT p90, lower TPOT p90 and more tokens/s at once). For a TPOT limit, the best
-    configuration is the highest filled marker left of it that also meets the TTFT limit (hover shows TTFT p90)."""
+    """Each point's goodput (median e2e tokens/s) against its TPOT p90, labelled with its batch size; filled
+    markers: the SLO frontier (no other point of the series has lower TTFT p90, lower TPOT p90 and more tokens/s at
+    once), open markers: dominated. For a TPOT limit, the best configuration is the highest filled marker left of
+    it that also meets the TTFT limit (hover shows TTFT p90)."""
     pts, note = first_series([p for p in points(runs) if p.record.stat(GOODPUT, "median") is not None
                               and p.record.stat("tpot_ms", "p90") is not None])
     if not pts:
         return "No ok point has both a TPOT and a throughput."
-    fig = go.Figure()
-    for group in by_series(pts).values():
+    fig, dominated = go.Figure(), 0
+    for i, group in enumerate(by_series(pts).values()):
         front = {id(r) for r in frontier([p.record for p in group], "p90")}
+        dominated += sum(id(p.record) not in front for p in group)
         fig.add_trace(go.Scatter(
             x=[p.record.stat("tpot_ms", "p90") for p in group], y=[p.record.stat(GOODPUT, "median") for p in group],
             name=group[0].series, mode="markers+text", text=[f"bs{p.batch_size}" for p in group],
-            textposition="top center", hovertext=[p.label for p in group],
+            # neighbouring series put their labels on different sides, so equal batch sizes do not overprint
+            textposition=TEXT_POSITIONS[i % len(TEXT_POSITIONS)], textfont={"color": group[0].color},
+            hovertext=[p.label for p in group],
             customdata=[[p.record.stat("ttft_ms", "p90")] for p in group],
             hovertemplate="%{hovertext}<br>TPOT p90 %{x:.4g} ms<br>TTFT p90 %{customdata[0]:.4g} ms<br>"
                           "%{y:.4g} tokens/s<extra></extra>",
             marker={"color": group[0].color, "size": 10, "symbol": [
                 group[0].symbol if id(p.record) in front else f"{group[0].symbol}-open" for p in group]}))
+    if not dominated:
+        note = " ".join(filter(None, [note, "Every point is on its series' frontier here: all markers are filled."]))
     return style(fig, "goodput: e2e tokens/s (median)", note=note, xaxis={"title": {"text": "TPOT p90 (ms)"}})
+
+
+TEXT_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom left")
 
 
 def capacity_tables(runs: list[Run]) -> list[tuple[Run, TableData]]:

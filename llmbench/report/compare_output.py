@@ -15,10 +15,10 @@ from rich.markup import escape
 from llmbench.report.markdown import md
 
 # failing rows first, then what a reader should look at, then the quiet rest
-_ORDER = {"regressed": 0, "missing": 1, "inconclusive": 2, "improved": 3, "unchanged": 4}
-_STYLE = {"regressed": "bold red", "missing": "yellow", "inconclusive": "magenta", "improved": "green",
-          "unchanged": "dim"}
-_MARK = {"regressed": "❌", "missing": "⚠️", "inconclusive": "❔", "improved": "✅", "unchanged": "➖"}
+_ORDER = {"regressed": 0, "missing": 1, "blind": 2, "inconclusive": 3, "improved": 4, "unchanged": 5}
+_STYLE = {"regressed": "bold red", "missing": "yellow", "blind": "yellow", "inconclusive": "magenta",
+          "improved": "green", "unchanged": "dim"}
+_MARK = {"regressed": "❌", "missing": "⚠️", "blind": "🙈", "inconclusive": "❔", "improved": "✅", "unchanged": "➖"}
 
 
 def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -28,7 +28,8 @@ def sorted_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 def headline(result: dict[str, Any]) -> str:
     c = result["counts"]
     failing = sum(r["failing"] for r in result["rows"])
-    parts = [f"{c[v]} {v}" for v in ("regressed", "improved", "unchanged", "inconclusive", "missing") if c[v]]
+    parts = [f"{c[v]} {v}" for v in ("regressed", "improved", "unchanged", "inconclusive", "blind", "missing")
+             if c.get(v)]
     verdict = "FAIL" if result["exit_code"] else "PASS"
     return f"{verdict}: " + (", ".join(parts) or "nothing compared") + (f" ({failing} failing)" if failing else "")
 
@@ -41,6 +42,11 @@ def change(row: dict[str, Any]) -> str:
     if row.get("ratio_ci_low") is not None:
         text += f" [{(row['ratio_ci_low'] - 1) * 100:+.1f}%, {(row['ratio_ci_high'] - 1) * 100:+.1f}%]"
     return text
+
+
+def floor(row: dict[str, Any]) -> str:
+    """The comparison's noise floor: the smallest change these two runs can see (llmbench/analysis/noise.py)."""
+    return "" if row.get("noise_floor") is None else f"±{row['noise_floor'] * 100:.1f}%"
 
 
 def _num(value: Any) -> str:
@@ -66,15 +72,21 @@ def print_comparison(result: dict[str, Any], console: Any) -> None:
                   soft_wrap=True, highlight=False)
     for d in result["fingerprint_differences"]:
         console.print(f"[yellow]environment differs (--allow-mismatch): {escape(d)}[/]", soft_wrap=True)
+    for w in result.get("warnings") or []:
+        console.print(f"[yellow]warning: {escape(w)}[/]", soft_wrap=True)
     table = Table(title=f"gates {', '.join(result['gates'])}, alpha {result['alpha']:g}", title_justify="left")
-    for col in ("verdict", "point", "metric", "baseline", "candidate", "change [95% CI]", "p", "note"):
-        table.add_column(col, justify="right" if col in ("baseline", "candidate", "p") else "left",
+    for col in ("verdict", "point", "metric", "baseline", "candidate", "change [95% CI]", "noise floor", "p", "note"):
+        table.add_column(col, justify="right" if col in ("baseline", "candidate", "noise floor", "p") else "left",
                          overflow="fold")
     for r in sorted_rows(result):
         table.add_row(f"[{_STYLE[r['verdict']]}]{r['verdict']}[/]", escape(r["point_id"]), r.get("gate") or "",
-                      _num(r.get("baseline_median")), _num(r.get("candidate_median")), change(r), _p(r),
+                      _num(r.get("baseline_median")), _num(r.get("candidate_median")), change(r), floor(r), _p(r),
                       escape(_note(r)))
     console.print(table)
+    if result.get("confirm"):
+        console.print(escape(confirm_line(result["confirm"])), soft_wrap=True, highlight=False)
+    for line in history_lines(result):
+        console.print(escape(line), soft_wrap=True, highlight=False)
     style = "bold red" if result["exit_code"] else "bold green"
     console.print(f"[{style}]{headline(result)}[/]")
 
@@ -87,16 +99,22 @@ def render_markdown(result: dict[str, Any]) -> str:
              f"alpha {result['alpha']:g}", ""]
     lines += [f"> environment differs (compared with --allow-mismatch): {md(d)}"
               for d in result["fingerprint_differences"]]
+    lines += [f"> warning: {md(w)}" for w in result.get("warnings") or []]
     rows = sorted_rows(result)
-    head = ["| | point | metric | baseline | candidate | change [95% CI] | p | note |",
-            "|---|---|---|---:|---:|---|---:|---|"]
+    head = ["| | point | metric | baseline | candidate | change [95% CI] | noise floor | p | note |",
+            "|---|---|---|---:|---:|---|---:|---:|---|"]
 
     def table(part: list[dict[str, Any]]) -> list[str]:
         return head + [f"| {_MARK[r['verdict']]} {r['verdict']} | {md(r['point_id'])} | "
                        f"{md(r.get('gate') or '')} | {_num(r.get('baseline_median'))} | "
-                       f"{_num(r.get('candidate_median'))} | {change(r)} | {_p(r)} | {md(_note(r))} |"
+                       f"{_num(r.get('candidate_median'))} | {change(r)} | {floor(r)} | {_p(r)} | {md(_note(r))} |"
                        for r in part]
 
+    if result.get("confirm"):
+        lines += [confirm_line(result["confirm"]), ""]
+    if result.get("history"):
+        lines += ["<details><summary>trend over the saved baselines</summary>", "",
+                  *[f"- {md(line)}" for line in history_lines(result)], "", "</details>", ""]
     loud = [r for r in rows if r["verdict"] != "unchanged"]
     quiet = [r for r in rows if r["verdict"] == "unchanged"]
     if loud:
@@ -111,16 +129,16 @@ def render_junit(result: dict[str, Any]) -> str:
     Failing rows are failures; inconclusive and non-failing missing rows are skipped."""
     rows = result["rows"]
     failures = sum(r["failing"] for r in rows)
-    skipped = sum((not r["failing"]) and r["verdict"] in ("inconclusive", "missing") for r in rows)
+    skipped = sum((not r["failing"]) and r["verdict"] in ("inconclusive", "blind", "missing") for r in rows)
     counts = {"tests": str(len(rows)), "failures": str(failures), "errors": "0", "skipped": str(skipped)}
     root = ET.Element("testsuites", {"name": "llmbench compare", **counts})
     suite = ET.SubElement(root, "testsuite", {"name": "llmbench compare", **counts})
     for r in rows:
         case = ET.SubElement(suite, "testcase", {"classname": r["point_id"], "name": r.get("gate") or "point"})
-        message = f"{r['verdict']}: {change(r)} {_note(r)}".strip()
+        message = f"{r['verdict']}: " + "; ".join(p for p in (change(r), _note(r)) if p)  # interval; note
         if r["failing"]:
             ET.SubElement(case, "failure", {"message": message, "type": r["verdict"]}).text = _details(r)
-        elif r["verdict"] in ("inconclusive", "missing"):
+        elif r["verdict"] in ("inconclusive", "blind", "missing"):
             ET.SubElement(case, "skipped", {"message": message})
         else:
             ET.SubElement(case, "system-out").text = message + "\n" + _details(r)
@@ -133,6 +151,30 @@ def _details(r: dict[str, Any]) -> str:
         return r.get("note") or ""
     return (f"baseline median {_num(r['baseline_median'])} (n={r['n_baseline']}), candidate median "
             f"{_num(r['candidate_median'])} (n={r['n_candidate']}), change {change(r)}, p={_p(r) or 'n/a'}")
+
+
+def confirm_line(confirm: dict[str, Any]) -> str:
+    """What --confirm did: which points it measured again, how long it took, what it changed."""
+    return (f"confirm: {len(confirm['points'])} suspect point(s) measured {confirm['rounds']} more round(s) in "
+            f"{confirm['wall_s']:.1f} s ({confirm['run_dir']}), pooled and judged again: "
+            f"{confirm['regressed_before']} regressed before, {confirm['regressed_after']} after")
+
+
+def history_lines(result: dict[str, Any]) -> list[str]:
+    """--history N: each gated metric's medians over the saved baselines then the candidate [in brackets], and
+    the change point where its change is beyond the threshold."""
+    history = result.get("history")
+    if not history:
+        return []
+    lines = [f"trend over the last {len(history['runs'])} saved baselines, then the candidate [in brackets]:"]
+    for t in history["trends"]:
+        values = ["-" if v is None else f"{v:.4g}" for v in t["medians"]]
+        text = f"  {t['point_id']} {t['metric']}: {' '.join(values[:-1])} [{values[-1]}]"
+        cp = t.get("change_point")
+        if cp and cp.get("shift"):
+            text += f"; shift after value {cp['after']}: {cp['change'] * 100:+.1f}% in the mean"
+        lines.append(text)
+    return lines
 
 
 def render_json(result: dict[str, Any]) -> str:

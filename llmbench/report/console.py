@@ -5,6 +5,7 @@ Rendering only (rich); it reads plain records and points, never torch.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +26,11 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """"1 point", "2 points", "1 warm-up call"."""
+    return f"{n} {noun if n == 1 else many or noun + 's'}"
+
+
 def print_problems(problems: Iterable[Problem]) -> None:
     problems = list(problems)
     for p in problems:
@@ -33,7 +39,7 @@ def print_problems(problems: Iterable[Problem]) -> None:
         err.print(f"[red]{escape(where)}[/]:{field} {escape(p.message)}", soft_wrap=True)
         if p.hint:
             err.print(f"    [dim]hint:[/] {escape(p.hint)}", soft_wrap=True)
-    err.print(f"[red]{len(problems)} problem{'s' if len(problems) != 1 else ''}[/]")
+    err.print(f"[red]{plural(len(problems), 'problem')}[/]")
 
 
 PLAN_LISTED = 1000  # past this many points a plan is summarised per load unless every point is asked for
@@ -42,8 +48,9 @@ PLAN_LISTED = 1000  # past this many points a plan is summarised per load unless
 def print_plan(name: str, groups: list[Group], every_point: bool = False) -> None:
     points = [p for g in groups for p in g.points]
     first = points[0]
-    out.print(f"[bold]{escape(name)}[/]: {len(points)} points in {len(groups)} model loads; each point: "
-              f"{first.warmup} warm-up calls, then ≥{first.iterations} measured calls and "
+    out.print(f"[bold]{escape(name)}[/]: {plural(len(points), 'point')} in {plural(len(groups), 'model load')}; "
+              f"each point: {plural(first.warmup, 'warm-up call')}, "
+              f"then ≥{plural(first.iterations, 'measured call')} and "
               f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); device {first.device}")
     device_type = requested_device_type(first.device)
     if len(points) > PLAN_LISTED and not every_point:
@@ -52,7 +59,7 @@ def print_plan(name: str, groups: list[Group], every_point: bool = False) -> Non
     for gi, g in enumerate(groups, start=1):
         reason = unavailable_reason(g.precision, device_type)
         skip = f"  [yellow]skipped: {escape(reason)}[/]" if reason else ""
-        out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({len(g.points)} points){skip}", soft_wrap=True)
+        out.print(f"load {gi}  [bold]{escape(g.id)}[/]  ({plural(len(g.points), 'point')}){skip}", soft_wrap=True)
         for p in g.points:
             why = None if reason else skip_reason(p, device_type)
             search = (f"  [dim]max-batch search: doubling from {p.batch_search.start}, then bisection, up to "
@@ -72,12 +79,17 @@ def _print_plan_summary(groups: list[Group], device_type: str | None) -> None:
     out.print("(every point: llmbench plan --all, or --json)")
 
 
+LOG_COLUMNS = 160  # a log file or CI console is not a terminal: the progress lines and the summary table share this
+
+
 def make_progress() -> Progress:
-    # auto_refresh off: no render thread competes with the measured calls; we refresh between calls
+    # auto_refresh off: no render thread competes with the measured calls; we refresh between calls. In a log
+    # file rich would assume 80 columns and cut the point id; the summary table below is LOG_COLUMNS wide.
+    console = err if err.is_terminal else Console(file=err.file, width=max(err.width, LOG_COLUMNS), highlight=False)
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"),
-        console=err, auto_refresh=False, transient=False,
+        console=console, auto_refresh=False, transient=False,
     )
 
 
@@ -116,7 +128,8 @@ def _fmt(value: Any, spec: str = ",.2f") -> str:
 
 
 def _cell(record: RunRecord, m: Metric) -> str:
-    return _fmt(record.value(m), DIGITS.get(m.unit, ",.3g"))
+    value = record.value(m)
+    return "0" if value == 0 and m.unit == "nats/position" else _fmt(value, DIGITS.get(m.unit, ",.3g"))
 
 
 def print_summary(records: list[RunRecord]) -> None:
@@ -139,10 +152,56 @@ def print_summary(records: list[RunRecord]) -> None:
                       *(_cell(r, m) for m in timing), f"{_fmt(mem, ',.0f')} {source}".strip(),
                       *(_cell(r, m) for m in quality), f"[yellow]{escape(' '.join(r.flags.raised))}[/]")
     # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
-    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 160), highlight=False)
+    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, LOG_COLUMNS), highlight=False)
     wide.print(table)
     print_problems_of(records)
     print_searches(records)
+
+
+def print_ranking(records: list[RunRecord], scenario: dict[str, Any] | None = None) -> None:
+    """After the summary: each precision against the reference (llmbench/analysis/rankings.py), the first
+    settings only, as the report's first panel has it; nothing with one precision."""
+    from llmbench.analysis.rankings import rank, ranking_table
+
+    ranking = rank(records, "precision", scenario, max_settings=6)
+    if ranking is not None:
+        print_tables([ranking_table(ranking)])
+
+
+PROFILE_TOP = 5  # operators per phase in the console; the report shows 12, the record keeps every one
+
+
+def print_profiles(records: list[RunRecord]) -> None:
+    """Each profiled point: where the profiled call's time went per phase (ms, decode per step) and its top
+    operators per phase, as the report's Profiles section has them (llmbench/report/profiles.py)."""
+    wide = table_console()
+    for r in records:
+        p = r.profile
+        if p is None:
+            continue
+        if p.status != "ok":
+            err.print(f"[yellow]profile {escape(r.point_id)} {p.status}[/]: {escape(p.error.text if p.error else '')}",
+                      soft_wrap=True)
+            continue
+        phases = {ph: (p.phases or {}).get(ph) or {} for ph in ("prefill", "decode")}
+        steps = {ph: t.get("steps") or 1 for ph, t in phases.items()}
+        parts = list(dict.fromkeys(k for t in phases.values() for k in (t.get("host_breakdown_ms") or {})))
+        table = Table(title=f"Profile {escape(r.point_id)}: host time (ms; decode per step)", title_justify="left")
+        table.add_column("part")
+        for ph in phases:
+            table.add_column(ph if ph == "prefill" else "decode / step", justify="right")
+        for part in parts:
+            table.add_row(part, *(_fmt((t.get("host_breakdown_ms") or {}).get(part) / steps[ph], ",.3f")
+                                  if (t.get("host_breakdown_ms") or {}).get(part) is not None else "–"
+                                  for ph, t in phases.items()))
+        wide.print(table)
+        for ph, t in phases.items():
+            ops = (t.get("top_ops") or [])[:PROFILE_TOP]
+            if ops:
+                wide.print(f"[bold]{ph}[/] top operators (self ms per step): " + "; ".join(
+                    f"{escape(str(o['name'])[:40])} {o['self_ms'] / steps[ph]:,.3f}" for o in ops))
+        if p.trace_file:
+            wide.print(f"trace: {escape(str(p.trace_file))} (open in ui.perfetto.dev)", soft_wrap=True)
 
 
 def print_problems_of(records: list[RunRecord]) -> None:
@@ -154,7 +213,7 @@ def print_problems_of(records: list[RunRecord]) -> None:
         elif r.status != "ok":
             err.print(f"[red]{escape(r.point_id)}[/] {r.status}: {escape(r.problem)}", soft_wrap=True)
     for reason, n in skipped.items():
-        err.print(f"[yellow]{n} point{'s' if n > 1 else ''} skipped[/]: {escape(reason)}", soft_wrap=True)
+        err.print(f"[yellow]{plural(n, 'point')} skipped[/]: {escape(reason)}", soft_wrap=True)
 
 
 def print_searches(records: list[RunRecord]) -> None:
@@ -164,15 +223,44 @@ def print_searches(records: list[RunRecord]) -> None:
             out.print(f"[bold]{escape(r.point_id)}[/]: {escape(str(r.reason))}", soft_wrap=True)
 
 
+def table_console() -> Console:
+    """The terminal as it is; a pipe or a log file gets 100 columns (COLUMNS=N chooses another width)."""
+    if out.is_terminal or "COLUMNS" in os.environ:
+        return out
+    return Console(file=out.file, width=TABLE_COLUMNS, highlight=False)
+
+
+TABLE_COLUMNS = 100
+
+
+def column_widths(headers: list[str], rows: list[list[str]], total: int) -> list[int] | None:
+    """Widths that fit `total` columns without breaking a word: each column gets its longest word (an id is one
+    word), and what is left goes to the columns in proportion to what they lack of their longest cell. None
+    when the natural widths fit, or when even the longest words cannot (then rich folds)."""
+    cols = list(zip(headers, *rows, strict=True))
+    longest = [max(len(c) for c in col) for col in cols]
+    words = [max(len(w) for c in col for w in (c.split() or [""])) for col in cols]
+    room = total - (3 * len(cols) + 1)  # a border and two spaces of padding per column, one border more
+    if sum(longest) <= room or sum(words) > room:
+        return None
+    lack = [m - w for m, w in zip(longest, words, strict=True)]
+    spare = room - sum(words)
+    return [w + spare * d // max(sum(lack), 1) for w, d in zip(words, lack, strict=True)]
+
+
 def print_tables(tables: list[Any]) -> None:
-    """Plain tables (llmbench/analysis/tables.py) as rich tables, each with its notes under it."""
-    wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, 160), highlight=False)
+    """Plain tables (llmbench/analysis/tables.py) as rich tables, each with its notes under it. The first column
+    wraps between words, a cell at a time (column_widths): a narrow terminal gets taller rows, not ids cut in the
+    middle (a word is folded only where the longest words cannot fit at all)."""
+    wide = table_console()
     for t in tables:
         table = Table(title=escape(t.title), title_justify="left")
-        for i, header in enumerate(t.headers):
-            table.add_column(escape(header), justify="left" if i == 0 else "right", overflow="fold")
+        widths = column_widths(t.headers, t.rows, wide.width) or [None] * len(t.headers)
+        for i, (header, width) in enumerate(zip(t.headers, widths, strict=True)):
+            table.add_column(escape(header), justify="left" if i == 0 or header == "what is missing" else "right",
+                             overflow="fold", width=width)
         for row in t.rows:
             table.add_row(*(escape(cell) for cell in row))
         wide.print(table)
         for note in t.notes:
-            wide.print(f"[dim]{escape(note)}[/]", soft_wrap=False)
+            wide.print(f"[dim]{escape(note)}[/]")

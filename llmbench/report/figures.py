@@ -18,11 +18,10 @@ from plotly.subplots import make_subplots
 from llmbench.report.capacity_figures import roofline, slo_goodput
 from llmbench.report.memory_figures import decimate, energy_per_token, peak_memory_bars, timeline, timeline_ids  # noqa: F401
 from llmbench.report.plotting import (  # noqa: F401 - some re-exported for report.py and tests
-    LINE_COLORS,
+    DASHES,
     MAX_BOXES,
     MAX_POINT_LINES,
     MAX_SERIES,
-    VISIBLE_LINES,
     Point,
     Run,
     _line,
@@ -92,18 +91,21 @@ def latency_distributions(runs: list[Run]) -> go.Figure | str:
 
 
 def itl_by_position(runs: list[Run]) -> go.Figure | str:
-    """Each step's ITL, median over the measured calls; click legend entries to show more points."""
+    """Each step's ITL, median over the measured calls: one colour per series (as in every figure), one dash per
+    batch size; click a legend entry to hide a line, double-click to show it alone."""
     pts = [p for p in points(runs) if any(c.itl_ms for c in p.record.calls)]
     if not pts:
         return "No ok point has inter-token latencies (itl_ms needs max_new_tokens > 1 and kept calls)."
+    sizes = sorted({p.batch_size for p in pts})
     fig = go.Figure()
-    for i, p in enumerate(pts[:MAX_POINT_LINES]):
+    for p in pts[:MAX_POINT_LINES]:
         lists = [c.itl_ms for c in p.record.calls]
         steps = max(len(x) for x in lists)
         median_ms = [round(statistics.median([x[j] for x in lists if len(x) > j]), 4) for j in range(steps)]
-        fig.add_trace(go.Scatter(x=list(range(2, steps + 2)), y=median_ms, name=p.label,
-                                 mode="lines", line={"color": LINE_COLORS[i % len(LINE_COLORS)], "dash": p.dash},
-                                 visible=True if i < VISIBLE_LINES else "legendonly"))
+        fig.add_trace(go.Scatter(x=list(range(2, steps + 2)), y=median_ms, name=p.label, legendgroup=p.series,
+                                 mode="lines", hovertext=point_label(p.run, p.record.point_id),
+                                 line={"color": p.color, "width": 1.5,
+                                       "dash": DASHES[sizes.index(p.batch_size) % len(DASHES)]}))
     note = f" (first {MAX_POINT_LINES} of {len(pts)} points)" if len(pts) > MAX_POINT_LINES else ""
     return style(fig, "ITL, median over measured calls (ms)", xaxis={"title": {
         "text": f"new token (ITL before it; 2 = the step after the first token){note}"}})
@@ -128,9 +130,9 @@ def _weights_mib(p: Point) -> float:
 
 
 def quality_pareto(runs: list[Run]) -> go.Figure | str:
-    """Mean KL of next-token distributions against the reference precision; marker area: weights MiB;
-    ▼: the reference itself (KL 0, drawn at the axis floor). The line is the Pareto frontier: no other point is
-    both faster and closer to the reference."""
+    """Mean KL of next-token distributions against the reference precision (drawn at the axis floor, KL 0) and
+    decode speed; each point labelled with its batch size; marker area: weights MiB (one symbol for all, so
+    sizes compare). The line is the Pareto frontier: no other point is both faster and closer to the reference."""
     scored = [p for p in points(runs) if _kl(p) is not None and p.stat("decode_tokens_per_s") is not None]
     if not scored:
         return "No quality figures: the scenario has no `quality:` key, or no scored point has a decode speed."
@@ -141,18 +143,20 @@ def quality_pareto(runs: list[Run]) -> go.Figure | str:
     pts, note = first_series(scored)
     fig = go.Figure([go.Scatter(
         x=[p.stat("decode_tokens_per_s") for p in g], y=[max(_kl(p), floor) for p in g], name=g[0].series,
-        mode="markers", hovertext=[point_label(p.run, p.record.point_id) for p in g],
+        mode="markers+text", text=[f"bs{p.batch_size}" + (" (reference)" if _kl(p) == 0 else "") for p in g],
+        textposition="middle right", textfont={"size": 11, "color": g[0].color},
+        hovertext=[point_label(p.run, p.record.point_id) for p in g],
         customdata=[[_kl(p), _weights_mib(p)] for p in g],
         hovertemplate="%{hovertext}<br>%{x:.4g} tokens/s<br>KL %{customdata[0]:.3g}<br>"
                       "weights %{customdata[1]:.4g} MiB<extra></extra>",
-        marker={"color": g[0].color, "symbol": [g[0].symbol if _kl(p) > 0 else "triangle-down" for p in g],
+        marker={"color": g[0].color, "symbol": g[0].symbol, "opacity": 0.85,
                 "size": [_weights_mib(p) for p in g], "sizemode": "area", "sizeref": sizeref, "sizemin": 5,
                 "line": {"width": 1, "color": "white"}}) for g in by_series(pts).values()])
     fig.add_trace(go.Scatter(x=[f[0] for f in front], y=[f[1] for f in front], name="Pareto frontier",
-                             mode="lines", line={"color": "black", "shape": "vh", "width": 1}))
+                             mode="lines", line={"color": "#555555", "shape": "vh", "width": 1}))
     return style(fig, "KL vs reference (nats/position, log)", note=note, legend_itemsizing="constant",
                  xaxis={"title": {"text": "decode tokens/s (median) → faster"}},
-                 yaxis={"type": "log", "exponentformat": "power"})
+                 yaxis={"type": "log", "exponentformat": "power", "dtick": 1})
 
 
 def throughput_latency(runs: list[Run]) -> go.Figure | str:

@@ -34,9 +34,13 @@ def peak_memory_bars(runs: list[Run]) -> go.Figure | str:
         return "No memory figures in the records."
     x = [[p.series for p, *_ in rows], [f"bs{p.batch_size}" for p, *_ in rows]]
     other = [None if peak is None else max(peak - (w or 0) - (kv or 0), 0) for _, w, kv, peak, _ in rows]
-    fig = go.Figure([go.Bar(x=x, y=[w for _, w, *_ in rows], name="weights"),
-                     go.Bar(x=x, y=[kv for _, _, kv, *_ in rows], name="KV cache (analytic)"),
-                     go.Bar(x=x, y=other, name="other (peak − weights − KV cache)",
+    colors = [p.color for p, *_ in rows]  # colour: the series, as in every figure; the part: pattern and lightness
+    fig = go.Figure([go.Bar(x=x, y=[w for _, w, *_ in rows], name="weights (solid)", marker={"color": colors}),
+                     go.Bar(x=x, y=[kv for _, _, kv, *_ in rows], name="KV cache (analytic, hatched)",
+                            marker={"color": "white", "line": {"color": colors, "width": 1},
+                                    "pattern": {"shape": "/", "fgcolor": colors, "solidity": 0.4}}),
+                     go.Bar(x=x, y=other, name="other: peak − weights − KV cache (light)",
+                            marker={"color": colors, "opacity": 0.35},
                             hovertext=[f"peak {peak:.1f} MiB ({PEAK_SOURCES[src]})" if peak is not None else ""
                                        for *_, peak, src in rows])])
     sources = sorted({PEAK_SOURCES[src] for *_, src in rows if src})
@@ -48,7 +52,7 @@ ACTIVITY_COLUMNS = {"power_w": "board power (W)", "host_cpu_pct": "host CPU (% o
 MEMORY_COLUMNS = {"host_rss_mib": "host RSS", "device_used_mib": "device used (all processes)",
                   "process_used_mib": "this process on the GPU"}
 TIMELINE_MAX_POINTS = 100  # dropdown entries; the first, in plan order
-TIMELINE_BUDGET_VALUES = 120_000  # x and y values over the whole dropdown: under 1 MB of a page
+TIMELINE_BUDGET_VALUES = 60_000  # x and y values over the whole dropdown: about 0.4 MB of a page
 
 
 def timeline_ids(records: list[RunRecord], runs_n: int) -> list[str]:

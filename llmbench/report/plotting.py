@@ -6,20 +6,24 @@ the batch-size axis and the common layout. Plotly draws labels as pseudo-HTML, s
 
 import functools
 import html
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
 from llmbench.core.axes import AXES_TABLE, SERIES_FIELDS
 from llmbench.core.record import RunRecord
 
 # point fields that tell series apart (the axis table's, llmbench/core/axes.py); batch_size is the x axis
 FIELD_PREFIX = {a.name: a.series_prefix for a in AXES_TABLE}
-LINE_COLORS = qualitative.Dark24  # one per point where a figure draws a line per point: neighbours must differ
+# One colour per series for the whole page (figures, the first panel's swatches): Okabe & Ito's colour-blind-safe
+# set, its yellow darkened to read on white, black last. Past 8 series the colours repeat with another symbol.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#B8A000", "#000000")
+# memory parts are told apart by pattern and lightness, never by colour (colour is the series)
+PART_PATTERNS = {"weights": "", "KV cache": "/", "other": "."}
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # one per run: runs overlay, series keep their colour
 SYMBOLS = ("circle", "square", "diamond", "cross", "triangle-up")
 # A 10,000-point sweep has ~1,000 series: past these caps a figure draws the first ones (plan order) and says
@@ -27,7 +31,6 @@ SYMBOLS = ("circle", "square", "diamond", "cross", "triangle-up")
 MAX_SERIES = 40  # lines (or marker groups) per figure
 MAX_BOXES = 300  # boxes or bars per figure: one per point
 MAX_POINT_LINES = 40  # per-point lines (ITL)
-VISIBLE_LINES = 8  # per-point lines drawn at first; the rest start hidden ("legendonly"), a click away
 # the labels of Memory.shown_peak (llmbench/core/record.py)
 PEAK_SOURCES = {"torch": "torch peak allocated", "nvml": "device used peak (NVML)", "rss": "host RSS peak"}
 
@@ -43,6 +46,7 @@ class Run:
     scenario: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     bad_lines: tuple[str, ...] = ()  # records.jsonl lines left out, as load_records warned
+    quality_started_at: tuple[str, ...] = ()  # quality.jsonl's start times: the quality phase runs before the points
 
 
 @dataclass(frozen=True)
@@ -83,20 +87,40 @@ def points(runs: list[Run]) -> list[Point]:
 def _points(runs: tuple[Run, ...]) -> list[Point]:
     # a max-batch search's own record holds its result, not a measurement: its steps are the points
     ok = [(run, r) for run in runs for r in run.records if r.status == "ok" and not r.search_result]
-    varying = [f for f in SERIES_FIELDS if len({str(r.point.get(f)) for _, r in ok}) > 1] or ["precision"]
-    colors: dict[str, str] = {}
-    bases = [" ".join(f"{FIELD_PREFIX[f]}{r.point.get(f)}" for f in varying) for _, r in ok]
+    varying = varying_fields(r for _, r in ok)
+    colors = series_colors(runs)
+    bases = [series_base(r, varying) for _, r in ok]
     shorts = [f"{b} bs{r.point.batch_size}" + (f" · {run.label}" if run.label else "")
               for b, (run, r) in zip(bases, ok, strict=True)]
     unique = len(set(shorts)) == len(shorts)  # a field outside SERIES_FIELDS may tell two points apart
     out = []
     for (run, r), base, short in zip(ok, bases, shorts, strict=True):
-        color = colors.setdefault(base, qualitative.Plotly[len(colors) % len(qualitative.Plotly)])
+        color = colors[base]
         index = runs.index(run)
         series = text(f"{base} · {run.label}" if run.label else base)
+        turn = list(colors).index(base) // len(PALETTE)  # past the palette's length: another symbol
         out.append(Point(run, r, series, text(short) if unique else point_label(run, r.point_id), color,
-                         DASHES[index % len(DASHES)], SYMBOLS[index % len(SYMBOLS)]))
+                         DASHES[index % len(DASHES)], SYMBOLS[(index + turn) % len(SYMBOLS)]))
     return out
+
+
+def series_base(record: RunRecord, varying: list[str]) -> str:
+    return " ".join(f"{FIELD_PREFIX[f]}{record.point.get(f)}" for f in varying)
+
+
+def varying_fields(records: Iterable[RunRecord]) -> list[str]:
+    """The series fields whose values differ between the records (precision when none does)."""
+    records = list(records)
+    return [f for f in SERIES_FIELDS if len({str(r.point.get(f)) for r in records}) > 1] or ["precision"]
+
+
+def series_colors(runs: tuple[Run, ...] | list[Run]) -> dict[str, str]:
+    """Unescaped series base ("fp32", "tiny-llama int4") -> its colour, in plan order over every run: the same
+    series has the same colour in every figure and in the first panel."""
+    ok = [r for run in runs for r in run.records if r.status == "ok" and not r.search_result]
+    varying = varying_fields(ok)
+    bases = dict.fromkeys(series_base(r, varying) for r in ok)
+    return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(bases)}
 
 
 def by_series(pts: Iterable[Point]) -> dict[str, list[Point]]:
@@ -124,8 +148,8 @@ def batch_axis(pts: list[Point]) -> dict[str, Any]:
 
 def style(fig: go.Figure, y_title: str, height_px: int = 440, note: str = "", **layout: Any) -> go.Figure:
     """The layout every figure shares; `note` (what a cap left out) goes above the plot."""
-    fig.update_layout(height=height_px, margin={"l": 70, "r": 20, "t": 40 if note else 30, "b": 60},
-                      hovermode="closest", yaxis_title_text=y_title,
+    margin = {"l": 70, "r": 20, "t": 40 if note else 30, "b": 60, **layout.pop("margin", {})}
+    fig.update_layout(height=height_px, margin=margin, hovermode="closest", yaxis_title_text=y_title,
                       # the legend under everything (x tick labels included), not over the long category labels
                       legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0},
                       title={"text": note, "font": {"size": 12}, "x": 0.01}, **layout)
@@ -156,3 +180,14 @@ def batch_lines(pts: list[Point], metric: str, value: Callable[[Point], float | 
         traces.append(_line(group, [p.batch_size for p in group], y, error_y=error, showlegend=showlegend,
                             hovertemplate=f"%{{hovertext}}<br>{metric} %{{y:.4g}}<extra></extra>"))
     return traces
+
+
+def log_ticks(values: Iterable[float | None]) -> dict[str, Any]:
+    """A log axis ticked at 1-2-5 steps over the values' range, labelled in full ("0.2", "50"): no stray labels
+    at plotly's minor ticks, no SI prefixes to decode."""
+    vs = [v for v in values if v is not None and v > 0]
+    if not vs:
+        return {"type": "log"}
+    lo, hi = math.floor(math.log10(min(vs))), math.ceil(math.log10(max(vs)))
+    ticks = [m * 10**e for e in range(lo, hi + 1) for m in (1, 2, 5) if min(vs) / 2 <= m * 10**e <= max(vs) * 2]
+    return {"type": "log", "tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks], "minor": {"showgrid": False}}

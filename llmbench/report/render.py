@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.analysis.results import flatten_record, load_records, warn_line
-from llmbench.execute.store import TIMELINES, read_json_if
+from llmbench.execute.store import TIMELINES, read_json_if, read_quality
 from llmbench.execute.writes import RunWriteError, write_atomic
 from llmbench.report.figures import Run, timeline_ids
-from llmbench.report.html import render_html
+from llmbench.report.html import MAX_TABLE_ROWS, render_html
 from llmbench.report.markdown import render_markdown
 
 FORMATS = ("html", "md", "csv")
@@ -29,13 +29,17 @@ def render_report(run_dirs: list[Path], out: Path, fmt: str = "html") -> Path:
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     runs = load_runs(run_dirs)
     out = Path(out)
-    render = {"html": lambda rs: render_html(rs, out.parent), "md": render_markdown, "csv": render_csv}[fmt]
+    beside = out.with_suffix(".csv")
+    render = {"html": lambda rs: render_html(rs, out.parent, beside.name), "md": render_markdown,
+              "csv": render_csv}[fmt]
     text = render(runs)  # whole before anything is written: a failed report leaves the old file, never 0 bytes
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunWriteError(out.parent, exc) from None
     write_atomic(out, text.encode("utf-8"))
+    if fmt == "html" and len({r.point_id for run in runs for r in run.records}) > MAX_TABLE_ROWS:
+        write_atomic(beside, render_csv(runs).encode("utf-8"))  # the rows the page leaves out
     return out
 
 
@@ -46,8 +50,9 @@ def load_runs(run_dirs: list[Path]) -> list[Run]:
         records = load_records(d, warn=lambda text, notes=notes: (notes.append(text), warn_line(text)))
         optional = {name: read_json_if(d, f"{name}.json") for name in ("env", "scenario")}
         timelines = read_timelines_of(d, set(timeline_ids(records, len(run_dirs))))
+        quality_started = tuple(q["started_at"] for q in read_quality(d).values() if q.get("started_at"))
         runs.append(Run(_letters(i) if len(run_dirs) > 1 else "", records, timelines, optional["env"],
-                        optional["scenario"], d, tuple(notes)))
+                        optional["scenario"], d, tuple(notes), quality_started))
     return runs
 
 

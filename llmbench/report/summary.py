@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmbench.core.axes import AXES
-from llmbench.core.metrics import shown_in
+from llmbench.core.metrics import METRICS, shown_in
 from llmbench.core.record import RunRecord
 from llmbench.report.plotting import Run
 
@@ -37,10 +37,17 @@ class Column:
     value: Callable[[RunRecord], Any]
     key: str  # the field name whose definition (metrics.md, the axis table) is the header's tooltip
     kind: str = "ratio"  # id: once per row; run: once per run; ratio: once per run, plus its ratio to run A
+    text: Callable[[Any], str] = number  # a cell's display
+
+
+def scientific(v: Any) -> str:
+    """One format for a whole column of values orders of magnitude apart (KL: 1.01e-03 beside 2.68e-01)."""
+    return "0" if v == 0 else f"{v:.2e}" if numeric(v) else number(v)
 
 
 def _metric_column(m: Any) -> Column:
-    return Column(m.label, lambda r: r.value(m), m.name, "ratio" if m.ratio else "run")
+    return Column(m.label, lambda r: r.value(m), m.name, "ratio" if m.ratio else "run",
+                  scientific if m.unit == "nats/position" else number)
 
 
 def _axis_column(name: str, header: str) -> Column:
@@ -59,6 +66,19 @@ COLUMNS = (
     Column("flags", lambda r: " ".join(r.flags.raised), "flags", "run"),
 )
 AXIS_TERMS = {a.name: a.description for a in AXES.values()}  # tooltips of the id columns
+# The summary table's column groups, in the order the page hides them when the window is too narrow (last first);
+# a metric's group is its definition's section of docs/metrics.md (Metric.anchor).
+GROUPS = ("point", "throughput", "latency", "quality", "memory", "flags", "utilisation", "energy")
+_GROUP_OF_ANCHOR = {"memory": "memory", "utilisation-against-the-hardwares-limits": "utilisation",
+                    "energy": "energy", "quality-for-comparing-precisions": "quality"}
+
+
+def column_group(key: str) -> str:
+    """The group of a column by its glossary key: an axis or the point id, a metric's section, or flags."""
+    if key in METRICS:
+        m = METRICS[key]
+        return _GROUP_OF_ANCHOR.get(m.anchor, "throughput" if m.higher_is_better else "latency")
+    return {"flags": "flags", "n_warmup, n_calls": "flags"}.get(key, "point")
 
 
 def summary_table(runs: list[Run]) -> tuple[list[tuple[str, str]], list[list[str]]]:
@@ -75,7 +95,7 @@ def summary_table(runs: list[Run]) -> tuple[list[tuple[str, str]], list[list[str
             continue
         for run, vs in zip(runs, values, strict=False):
             headers.append((f"{col.header} {run.label}".strip() if col.kind != "id" else col.header, col.key))
-            columns.append([number(v) for v in vs])
+            columns.append([col.text(v) for v in vs])
             if col.kind == "ratio" and run is not runs[0]:
                 headers.append((f"{col.header} {run.label}/{runs[0].label}", col.key))
                 columns.append([f"{b / a:.2f}×" if numeric(a) and numeric(b) and a else "–"
@@ -114,8 +134,28 @@ def harness_overheads(run: Run) -> list[str]:
     return [f"{group}: {line}" for group, line in seen.items()]
 
 
+def harness_overhead_brief(run: Run) -> str:
+    """The self-check's figures on one line for the header, the full lines folded under it: 'harness overhead:
+    tiny-llama/fp32 +3.9% [-35.0, +106.6] · tiny-llama/bf16 ... (too noisy to tell)'."""
+    from llmbench.core.harness_overhead import TOO_WIDE_PCT
+
+    figures, wide = [], False
+    for r in run.records:
+        check = r.selfcheck if "selfcheck" in r.model_fields_set else None
+        if r.status == "skipped" or not check or check.get("error") or r.group_id in {f[0] for f in figures}:
+            continue
+        lo, hi = check.get("overhead_pct_ci")
+        wide = wide or hi - lo > TOO_WIDE_PCT
+        figures.append((r.group_id, f"{check.get('overhead_pct'):+.1f}% [{lo:+.1f}, {hi:+.1f}]"))
+    if not figures:
+        return "harness self-check"
+    return ("harness overhead: " + " · ".join(f"{g} {f}" for g, f in figures)
+            + (" (too noisy to tell: see why)" if wide else ""))
+
+
 def run_dates(run: Run) -> str:
-    starts = sorted(r.started_at for r in run.records if r.started_at)
+    """First start to last finish, in UTC; the quality phase (before the first point) included."""
+    starts = sorted([r.started_at for r in run.records if r.started_at] + list(run.quality_started_at))
     ends = sorted(r.finished_at for r in run.records if r.finished_at)
     return f"{starts[0][:16].replace('T', ' ')} – {ends[-1][:16].replace('T', ' ')} UTC" if starts and ends else "–"
 

@@ -85,8 +85,26 @@
     });
   }
 
+  // Column groups: a checkbox per group; at load, the groups the window cannot fit are hidden, last group
+  // first (energy, utilisation, flags, memory, quality), and the line beside the boxes says so.
+  function fitGroups(table, wrap) {
+    var boxes = Array.prototype.slice.call(document.querySelectorAll("input.group-toggle"));
+    boxes.forEach(function (box) {
+      box.addEventListener("change", function () { table.classList.toggle("hide-" + box.value, !box.checked); });
+    });
+    var hidden = [];
+    for (var i = boxes.length - 1; i > 0 && wrap.scrollWidth > wrap.clientWidth; i--) {
+      boxes[i].checked = false;
+      table.classList.add("hide-" + boxes[i].value);
+      hidden.unshift(boxes[i].value);
+    }
+    document.getElementById("groups-hidden").textContent = hidden.length ?
+      "(" + hidden.join(", ") + " hidden to fit this window: tick to show; the first column stays as you scroll)" : "";
+  }
+
   var table = document.getElementById("summary");
   if (table) {
+    fitGroups(table, document.getElementById("summary-wrap"));
     markStatuses(table);
     makeSortable(table);
     makeFilterable(table, document.getElementById("table-filter"), document.getElementById("table-count"));
