@@ -44,6 +44,7 @@ iterations: 2
 min_duration_s: 1.0
 selfcheck_pairs: 0
 cpu_threads: 1
+order: blocked   # each point's record as soon as it is measured: a task can be stopped between two
 """
 SMALL_TASKS = ["--executor-option", "slurm.cpus_per_task=1", "--executor-option", "slurm.mem_gb=2",
                "--executor-option", "poll_s=1"]

@@ -45,6 +45,15 @@ RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster for --execut
                            "a local Ray for this run.")
 DETACH = typer.Option(False, "--detach", help="--executor slurm: submit the array and return; `llmbench status RUN` "
                       "follows it.")
+PARALLEL_GPUS = typer.Option(False, "--parallel-gpus", help="One worker per visible GPU, on disjoint model groups.")
+ORDER = typer.Option(None, "--order", help="Override the scenario's order: blocked (each point's calls together) or "
+                     "round_robin (a model group's calls in rounds).")
+ROUNDS = typer.Option(1, "--rounds", min=1, help="Run the scenario this many times and pool every measured call into "
+                      "one run directory (outvotes bursts of noise; for gates).")
+AGAINST = typer.Option(None, "--against", help="After the run, compare it with this saved baseline (or run "
+                       "directory) and exit as `llmbench compare` does.")
+RUN_NVTX = typer.Option(False, "--nvtx", help="NVTX ranges around prefill, each decode step and the sampling in every "
+                        "call, for `nsys profile llmbench run ...` (CUDA only).")
 
 
 def run(
@@ -56,16 +65,11 @@ def run(
                                           "that are not ok, after checking the scenario is the same."),
     shard: Optional[str] = typer.Option(None, help="K/N: run shard K of N (whole model groups, balanced). "  # noqa: UP045
                                         "Default: from SLURM_ARRAY_TASK_ID/COUNT when set."),
-    parallel_gpus: bool = typer.Option(False, "--parallel-gpus", help="One worker per visible GPU, on disjoint "
-                                       "model groups."),
-    nvtx: bool = typer.Option(False, "--nvtx", help="NVTX ranges around prefill, each decode step and the sampling "
-                              "in every call, for `nsys profile llmbench run ...` (CUDA only)."),
-    order: Optional[str] = typer.Option(None, "--order", help="Override the scenario's order: blocked (each "  # noqa: UP045
-                                        "point's calls together) or round_robin (a model group's calls in rounds)."),
-    rounds: int = typer.Option(1, "--rounds", min=1, help="Run the scenario this many times and pool every "
-                               "measured call into one run directory (outvotes bursts of noise; for gates)."),
-    against: Optional[str] = typer.Option(None, "--against", help="After the run, compare it with this saved "  # noqa: UP045
-                                          "baseline (or run directory) and exit as `llmbench compare` does."),
+    parallel_gpus: bool = PARALLEL_GPUS,
+    nvtx: bool = RUN_NVTX,
+    order: Optional[str] = ORDER,  # noqa: UP045
+    rounds: int = ROUNDS,
+    against: Optional[str] = AGAINST,  # noqa: UP045
     executor: Optional[str] = EXECUTOR,  # noqa: UP045
     executor_option: list[str] = EXECUTOR_OPTION,
     ray_address: Optional[str] = RAY_ADDRESS,  # noqa: UP045
