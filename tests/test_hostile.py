@@ -93,8 +93,9 @@ def test_force_replaces_only_after_the_new_baseline_is_whole(tmp_path):
     assert invoke("baseline", "save", DATA / "compare" / "slow", "--name", "main", "--force", "--store",
                   store).exit_code == 0
     assert json.loads((store / "main" / "baseline.json").read_text())["source"].endswith("compare/slow")
-    # no temp or old folder left behind (.history: the saved runs compare --history reads)
-    assert sorted(p.name for p in store.iterdir() if p.name != ".history") == ["main"]
+    # no temp or old folder left behind (.history holds every whole baseline saved: llmbench/analysis/history.py)
+    assert sorted(p.name for p in store.iterdir()) == [".history", "main"]
+    assert len(list((store / ".history" / "main").glob("*/*"))) == 2  # the broken one never reached it
 
 
 # --- 2. a torn last line is repaired before the next append --------------------------------------------------------

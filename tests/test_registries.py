@@ -12,7 +12,7 @@ import pytest
 from llmbench.config import gates
 from llmbench.config.scenario import Rule, Scenario
 from llmbench.config.sweep import RunPoint
-from llmbench.core.axes import AXES_TABLE, POINT_COLUMNS, SERIES_FIELDS, SWEPT
+from llmbench.core.axes import AXES_TABLE, LOAD_AXES, POINT_COLUMNS, SERIES_FIELDS, SWEPT
 from llmbench.core.metrics import CALL_METRICS, METRICS, CallTiming, shown_in
 from llmbench.core.record import RunRecord
 
@@ -81,7 +81,8 @@ def test_the_axis_table_is_the_sweep_the_point_the_rules_and_the_columns():
     for a in AXES_TABLE:
         if a.swept:
             assert a.name in point_fields and a.name in Rule.model_fields, a.name
-            assert a.name in Scenario.model_fields or a.name in ("model", "input_tokens"), a.name  # models, prompt
+            assert a.name in Scenario.model_fields or a.name in ("model", "input_tokens") or \
+                a.name in LOAD_AXES.values(), a.name  # models, prompt, and the load section's axes
     assert SWEPT == tuple(a.name for a in AXES_TABLE if a.swept)
     assert POINT_COLUMNS == tuple(a.name for a in AXES_TABLE) and "batch_size" not in SERIES_FIELDS
     for a in AXES_TABLE:  # a closed set of values is the scenario field's too

@@ -95,7 +95,7 @@ def test_version_1_records_are_migrated(tmp_path):
     old = record("a", schema_version=1, memory_sources=["vmhwm.point"])
     write_lines(tmp_path, old)
     (r,) = load_records(tmp_path)
-    assert r.schema_version == 2 and r.sources == ["vmhwm.point"] and r.get("memory_sources") is None
+    assert r.schema_version == SCHEMA_VERSION and r.sources == ["vmhwm.point"] and r.get("memory_sources") is None
 
 
 def test_unknown_fields_survive_a_read_and_a_write(tmp_path):

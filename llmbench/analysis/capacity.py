@@ -10,6 +10,8 @@ import math
 from typing import Any
 
 from llmbench.analysis.memory_model import MemoryModel, analytic_model, calibrate
+from llmbench.analysis.serving import capacity_table as serving_capacity_table
+from llmbench.analysis.serving import search_table as serving_search_table
 from llmbench.analysis.slo import SLO, frontier_table, goodput_table
 from llmbench.analysis.tables import TableData, fmt, pct, point_shape, series_key, short_ids
 from llmbench.core.record import RunRecord
@@ -251,4 +253,5 @@ def capacity_report(records: list[RunRecord], memory_gib: tuple[float, ...] = DE
     if slo is not None and (slo.ttft_ms is not None or slo.tpot_ms is not None or target_tokens_per_s):
         tables.append(goodput_table(records, slo, target_tokens_per_s))
     tables.append(frontier_table(records, slo.percentile if slo else "p90"))
+    tables += [serving_search_table(records), serving_capacity_table(records)]  # load points (docs/serving.md)
     return [t for t in tables if t.rows]

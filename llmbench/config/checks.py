@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from llmbench.config.load_checks import check_load
 from llmbench.config.prompts import read_prompt_file
 from llmbench.config.scenario import Scenario
 from llmbench.config.sourcemap import close_match
@@ -32,6 +33,7 @@ def check_scenario(scenario: Scenario, base_dir: Path, allow_large: bool = False
     for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds,
                   _batch_search, _model_ids):
         findings += list(check(scenario, base_dir))
+    findings += list(check_load(scenario))
     if not findings:
         findings += list(_not_empty(scenario))
     if not findings and size.points <= MAX_POINTS:  # a large sweep's profile patterns are matched as it runs

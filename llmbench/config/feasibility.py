@@ -20,6 +20,8 @@ def _precision(p: RunPoint, device: str | None) -> str | None:
 
 def _batch_limit(p: RunPoint, device: str | None) -> str | None:
     limit = p.decoding.max_batch_size
+    if p.load is not None:
+        return None
     if limit is not None and p.batch_search is not None:
         return f"{p.decoding.strategy} decoding runs at batch {limit} only: there is no largest batch to search for"
     if limit is not None and p.batch_size > limit:
@@ -70,6 +72,28 @@ def _pipeline(p: RunPoint, device: str | None) -> str | None:
     return None
 
 
+def _load_decoding(p: RunPoint, device: str | None) -> str | None:
+    """Continuous batching fixes sampling per manager and supports neither beams nor drafts (docs/serving.md)."""
+    if p.load is None:
+        return None
+    if p.decoding.strategy not in ("greedy", "sampling"):
+        return f"continuous batching runs greedy or sampling decoding, not {p.decoding.strategy}"
+    if getattr(p.decoding, "repetition_penalty", 1.0) != 1.0:
+        return "continuous batching drops the repetition penalty (transformers leaves it out with a warning)"
+    return None
+
+
+def _load_engine(p: RunPoint, device: str | None) -> str | None:
+    if p.load is None or p.engine == "url":
+        return None
+    if device == "cpu" and p.cb_num_blocks is None and p.cb_max_memory_percent is None:
+        return ("on a CPU continuous batching needs load.cb.num_blocks or max_memory_percent (the default cache "
+                "takes 60% of free RAM)")
+    if p.engine == "serve" and not installed("fastapi"):
+        return "engine serve runs transformers serve, which needs the serving extra: pip install 'llmbench[serving]'"
+    return None
+
+
 def _positions(p: RunPoint, device: str | None) -> str | None:
     """A built-in model's positions are known without loading it (any other model is checked by the worker once
     its config is read, before the first call: llmbench/measure/models.py's position_overflow)."""
@@ -83,6 +107,7 @@ def _positions(p: RunPoint, device: str | None) -> str | None:
 
 RULES: list[Callable[[RunPoint, str | None], str | None]] = [
     _precision, _batch_limit, _speculative_cache, _quantized_cache, _attention, _remote_code, _pipeline, _positions,
+    _load_decoding, _load_engine,
 ]
 
 

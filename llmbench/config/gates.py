@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from llmbench.core.metrics import METRICS as REGISTRY
 
 # name -> higher is better, for every metric a gate may name
-PER_CALL = {m.name: m.higher_is_better for m in REGISTRY.values() if m.gate and m.kind == "call"}
+# per call: raw values per call; a load level's request metrics are raw values per request, judged alike
+PER_CALL = {m.name: m.higher_is_better for m in REGISTRY.values() if m.gate and m.kind in ("call", "request")}
 PER_POINT = {m.name: m.higher_is_better for m in REGISTRY.values() if m.gate and m.kind == "point"}
 METRICS = (*PER_CALL, *PER_POINT)
 # decode speed and first-token latency, where the noise of one machine allows a tight gate; GPU memory

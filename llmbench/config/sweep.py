@@ -21,8 +21,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from llmbench.config.decoding import DecodingPreset
+from llmbench.config.load import Load
 from llmbench.config.scenario import BatchSearch, ModelSpec, Prompt, Rule, Scenario
-from llmbench.core.axes import GROUP_OPTIONS, ID_OPTIONS, SWEPT, options_suffix
+from llmbench.core.axes import CB_AXES, GROUP_OPTIONS, ID_OPTIONS, SWEPT, options_suffix
 
 AXES = SWEPT  # the product's axes, in the axis table's order (llmbench/core/axes.py)
 # scenario-wide settings every point carries, so a worker needs nothing but its points
@@ -39,9 +40,9 @@ class RunPoint:
     group_id: str
     model: ModelSpec
     precision: str
-    batch_size: int
-    input_tokens: int | None  # None for prompt files: lengths come from the text
-    max_new_tokens: int
+    batch_size: int | None  # None on a load point
+    input_tokens: int | None  # None for prompt files: lengths come from the text (and on a load point)
+    max_new_tokens: int | None  # None on a load point: its output lengths are the load's
     decoding: DecodingPreset
     cache_implementation: str
     attn_implementation: str
@@ -64,7 +65,7 @@ class RunPoint:
     stop_strings: list[str]
     max_time_s: float | None
     nvtx: bool = False  # NVTX ranges in every call (CUDA only)
-    order: str = "round_robin"  # or blocked: how the group's measured calls are ordered (the scenario's default)
+    order: str = "blocked"  # or round_robin: how the group's measured calls are ordered (set from the scenario)
     selfcheck_pairs: int = 0  # plain/instrumented pairs at the start of the point's group (llmbench/selfcheck.py)
     profile: Any = None  # scenario.Profile when this point gets a profiled call after its measured ones
     # a max-batch search (llmbench/measure/batch_search.py): the search's own point carries its form and the outcomes
@@ -73,6 +74,28 @@ class RunPoint:
     batch_search: BatchSearch | None = None
     search_trials: tuple[tuple[int, str], ...] = ()
     search_id: str | None = None
+    # a load point (serving load, llmbench/config/load.py): its engine, level and continuous-batching settings; a
+    # saturation search's own point has load_level None and load.search set, its levels search_id set
+    load: Load | None = None
+    engine: str = "in_process"
+    load_level: float | None = None
+    cb_num_blocks: int | None = None
+    cb_max_batch_tokens: int | None = None
+    cb_max_memory_percent: float | None = None
+    cb_max_requests_per_batch: int | None = None
+    cb_scheduler_type: str | None = None
+    cb_allow_block_sharing: bool | None = None
+    cb_use_cuda_graph: bool | None = None
+
+    @property
+    def cb_settings(self) -> dict[str, Any]:
+        """The point's ContinuousBatchingConfig fields that the scenario set."""
+        return {a[3:]: v for a in CB_AXES if (v := getattr(self, a)) is not None}
+
+    @property
+    def load_search(self) -> bool:
+        """A saturation search's own point (its levels are chosen while it runs)."""
+        return self.load is not None and self.load.search is not None and self.search_id is None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -133,17 +156,39 @@ def group_id(c: dict[str, Any]) -> str:
     return f"{c['model']}/{c['precision']}" + options_suffix(c, GROUP_OPTIONS)
 
 
+# axes only a load point has, and axes only a static point has: a rule that names one applies to that kind alone
+LOAD_ONLY = ("engine", "load_level", *CB_AXES)
+STATIC_ONLY = ("batch_size", "input_tokens", "max_new_tokens", "cache_implementation", "api")
+
+
+def load_point_id(c: dict[str, Any], load: Load) -> str:
+    """model/precision/{process}-{level}/in{prompt}/out{output}/decoding, then the options that differ from their
+    default (attention, compile, engine, continuous-batching settings)."""
+    level = c["load_level"]
+    if level is None and load.search is not None:
+        part = "search"
+    elif load.process == "burst":
+        part = f"{load.burst_size}x{load.burst_interval_s:g}s"
+    else:
+        part = f"{'c' if load.process == 'concurrency' else 'r'}{level:g}"
+    prompt = ("in" if load.prompts == "synthetic" else "in-text") + load.prompt_tokens.label
+    base = f"{c['model']}/{c['precision']}/{load.process}-{part}/{prompt}/out{load.output_tokens.label}/{c['decoding']}"
+    return base + options_suffix(c, ID_OPTIONS)
+
+
 def expand_sweep(s: Scenario) -> list[RunPoint]:
-    """All points of the scenario: the product of its axes, less `exclude`, plus `include`, in group order."""
-    full = axis_values(s)
-    combos = [c for c in _product(full) if not any(matches(c, r) for r in s.exclude)]
-    for rule in s.include:
-        combos += _product({**full, **rule.axes()})
+    """All points of the scenario: the product of its axes, less `exclude`, plus `include`, in group order; the
+    static batches' product, then the load points' (llmbench/config/load.py)."""
+    combos = _combos(s, axis_values(s), LOAD_ONLY) if s.static_points else []
+    load_combos = _combos(s, _load_axis_values(s), STATIC_ONLY) if s.load is not None else []
     models = {m.label: m for m in s.models}
     presets = {d.label: d for d in s.decoding}
     points: dict[str, RunPoint] = {}
     for c in combos:
         pid = point_id(c, s.prompt)
+        points.setdefault(pid, _point(s, pid, c, models[c["model"]], presets[c["decoding"]]))
+    for c in load_combos:
+        pid = load_point_id(c, s.load)
         points.setdefault(pid, _point(s, pid, c, models[c["model"]], presets[c["decoding"]]))
     order = {gid: i for i, gid in enumerate(dict.fromkeys(p.group_id for p in points.values()))}
     return sorted(points.values(), key=lambda p: order[p.group_id])  # stable: keeps axis order inside
@@ -157,16 +202,36 @@ def group_points(points: list[RunPoint]) -> list[Group]:
     return list(groups.values())
 
 
+def _combos(s: Scenario, full: dict[str, list[Any]], foreign: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The product of `full`, less `exclude`, plus the `include` rules that name none of the `foreign` axes."""
+    combos = [c for c in _product(full) if not any(matches(c, r) for r in s.exclude)]
+    for rule in s.include:
+        if not set(rule.axes()) & set(foreign):
+            combos += _product({**full, **rule.axes()})
+    return combos
+
+
 def axis_values(s: Scenario) -> dict[str, list[Any]]:
-    """Each swept axis's values: the scenario's list of that name, but labels for models and presets, a
-    search for batch_size, and the prompt's lengths (None for a prompt file)."""
+    """Each swept axis's values for static points: the scenario's list of that name, but labels for models and
+    presets, a search for batch_size, the prompt's lengths (None for a prompt file), and no load axes."""
     special = {
         "model": [m.label for m in s.models],
         "batch_size": [s.batch_size] if isinstance(s.batch_size, BatchSearch) else list(s.batch_size),
         "input_tokens": list(s.prompt.input_tokens) if s.prompt.kind == "synthetic" else [None],
         "decoding": [d.label for d in s.decoding],
+        "engine": ["in_process"], "load_level": [None], **{a: [None] for a in CB_AXES},
     }
     return {a: special[a] if a in special else list(getattr(s, a)) for a in AXES}
+
+
+def _load_axis_values(s: Scenario) -> dict[str, list[Any]]:
+    """The load points' axes: models, precisions, presets, attention and compile as for static points; the
+    engine, the continuous-batching settings and the levels from `load:`; the static-only axes fixed."""
+    load = s.load
+    assert load is not None
+    return {**axis_values(s), "batch_size": [None], "input_tokens": [None], "max_new_tokens": [None],
+            "cache_implementation": ["dynamic"], "api": ["generate"], "engine": list(load.engine),
+            **load.cb.axes(), "load_level": load.levels()}
 
 
 def _product(axes: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -187,6 +252,9 @@ def _point(s: Scenario, pid: str, c: dict[str, Any], model: ModelSpec, preset: D
     profile = s.profile if s.profile is not None and profilematches(s.profile.points, pid) else None
     if isinstance(c["batch_size"], BatchSearch):  # the search's own point: it starts at `start`
         axes.update(batch_size=c["batch_size"].start, batch_search=c["batch_size"])
+    if c["batch_size"] is None:  # a load point carries its section; it is never profiled
+        axes.update(load=s.load)
+        profile = None
     return RunPoint(id=pid, group_id=group_id(c), model=model, decoding=preset, **axes, profile=profile,
                     **{k: getattr(s, k) for k in SETTINGS})
 

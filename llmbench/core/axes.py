@@ -35,6 +35,13 @@ class Axis:
 CACHE_IMPLEMENTATIONS = ("dynamic", "static", "quantized", "offloaded")
 ATTN_IMPLEMENTATIONS = ("default", "eager", "sdpa", "flash_attention_2", "flex_attention")
 APIS = ("generate", "pipeline")
+ENGINES = ("in_process", "serve", "url")  # a load point's engine (docs/serving.md)
+CB_SCHEDULERS = ("fifo", "prefill_first")
+# the load section's axes: YAML key under `load:` (or `load.cb:`) -> axis name
+LOAD_AXES = {"engine": "engine", "level": "load_level", "cb.num_blocks": "cb_num_blocks",
+             "cb.max_batch_tokens": "cb_max_batch_tokens", "cb.max_memory_percent": "cb_max_memory_percent",
+             "cb.max_requests_per_batch": "cb_max_requests_per_batch", "cb.scheduler_type": "cb_scheduler_type",
+             "cb.allow_block_sharing": "cb_allow_block_sharing", "cb.use_cuda_graph": "cb_use_cuda_graph"}
 
 # The order is the product's (points vary fastest in the last axis) and every table's.
 AXES_TABLE: tuple[Axis, ...] = (
@@ -53,11 +60,32 @@ AXES_TABLE: tuple[Axis, ...] = (
     Axis("compile", "torch.compile of the model's forward", (False, True), False, "compiled", loads_model=True),
     Axis("api", "generate: model.generate() on ids; pipeline: the text-generation pipeline on text", APIS,
          "generate", "{}"),
+    # load points (serving load, docs/serving.md); a static point has the default (in_process) or None
+    Axis("engine", "a load point's engine: in_process (continuous batching in the worker), serve (a transformers "
+         "serve llmbench starts) or url (a running OpenAI-compatible server)", ENGINES, "in_process", "{}",
+         loads_model=True),
+    Axis("cb_num_blocks", "continuous batching: KV-cache blocks (load.cb.num_blocks; null: the library's sizing)",
+         default=None, id_label="blocks{}"),
+    Axis("cb_max_batch_tokens", "continuous batching: tokens per step (load.cb.max_batch_tokens)", default=None,
+         id_label="mbt{}"),
+    Axis("cb_max_memory_percent", "continuous batching: share of free memory for the cache "
+         "(load.cb.max_memory_percent)", default=None, id_label="mem{}"),
+    Axis("cb_max_requests_per_batch", "continuous batching: requests per step (load.cb.max_requests_per_batch)",
+         default=None, id_label="mrb{}"),
+    Axis("cb_scheduler_type", "continuous batching: the scheduler, fifo or prefill_first (load.cb.scheduler_type)",
+         CB_SCHEDULERS, None, "sched-{}"),
+    Axis("cb_allow_block_sharing", "continuous batching: prefix reuse between requests "
+         "(load.cb.allow_block_sharing)", (False, True), None, "sharing-{}"),
+    Axis("cb_use_cuda_graph", "continuous batching: CUDA graphs (load.cb.use_cuda_graph; GPU only)", (False, True),
+         None, "graphs-{}"),
+    Axis("load_level", "a load point's requests per second (poisson, constant) or requests in flight "
+         "(concurrency); null on a static point", series_prefix="level"),
 )
 AXES: dict[str, Axis] = {a.name: a for a in AXES_TABLE}
 SWEPT = tuple(a.name for a in AXES_TABLE if a.swept)  # the sweep's product, in this order
 POINT_COLUMNS = tuple(a.name for a in AXES_TABLE)  # the record's point fields that tell points apart
 SERIES_FIELDS = tuple(a for a in POINT_COLUMNS if a != "batch_size")  # batch size is the figures' x axis
+CB_AXES = tuple(a.name for a in AXES_TABLE if a.name.startswith("cb_"))
 # options: the axes with a default, shown in ids only where they differ from it
 ID_OPTIONS = tuple(a for a in AXES_TABLE if a.default is not NO_DEFAULT)
 GROUP_OPTIONS = tuple(a for a in ID_OPTIONS if a.loads_model)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 MiB = 1024 * 1024
-Kind = Literal["call", "step", "point"]
+Kind = Literal["call", "step", "point", "request"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,9 @@ def _after_first(t: CallTiming) -> float | None:
 @dataclass(frozen=True)
 class Metric:
     """One metric. kind: `call` (a value per call, kept raw in `calls[]` and summarised per point), `step` (values
-    per decoding step, pooled over the calls in the summary) or `point` (one value per point, at `path`)."""
+    per decoding step, pooled over the calls in the summary), `request` (a value per request of a load level, from
+    its timestamps in `load.requests[]`, summarised per level; llmbench/core/request_metrics.py) or `point` (one
+    value per point, at `path`)."""
 
     name: str  # with its unit: ttft_ms, decode_tokens_per_s
     unit: str
@@ -66,7 +68,7 @@ class Metric:
 
     @property
     def summarised(self) -> bool:
-        return self.kind in ("call", "step")
+        return self.kind in ("call", "step", "request")
 
 
 def _call(name: str, unit: str, higher: bool, label: str, formula: Callable[[CallTiming], float | None],
@@ -79,6 +81,38 @@ def _point(name: str, unit: str, higher: bool, label: str, path: tuple[str, ...]
     return Metric(name, unit, higher, "point", label, anchor, path=path, shown=frozenset(shown), gate=gate,
                   ratio=ratio)
 
+
+def _request(name: str, label: str, statistic: str = "median", gate: bool = True) -> Metric:
+    return Metric(name, "ms", False, "request", label, "per-request-of-a-load-level", statistic=statistic, gate=gate)
+
+
+def _level(name: str, unit: str, higher: bool, label: str, path: tuple[str, ...], gate: bool = True) -> Metric:
+    return Metric(name, unit, higher, "point", label, "per-load-level", path=path, gate=gate, ratio=gate)
+
+
+_FIGURES = ("load", "figures")
+# serving load (docs/metrics.md, "Serving load"): per request of a load level, and per level or search
+SERVING: tuple[Metric, ...] = (
+    _request("request_ttft_ms", "request TTFT ms", "p90"),
+    _request("request_ttft_text_ms", "request TTFT to text ms", "p90", gate=False),
+    _request("request_tpot_ms", "request TPOT ms", "p90"),
+    _request("request_itl_ms", "request ITL p99 ms", "p99", gate=False),
+    _request("request_e2e_ms", "request e2e ms", "p90"),
+    _request("request_queue_ms", "request queue ms", "p90"),
+    _request("request_lateness_ms", "send lateness ms", "p99", gate=False),
+    _level("achieved_request_rate_per_s", "requests/s", True, "achieved requests/s",
+           (*_FIGURES, "achieved_request_rate_per_s")),
+    _level("completion_rate_per_s", "requests/s", True, "completions/s", (*_FIGURES, "completion_rate_per_s"),
+           gate=False),
+    _level("output_tokens_per_s", "tokens/s", True, "output tokens/s", (*_FIGURES, "output_tokens_per_s")),
+    _level("goodput_requests_per_s", "requests/s", True, "goodput requests/s", (*_FIGURES, "goodput_requests_per_s")),
+    _level("good_share", "fraction", True, "good share", (*_FIGURES, "good_share")),
+    _level("sent_rate_per_s", "requests/s", True, "sent requests/s", (*_FIGURES, "sent_rate_per_s"), gate=False),
+    _level("mean_concurrency", "requests", False, "mean concurrency", (*_FIGURES, "mean_concurrency"), gate=False),
+    _level("e2e_growth", "ratio", False, "e2e growth", (*_FIGURES, "e2e_growth"), gate=False),
+    _level("max_rate_holding_slo_per_s", "requests/s", True, "max requests/s within SLO",
+           ("load_search", "max_rate_holding_slo_per_s")),
+)
 
 # The order is the order of every table's columns.
 METRICS: dict[str, Metric] = {m.name: m for m in (
@@ -119,6 +153,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     _point("process_used_peak_mib", "MiB", False, "process GPU peak MiB", ("memory", "process_used_peak_mib"),
            "memory"),
     _point("avg_power_w", "W", False, "power W", ("device_stats", "avg_power_w"), "energy"),
+    *SERVING,
 )}
 CALL_METRICS = tuple(m.name for m in METRICS.values() if m.kind == "call")
 SUMMARISED = tuple(m.name for m in METRICS.values() if m.summarised)

@@ -49,6 +49,11 @@ class MetricSummary(Part):
     median_ci_low: float | None = None
     median_ci_high: float | None = None
     median_ci_level: float | None = None
+    # serving load's per-request metrics only (llmbench/core/stats.py, tail_intervals): None where 95% is not reached
+    p90_ci_low: float | None = None
+    p90_ci_high: float | None = None
+    p99_ci_low: float | None = None
+    p99_ci_high: float | None = None
 
 
 def inside_run_dir(name: str) -> str:
@@ -91,9 +96,9 @@ class PointFields(Part):
     group_id: str | None = None
     model: str | None = None  # the model's label; model_spec holds the whole entry
     precision: str | None = None
-    batch_size: int
+    batch_size: int | None = None  # None on a load point (schema 3): a load level has no batch of its own
     input_tokens: int | None = None
-    max_new_tokens: int
+    max_new_tokens: int | None = None  # None on a load point: its output lengths are the load's
     decoding: str | None = None  # the preset's label; decoding_spec holds the preset
     num_beams: int = 1
     cache_implementation: str = "dynamic"
@@ -102,6 +107,9 @@ class PointFields(Part):
     api: str = "generate"
     search_id: str | None = None
     batch_search: dict[str, Any] | None = None
+    engine: str = "in_process"  # a load point's engine: in_process, serve or url (static points run in process)
+    load_level: float | None = None  # a load point's rate_per_s or concurrency
+    load: dict[str, Any] | None = None  # a load point's `load:` section as the scenario gave it
 
 
 class ModelFacts(Part):

@@ -36,10 +36,14 @@ from llmbench.core.parts import (  # noqa: F401 - the parts are the record's: im
     Utilisation,
     WorkerInfo,
 )
+from llmbench.core.serving import LoadLevel, RateSearchOutcome, Request  # noqa: F401 - the load part's types
 
 # Version of the records.jsonl / env.json layout. Bump it (and add a migration below) whenever a field changes
 # meaning or moves; new fields need no bump: readers of either version skip what they do not know.
-SCHEMA_VERSION = 2  # 2: memory_sources -> sources; device_stats, flags, quality, compile_s added
+# 2: memory_sources -> sources; device_stats, flags, quality, compile_s added. 3: load points (serving load): the
+# `load` and `load_search` parts, and point.batch_size / point.max_new_tokens null on a load point, which an older
+# llmbench cannot read (so it says "upgrade llmbench" instead of failing on a null)
+SCHEMA_VERSION = 3
 # ok: measured; error: raised (or broke the fixed-length promise); oom: ran out of memory; crashed: the worker
 # process died in it; timeout: it ran past point_timeout_s; skipped: not run, with the reason
 STATUSES = ("ok", "error", "oom", "crashed", "timeout", "skipped")
@@ -95,6 +99,8 @@ class RunRecord(Part):
     # the harness's overhead against plain generate() in this group (llmbench/measure/selfcheck.py; its summary and
     # description, llmbench/core/harness_overhead.py); null when the group measured none
     selfcheck: SelfCheck | None = None
+    load: LoadLevel | None = None  # a load point's level (docs/metrics.md, "Serving load")
+    load_search: RateSearchOutcome | None = None  # a saturation search's own record
     # in transit only, from the worker to the store, which writes them apart and never into the line
     timeline: dict[str, Any] | None = Field(default=None, exclude=True)
     artifacts: dict[str, Any] | None = Field(default=None, exclude=True)
@@ -123,7 +129,10 @@ class RunRecord(Part):
         return node
 
     def samples(self, metric: str) -> list[float]:
-        """The raw values of a call metric over the measured calls (a step metric's: every step's)."""
+        """The raw values of a call metric over the measured calls (a step metric's: every step's; a request
+        metric's: every measured request's, llmbench/core/request_metrics.py)."""
+        if METRICS[metric].kind == "request":
+            return request_samples(self.load, metric)
         if METRICS[metric].kind == "step":
             return [v for c in self.calls for v in c.get(metric) or []]
         return [v for c in self.calls if (v := c.get(metric)) is not None]
@@ -141,7 +150,7 @@ def summarize_calls(calls: Iterable[Call], names: Iterable[str] | None = None) -
 
     calls = list(calls)
     out: dict[str, MetricSummary | None] = {}
-    for name in names or [m.name for m in METRICS.values() if m.summarised] + list(POOLED_COUNTS):
+    for name in names or [m.name for m in METRICS.values() if m.kind in ("call", "step")] + list(POOLED_COUNTS):
         pooled = name in POOLED_COUNTS or METRICS[name].kind == "step"
         values = [v for c in calls for v in c.get(name) or []] if pooled else \
             [v for c in calls if (v := c.get(name)) is not None]
@@ -160,7 +169,35 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         data.setdefault("flags", {})
         data.setdefault("device_stats", {})
         data["schema_version"] = 2
+    if data["schema_version"] < 3:  # 3 only adds: load points and their parts; a static record reads as it was
+        data["schema_version"] = 3
     return data
+
+
+def request_samples(load: LoadLevel | None, metric: str) -> list[float]:
+    """A request metric's values over a level's measured requests (ITL: every gap of every ok request)."""
+    from llmbench.core.request_metrics import request_values
+
+    out: list[float] = []
+    for r in load.requests if load else []:
+        if r.warmup or r.sent_s is None:
+            continue
+        v = request_values(r)[metric]
+        out += v if isinstance(v, list) else [] if v is None else [v]
+    return out
+
+
+def summarize_requests(load: LoadLevel) -> dict[str, MetricSummary | None]:
+    """Every request metric over the level's measured requests, with the p90 and p99 intervals."""
+    from llmbench.core.stats import summarize, tail_intervals
+
+    out: dict[str, MetricSummary | None] = {}
+    for m in METRICS.values():
+        if m.kind == "request":
+            values = request_samples(load, m.name)
+            s = summarize(values)
+            out[m.name] = MetricSummary(**s.to_dict(), **tail_intervals(values)) if s else None
+    return out
 
 
 def parse_record(data: dict[str, Any]) -> RunRecord:
@@ -187,7 +224,7 @@ def complete_call_metrics(data: dict[str, Any]) -> dict[str, Any]:
     first = (calls or warmup or [None])[0]
     if not isinstance(first, dict):
         return data
-    missing = [m for m in METRICS.values() if m.formula is not None and m.name not in first]
+    missing = [m for m in METRICS.values() if m.kind == "call" and m.name not in first]
     if not missing:
         return data
     prompt = sum(data.get("prompt_tokens_per_sequence") or []) or None

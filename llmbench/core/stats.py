@@ -80,3 +80,27 @@ def _median_ci_rank(n: int, confidence: float) -> tuple[int, float]:
         k += 1
     k = max(k, 1)
     return k, 1 - 2 * float(sps.binom.cdf(k - 1, n, 0.5))
+
+
+def quantile_ci(sorted_x: np.ndarray, p: float, confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Distribution-free interval [x(l), x(u)] (1-based order statistics) for the p-quantile of sorted values: with
+    B ~ Bin(n, p), l is the largest with P(B < l) <= alpha/2 and u the smallest with P(B >= u) <= alpha/2. A side
+    with no such order statistic is None: the p99 of 50 values has no upper bound at 95%. For p = 0.5 it is
+    median_ci's interval."""
+    n, a2 = int(sorted_x.size), (1 - confidence) / 2
+    cdf = sps.binom.cdf(np.arange(0, n + 1), n, p)  # cdf[k] = P(B <= k)
+    below = [k for k in range(1, n + 1) if cdf[k - 1] <= a2]  # P(B < k) = P(B <= k - 1)
+    above = [k for k in range(1, n + 1) if 1 - cdf[k - 1] <= a2]  # P(B >= k) = 1 - P(B <= k - 1)
+    lo, hi = (max(below) if below else None), (min(above) if above else None)
+    return (float(sorted_x[lo - 1]) if lo else None, float(sorted_x[hi - 1]) if hi else None)
+
+
+def tail_intervals(values: Sequence[float]) -> dict[str, float | None]:
+    """The 95% intervals of the p90 and p99 (MetricSummary's p90_ci_low, ..., p99_ci_high)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    if x.size == 0:
+        return {}
+    out: dict[str, float | None] = {}
+    for name, p in (("p90", 0.9), ("p99", 0.99)):
+        out[f"{name}_ci_low"], out[f"{name}_ci_high"] = quantile_ci(x, p)
+    return out

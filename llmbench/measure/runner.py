@@ -20,7 +20,9 @@ from llmbench.config.sweep import Group, RunPoint, group_points
 from llmbench.core.precisions import unavailable_reason
 from llmbench.core.record import RunRecord
 from llmbench.measure.calls import EventHook, PointCalls, call_once
+from llmbench.measure.endpoint_points import run_endpoint_group
 from llmbench.measure.faults import active_faults, slowed
+from llmbench.measure.load_points import LoadEngines, run_load
 from llmbench.measure.records import error_info, make_record, utc_now
 from llmbench.measure.round_robin import measure_in_rounds
 
@@ -29,7 +31,10 @@ def run_points(points: list[RunPoint], device: Any, on_event: EventHook | None =
     """Measure `points` on `device` (a torch.device from engine.resolve_device), group by group."""
     emit = on_event or (lambda *_: None)
     for group in group_points(points):
-        yield from run_group(group, device, emit)
+        if group.points[0].load is not None and group.points[0].engine != "in_process":  # a server loads the model
+            yield from run_endpoint_group(group, device, emit)
+        else:
+            yield from run_group(group, device, emit)
 
 
 def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]:
@@ -53,10 +58,12 @@ def run_group(group: Group, device: Any, emit: EventHook) -> Iterator[RunRecord]
         return
     tools = _group_tools(loaded, group, device)
     peaks = _device_peaks(device, group.precision, loaded.info["dtype"])  # before the points, outside timed calls
-    run = _GroupRun(loaded, tools, emit, peaks, GroupSelfCheck(loaded, group.points, tools, device_type), device_type)
+    run = _GroupRun(loaded, tools, emit, peaks, GroupSelfCheck(loaded, group.points, tools, device_type), device_type,
+                    LoadEngines(loaded))  # load points' continuous-batching manager (llmbench/measure/load_points.py)
     try:
         yield from (_in_rounds if group.points[0].order == "round_robin" else _in_order)(run, group.points)
     finally:
+        run.engines.close()
         tools[2].close()
         engine.release(loaded)
 
@@ -72,6 +79,7 @@ class _GroupRun:
     peaks: dict[str, Any]
     check: Any
     device_type: str
+    engines: Any = None
     oom_at: dict[tuple[Any, ...], int] = field(default_factory=dict)
 
     def before(self, point: RunPoint, i: int) -> Iterator[RunRecord] | None:
@@ -82,6 +90,8 @@ class _GroupRun:
         if point.batch_search is not None and reason is None:
             return _run_search(self.loaded, point, self.tools, self.emit, (self.peaks, self.check.result),
                                cold_start=(i == 0))
+        if point.load is not None and reason is None:  # a load level (or a saturation search): its own records
+            return _run_load(self.loaded, point, self.engines, self.emit, self.peaks)
         if reason is None and point.skip_larger_after_oom and shape in self.oom_at and \
                 point.batch_size > self.oom_at[shape]:
             reason = f"skipped after OOM at batch {self.oom_at[shape]} with the same shape"
@@ -123,7 +133,7 @@ def _in_rounds(run: _GroupRun, points: list[RunPoint]) -> Iterator[RunRecord]:
     for i, point in enumerate(points):
         early = run.before(point, i)
         if early is not None:
-            if point.batch_search is not None:
+            if point.batch_search is not None or point.load is not None:
                 yield from early
             else:
                 held[i] = next(early)
@@ -149,6 +159,14 @@ def _in_rounds(run: _GroupRun, points: list[RunPoint]) -> Iterator[RunRecord]:
         held[points.index(pc.point)] = run.leave(record, pc.point)
         run.emit("point_end", pc.point, record.status)
     yield from (held[i] for i in sorted(held))
+
+
+def _run_load(loaded: Any, point: RunPoint, engines: LoadEngines, emit: EventHook,
+              peaks: dict[str, Any]) -> Iterator[RunRecord]:
+    for record in run_load(loaded, point, engines, emit, peaks):
+        yield record
+        if record.point_id == point.id:
+            emit("point_end", point, record.status)
 
 
 def _emitted(run: _GroupRun, record: RunRecord, point: RunPoint) -> Iterator[RunRecord]:

@@ -139,7 +139,7 @@ def _selfcheck(loaded: Any, points: list[RunPoint], tools: tuple[Any, Any, Any],
     from llmbench.measure import engine
 
     runnable = [p for p in points if p.selfcheck_pairs > 0 and p.batch_search is None and p.api == "generate"
-                and p.decoding.assistant_id() is None and skip_reason(p, device_type) is None]
+                and p.load is None and p.decoding.assistant_id() is None and skip_reason(p, device_type) is None]
     if not runnable:
         return None
     point = min(runnable, key=lambda p: p.batch_size * ((p.input_tokens or 64) + p.max_new_tokens))

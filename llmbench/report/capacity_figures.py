@@ -13,6 +13,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from llmbench.analysis.capacity import capacity_table, memory_table, probe_table, search_table
+from llmbench.analysis.serving import capacity_table as serving_capacity_table
+from llmbench.analysis.serving import level_table
+from llmbench.analysis.serving import search_table as serving_search_table
 from llmbench.analysis.slo import GOODPUT, frontier, frontier_table
 from llmbench.analysis.tables import TableData
 from llmbench.report.plotting import (
@@ -97,7 +100,8 @@ def capacity_tables(runs: list[Run]) -> list[tuple[Run, TableData]]:
     """The capacity section's tables of each run (at the default memory sizes and context)."""
     out = []
     for run in runs:
-        for build in (memory_table, capacity_table, search_table, probe_table, frontier_table):
+        for build in (memory_table, capacity_table, search_table, probe_table, frontier_table, level_table,
+                      serving_search_table, serving_capacity_table):
             table = build(run.records)
             if table.rows:
                 out.append((run, table))

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from llmbench.analysis.serving import serving_report
 from llmbench.config.feasibility import requested_device_type, skip_reason
 from llmbench.config.sourcemap import Problem
 from llmbench.config.sweep import Group
@@ -47,11 +48,16 @@ PLAN_LISTED = 1000  # past this many points a plan is summarised per load unless
 
 def print_plan(name: str, groups: list[Group], every_point: bool = False) -> None:
     points = [p for g in groups for p in g.points]
-    first = points[0]
+    first = next((p for p in points if p.load is None), points[0])
+    each = (f"each static point: {plural(first.warmup, 'warm-up call')}, "
+            f"then ≥{plural(first.iterations, 'measured call')} and "
+            f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); " if first.load is None else "")
+    load = next((p.load for p in points if p.load is not None), None)
+    if load is not None:  # the load section's requests per level (docs/serving.md)
+        size = f"{load.requests} requests" if load.requests else f"{load.duration_s:g} s of arrivals"
+        each += f"each load level: {load.process}, {size} ({load.warmup_requests} warm-up); "
     out.print(f"[bold]{escape(name)}[/]: {plural(len(points), 'point')} in {plural(len(groups), 'model load')}; "
-              f"each point: {plural(first.warmup, 'warm-up call')}, "
-              f"then ≥{plural(first.iterations, 'measured call')} and "
-              f"≥{first.min_duration_s:g} s (at most {first.max_iterations}); device {first.device}")
+              f"{each}device {first.device}")
     device_type = requested_device_type(first.device)
     if len(points) > PLAN_LISTED and not every_point:
         _print_plan_summary(groups, device_type)
@@ -64,6 +70,10 @@ def print_plan(name: str, groups: list[Group], every_point: bool = False) -> Non
             why = None if reason else skip_reason(p, device_type)
             search = (f"  [dim]max-batch search: doubling from {p.batch_search.start}, then bisection, up to "
                       f"{p.batch_search.limit}[/]" if p.batch_search else "")
+            if p.load_search:
+                s = p.load.search
+                search = (f"  [dim]saturation search: levels from {s.start:g} ×{s.growth:g}, then bisection to "
+                          f"{s.rel_tol:.0%}, at most {s.max_levels} levels[/]")
             out.print(f"  {escape(p.id)}" + (f"  [yellow]skipped: {escape(why)}[/]" if why else search),
                       soft_wrap=True)
 
@@ -154,6 +164,7 @@ def print_summary(records: list[RunRecord]) -> None:
     # a log file or CI console is not a terminal: rich would assume 80 columns and fold every id
     wide = out if out.is_terminal else Console(file=out.file, width=max(out.width, LOG_COLUMNS), highlight=False)
     wide.print(table)
+    print_tables(serving_report(records))  # load points: their own figures (llmbench/analysis/serving.py)
     print_problems_of(records)
     print_searches(records)
 

@@ -34,6 +34,12 @@ from llmbench.report.plotting import (  # noqa: F401 - some re-exported for repo
     style,
     text,
 )
+from llmbench.report.serving_figures import (
+    serving_engine_over_time,
+    serving_latency_cdf,
+    serving_latency_vs_rate,
+    serving_user_vs_device,
+)
 
 
 def decode_throughput(runs: list[Run]) -> go.Figure | str:
@@ -186,4 +192,8 @@ FIGURES: dict[str, Callable[[list[Run]], go.Figure | str]] = {
     "Quality vs speed vs memory": quality_pareto,
     "Roofline: achieved bandwidth and compute against the measured peaks": roofline,
     "SLO view: goodput against TPOT p90": slo_goodput,
+    "Serving load: latency CDFs per level": serving_latency_cdf,
+    "Serving load: TTFT and TPOT against the achieved request rate": serving_latency_vs_rate,
+    "Serving load: tokens/s per user against tokens/s per device": serving_user_vs_device,
+    "Serving load: queue and KV cache over time": serving_engine_over_time,
 }

@@ -86,7 +86,9 @@ def points(runs: list[Run]) -> list[Point]:
 @functools.lru_cache(maxsize=4)  # every figure asks; a 10,000-point run would pay ~0.3 s each time
 def _points(runs: tuple[Run, ...]) -> list[Point]:
     # a max-batch search's own record holds its result, not a measurement: its steps are the points
-    ok = [(run, r) for run in runs for r in run.records if r.status == "ok" and not r.search_result]
+    # load points have figures of their own (llmbench/report/serving_figures.py)
+    ok = [(run, r) for run in runs for r in run.records if r.status == "ok" and not r.search_result
+          and r.load is None and r.load_search is None]
     varying = varying_fields(r for _, r in ok)
     colors = series_colors(runs)
     bases = [series_base(r, varying) for _, r in ok]
@@ -117,7 +119,8 @@ def varying_fields(records: Iterable[RunRecord]) -> list[str]:
 def series_colors(runs: tuple[Run, ...] | list[Run]) -> dict[str, str]:
     """Unescaped series base ("fp32", "tiny-llama int4") -> its colour, in plan order over every run: the same
     series has the same colour in every figure and in the first panel."""
-    ok = [r for run in runs for r in run.records if r.status == "ok" and not r.search_result]
+    ok = [r for run in runs for r in run.records if r.status == "ok" and not r.search_result
+          and r.load is None and r.load_search is None]  # as _points: load points are drawn apart
     varying = varying_fields(ok)
     bases = dict.fromkeys(series_base(r, varying) for r in ok)
     return {b: PALETTE[i % len(PALETTE)] for i, b in enumerate(bases)}
