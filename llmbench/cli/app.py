@@ -1,4 +1,4 @@
-"""The `llmbench` command: run, profile, validate, plan, schema, merge, report, compare, baseline,
+"""The `llmbench` command: run, status, profile, validate, plan, schema, merge, report, compare, baseline,
 interleave, capacity, selfcheck.
 
 A user's mistake (a bad scenario, a device that is not there) prints what is wrong and where, and
@@ -14,10 +14,12 @@ from llmbench.cli.gating import baseline_app, compare, interleave
 from llmbench.cli.planning import plan, schema, validate
 from llmbench.cli.reading import capacity, merge, report
 from llmbench.cli.run import profile, run, selfcheck
+from llmbench.cli.status import status
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=" ".join(__doc__.split("\n\n")[0].split()),
                   pretty_exceptions_enable=False)
-for command in (validate, plan, schema, run, profile, merge, report, capacity, selfcheck, compare, interleave):
+for command in (validate, plan, schema, run, status, profile, merge, report, capacity, selfcheck, compare,
+                interleave):
     app.command()(command)
 app.add_typer(baseline_app, name="baseline")
 

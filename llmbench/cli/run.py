@@ -37,6 +37,24 @@ from llmbench.report.console import (
     print_summary,
 )
 
+EXECUTOR = typer.Option(None, "--executor", help="Where the model groups run: local (this machine), slurm (one job "
+                        "array) or ray; default: the scenario's executor block, else local.")
+EXECUTOR_OPTION = typer.Option([], "--executor-option", help="KEY=VALUE over the scenario's executor block, e.g. "
+                               "slurm.partition=gpu, slurm.time_min=120, groups_per_task=2 (repeat for several).")
+RAY_ADDRESS = typer.Option(None, "--ray-address", help="Ray cluster for --executor ray; default: RAY_ADDRESS, else "
+                           "a local Ray for this run.")
+DETACH = typer.Option(False, "--detach", help="--executor slurm: submit the array and return; `llmbench status RUN` "
+                      "follows it.")
+PARALLEL_GPUS = typer.Option(False, "--parallel-gpus", help="One worker per visible GPU, on disjoint model groups.")
+ORDER = typer.Option(None, "--order", help="Override the scenario's order: blocked (each point's calls together) or "
+                     "round_robin (a model group's calls in rounds).")
+ROUNDS = typer.Option(1, "--rounds", min=1, help="Run the scenario this many times and pool every measured call into "
+                      "one run directory (outvotes bursts of noise; for gates).")
+AGAINST = typer.Option(None, "--against", help="After the run, compare it with this saved baseline (or run "
+                       "directory) and exit as `llmbench compare` does.")
+RUN_NVTX = typer.Option(False, "--nvtx", help="NVTX ranges around prefill, each decode step and the sampling in every "
+                        "call, for `nsys profile llmbench run ...` (CUDA only).")
+
 
 def run(
     scenario_file: Optional[Path] = typer.Argument(None, metavar="SCENARIO",  # noqa: UP045
@@ -47,16 +65,15 @@ def run(
                                           "that are not ok, after checking the scenario is the same."),
     shard: Optional[str] = typer.Option(None, help="K/N: run shard K of N (whole model groups, balanced). "  # noqa: UP045
                                         "Default: from SLURM_ARRAY_TASK_ID/COUNT when set."),
-    parallel_gpus: bool = typer.Option(False, "--parallel-gpus", help="One worker per visible GPU, on disjoint "
-                                       "model groups."),
-    nvtx: bool = typer.Option(False, "--nvtx", help="NVTX ranges around prefill, each decode step and the sampling "
-                              "in every call, for `nsys profile llmbench run ...` (CUDA only)."),
-    order: Optional[str] = typer.Option(None, "--order", help="Override the scenario's order: blocked (each "  # noqa: UP045
-                                        "point's calls together) or round_robin (a model group's calls in rounds)."),
-    rounds: int = typer.Option(1, "--rounds", min=1, help="Run the scenario this many times and pool every "
-                               "measured call into one run directory (outvotes bursts of noise; for gates)."),
-    against: Optional[str] = typer.Option(None, "--against", help="After the run, compare it with this saved "  # noqa: UP045
-                                          "baseline (or run directory) and exit as `llmbench compare` does."),
+    parallel_gpus: bool = PARALLEL_GPUS,
+    nvtx: bool = RUN_NVTX,
+    order: Optional[str] = ORDER,  # noqa: UP045
+    rounds: int = ROUNDS,
+    against: Optional[str] = AGAINST,  # noqa: UP045
+    executor: Optional[str] = EXECUTOR,  # noqa: UP045
+    executor_option: list[str] = EXECUTOR_OPTION,
+    ray_address: Optional[str] = RAY_ADDRESS,  # noqa: UP045
+    detach: bool = DETACH,
     metric: list[str] = METRIC,
     alpha: Optional[float] = ALPHA,  # noqa: UP045
     allow_mismatch: bool = ALLOW_MISMATCH,
@@ -78,7 +95,8 @@ def run(
                          confirm=confirm)
     if against is not None and metric:
         _check_gates(metric)  # a bad gate must not cost a whole run first
-    options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus)
+    options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus,
+                         executor=_executor(scenario, executor, executor_option, ray_address), detach=detach)
     if rounds > 1 and (resume is not None or options.shard is not None):
         err.print("[red]--rounds[/] makes a new pooled run: it does not combine with --resume or --shard")
         raise typer.Exit(2)
@@ -113,7 +131,7 @@ def finish(result: Any) -> None:
         if q.get("status") != "ok":
             why = q.get("reason") or (q.get("error") or {}).get("message")
             err.print(f"[yellow]quality {q['model']}/{q['precision']} {q.get('status')}[/]: {why}", soft_wrap=True)
-    _write_report(result.run_dir)
+    write_report(result.run_dir)
     planned = len(result.planned)
     out.print(f"run directory: [bold]{result.run_dir}[/]  ({planned - result.missing}/{planned} points recorded, "
               f"this session {result.wall_s:.1f} s)", soft_wrap=True)
@@ -122,10 +140,18 @@ def finish(result: Any) -> None:
         what += [f"{plural(result.missing, 'point')} not run"] if result.missing else []
         what += [f"{plural(result.failed, 'point')} failed"] if result.failed else []
         err.print(f"[yellow]{', '.join(what)}[/]. To run exactly the points that are not ok:\n  llmbench run "
-                  f"{result.scenario_path} --resume {result.run_dir}", soft_wrap=True)
+                  f"{result.scenario_path} --resume {result.run_dir}{_executor_flag(result.run_dir)}", soft_wrap=True)
 
 
-def _write_report(run_dir: Path) -> None:
+def _executor_flag(run_dir: Path) -> str:
+    """` --executor ENGINE` for a run a cluster executor made (a resume runs where the run ran)."""
+    from llmbench.execute.remote import read_attempts
+
+    attempts = read_attempts(run_dir)
+    return f" --executor {attempts[-1]['engine']}" if attempts else ""
+
+
+def write_report(run_dir: Path) -> None:
     try:  # the records are safe on disk: a failed report must not fail the run
         from llmbench.report.render import render_report
 
@@ -143,6 +169,20 @@ def _shard(shard: str | None, resume: Path | None) -> tuple[int, int] | None:
         return parse_shard(shard, None if resume is None else {})
     except ShardError as exc:
         err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
+def _executor(scenario: Any, engine: str | None, options: list[str], ray_address: str | None) -> Any:
+    """The scenario's executor block with --executor, --executor-option and --ray-address; a bad one exits 2."""
+    from llmbench.config.executor import with_overrides
+
+    if engine is None and not options and ray_address is None:
+        return None
+    try:
+        return with_overrides(scenario.executor, engine, options + ([f"ray.address={ray_address}"] if ray_address
+                                                                    else []))
+    except ValueError as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
 
 

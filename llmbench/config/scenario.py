@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, create_model
 
 from llmbench.config.decoding import DecodingPreset, Greedy
+from llmbench.config.executor import ExecutorSpec
 from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gate
 from llmbench.config.load import Load
 from llmbench.core.axes import APIS, ATTN_IMPLEMENTATIONS, AXES_TABLE, CACHE_IMPLEMENTATIONS, PREFIX_CACHES
@@ -281,6 +282,8 @@ class Scenario(BaseModel):
     include: list[Rule] = Field(default=[], description="Add the points these describe (axes left out expand).")
     compare: CompareSpec | None = Field(default=None, description="Regression gates for `llmbench compare`; "
                                         "default: " + ", ".join(DEFAULT_GATES) + f", alpha {DEFAULT_ALPHA}.")
+    executor: ExecutorSpec | None = Field(default=None, description="Where the model groups run: local (default), "
+                                          "slurm or ray, and what each task asks for (docs/executors/).")
     load: Load | None = Field(default=None, description="Serving load points: requests arriving over time at "
                               "continuous batching, in process or through an endpoint (docs/serving.md). With it, "
                               "static batches run only when batch_size is given.")

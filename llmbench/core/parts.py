@@ -288,6 +288,20 @@ class Profile(Part):
         return memory
 
 
+class ExecutorInfo(Part):
+    """Where a point ran when a cluster executor ran it (llmbench/execute/remote.py), and, on a record the driver
+    wrote for a point its task lost, how the task ended: the engine's state, exit code and reason."""
+
+    engine: str | None = None  # slurm, ray
+    job_id: str | None = None  # Slurm: ARRAY_K; Ray: the task's id
+    task: int | None = None  # K of the attempt's tasks
+    attempt: int | None = None  # 1, then one more per --resume
+    node: str | None = None
+    state: str | None = None  # on lost points: COMPLETED, FAILED, CANCELLED, TIMEOUT, PREEMPTED, NODE_FAIL, LOST...
+    exit_code: str | None = None  # Slurm's "code:signal", Ray's child's return code
+    reason: str | None = None  # the engine's reason (Slurm), or the exception (Ray)
+
+
 class WorkerInfo(Part):
     pid: int | None = None
     slot: int | None = None

@@ -21,6 +21,7 @@ from llmbench.core.parts import (  # noqa: F401 - the parts are the record's: im
     DevicePeaks,
     DeviceStats,
     ErrorInfo,
+    ExecutorInfo,
     Flags,
     Memory,
     MetricSummary,
@@ -93,6 +94,7 @@ class RunRecord(Part):
     search_result: SearchResult | None = None  # the search's own record
     quality: Quality | None = None
     worker: WorkerInfo | None = None
+    executor: ExecutorInfo | None = None  # the Slurm or Ray task that ran (or lost) the point
     rounds: list[int] | None = None  # a pooled run's record: the rounds whose calls it holds
     # the harness's overhead against plain generate() in this group (llmbench/measure/selfcheck.py; its summary and
     # description, llmbench/core/harness_overhead.py); null when the group measured none

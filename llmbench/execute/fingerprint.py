@@ -27,7 +27,20 @@ def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
         "python": ".".join(str(env.get("python", "")).split(".")[:2]) or None,
         "torch": packages.get("torch"),
         "transformers": packages.get("transformers"),
+        # a cluster run whose tasks ran on machines of different fingerprints (env.json's "fingerprints", written
+        # by llmbench/execute/remote.py): comparable with another run only when the user allows a mismatch
+        "mixed_machines": sorted(_kinds(env["fingerprints"])) if env.get("fingerprints") else False,
     }
+
+
+def _kinds(fingerprints: list[dict[str, Any]]) -> list[str]:
+    """Each distinct machine of a mixed run, in one line: its GPU (or CPU), torch and transformers."""
+    out = []
+    for kind in fingerprints:
+        f = kind.get("fingerprint") or {}
+        out.append(f"{f.get('gpu_name') or f.get('cpu_model') or f.get('device_type')} torch {f.get('torch')} "
+                   f"transformers {f.get('transformers')}")
+    return out
 
 
 def _mapping(value: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import __version__
+from llmbench.config.executor import measured_form
 from llmbench.config.loading import current_form
 from llmbench.config.scenario import Scenario
 from llmbench.config.sweep import expand_sweep
@@ -42,7 +43,7 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False) ->
     scenario = current_form(_read(first, "scenario.json"))
     env = _read(first, "env.json")
     for other in run_dirs[1:]:
-        changes = dict_differences(scenario, current_form(_read(other, "scenario.json")))
+        changes = dict_differences(measured_form(scenario), measured_form(current_form(_read(other, "scenario.json"))))
         if changes:
             raise MergeError(f"{other} ran another scenario than {first}:\n  " + "\n  ".join(changes))
         diffs = fingerprint_differences(env, _read(other, "env.json"))

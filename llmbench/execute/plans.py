@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench import __version__
+from llmbench.config.executor import measured_form
 from llmbench.config.loading import current_form
 from llmbench.config.scenario import Scenario
 from llmbench.config.sharding import select_shard
@@ -89,7 +90,8 @@ def plan_resume(scenario: Scenario, run_dir: Path, shard: tuple[int, int] | None
     """Exactly the points of `run_dir` whose latest record is not ok, if the scenario is the same one."""
     if not (run_dir / "run.json").exists():
         raise UsageError(f"--resume {run_dir}: not a run directory (no run.json)")
-    changes = dict_differences(current_form(read_json(run_dir, "scenario.json")), scenario.model_dump(mode="json"))
+    changes = dict_differences(measured_form(current_form(read_json(run_dir, "scenario.json"))),
+                               measured_form(scenario.model_dump(mode="json")))
     if changes:
         raise UsageError(f"--resume {run_dir}: the scenario differs from the one this run was made from "
                          "(stored vs given):\n  " + "\n  ".join(changes))

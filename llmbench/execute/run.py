@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from llmbench.config.executor import ExecutorSpec
 from llmbench.config.scenario import Scenario
-from llmbench.config.sweep import group_points, plan_quality
+from llmbench.config.sweep import group_points
 from llmbench.core.record import RunRecord
 from llmbench.execute.availability import unavailable_models
-from llmbench.execute.fingerprint import fingerprint_differences
+from llmbench.execute.local import measure_plan
 from llmbench.execute.locks import RunDirBusy, lock_run_dir
 from llmbench.execute.plans import RunPlan, UsageError, check_device, gpu_slots, plan_new, plan_resume
-from llmbench.execute.store import RecordWriter, RunDirError, latest_records, read_quality, read_records, write_json
+from llmbench.execute.store import RunDirError, latest_records, read_quality, read_records
 from llmbench.execute.worker_logs import summarize_logs
 from llmbench.execute.writes import RunWriteError
 
@@ -54,6 +55,8 @@ class RunOptions:
     parallel_gpus: bool = False  # one worker slot per visible GPU
     profiled_only: bool = False  # `llmbench profile`: only the points the scenario's profile names
     only: tuple[str, ...] = ()  # these point ids alone (compare --confirm's suspects); empty: every point
+    executor: ExecutorSpec | None = None  # where the groups run; None: the scenario's executor block, else local
+    detach: bool = False  # submit the tasks and return (Slurm); `llmbench status RUN` follows them later
 
 
 @dataclass
@@ -91,15 +94,18 @@ class RunResult:
 def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: RunView,
                 options: RunOptions = RunOptions()) -> RunResult:
     """Plan, measure, and return what happened; the run directory holds the records."""
+    executor = options.executor or scenario.executor or ExecutorSpec()
     with ExitStack() as held:
         try:
-            check_device(scenario.device)
+            _check_executor(executor, options)
+            if executor.engine == "local":  # a cluster's nodes have the devices and the models, not this machine
+                check_device(scenario.device)
+                missing = unavailable_models(scenario)
+                if missing:
+                    raise UsageError("\n".join(missing))
             if options.parallel_gpus and scenario.device == "cpu":
                 raise UsageError("--parallel-gpus runs one worker per GPU; the scenario's device is cpu")
             slots = gpu_slots() if options.parallel_gpus else [{}]
-            missing = unavailable_models(scenario)
-            if missing:
-                raise UsageError("\n".join(missing))
             if options.resume is not None:  # locked before planning: two resumes must not pick the same points
                 held.enter_context(lock_run_dir(options.resume)) if options.resume.is_dir() else None
                 plan = plan_resume(scenario, options.resume, options.shard)
@@ -113,11 +119,11 @@ def execute_run(scenario: Scenario, scenario_path: Path, out_root: Path, view: R
         except RunWriteError as exc:
             view.error(f"{exc}; nothing was measured")
             return RunResult(code=WRITE_FAILED, scenario_path=scenario_path)
-        return _run_plan(plan, slots, options, view, scenario_path)
+        return _run_plan(plan, slots, options, view, scenario_path, executor)
 
 
 def _run_plan(plan: RunPlan, slots: list[dict[str, str]], options: RunOptions, view: RunView,
-              scenario_path: Path) -> RunResult:
+              scenario_path: Path, executor: ExecutorSpec) -> RunResult:
     plan.slots = slots
     result = RunResult(run_dir=plan.run_dir, planned=plan.planned, scenario_path=scenario_path)
     if plan.run_dir is None:  # more shards than model groups: this one has nothing to do, and that is fine
@@ -135,13 +141,20 @@ def _run_plan(plan: RunPlan, slots: list[dict[str, str]], options: RunOptions, v
               f"{len(slots)} worker slot{'s' * (len(slots) != 1)} → {plan.run_dir}")
     start = time.perf_counter()
     try:
-        outcome = _measure(plan, device, view)
+        outcome = _measure(plan, device, view, executor, options.detach)
     except RunWriteError as exc:  # the run stops: measuring on would only lose more points
         result.code, result.wall_s = WRITE_FAILED, time.perf_counter() - start
         view.error(_write_failed(exc, plan.run_dir))
         return result
+    except UsageError as exc:  # a cluster that refused the submission: nothing ran, the run directory stays
+        view.error(str(exc))
+        result.code = 2
+        return result
     result.wall_s = time.perf_counter() - start
     result.interrupted, result.refused = outcome.interrupted, outcome.refused
+    if getattr(outcome, "detached", False):  # the tasks run on: `llmbench status RUN` follows them
+        result.code = 0
+        return result
     planned = set(plan.planned)  # with the steps of its max-batch searches
     result.records = [r for r in latest_records(read_records(plan.run_dir)[0])
                       if r.point_id in planned or r.search_id in planned]
@@ -152,33 +165,28 @@ def _run_plan(plan: RunPlan, slots: list[dict[str, str]], options: RunOptions, v
     return result
 
 
-def _measure(plan: RunPlan, device: str, view: RunView) -> Any:
-    from llmbench.execute.supervisor import Supervisor, SupervisorHooks
+def _check_executor(executor: ExecutorSpec, options: RunOptions) -> None:
+    if executor.engine == "local":
+        if options.detach:
+            raise UsageError("--detach submits tasks to a cluster: use it with --executor slurm")
+        return
+    for flag, used in (("--shard", options.shard), ("--parallel-gpus", options.parallel_gpus),
+                       ("llmbench profile", options.profiled_only)):
+        if used:
+            raise UsageError(f"{flag} runs on this machine; it does not combine with --executor {executor.engine} "
+                             "(the executor splits the sweep into tasks itself)")
+    if options.detach and executor.engine != "slurm":
+        raise UsageError(f"--detach: only Slurm jobs outlive the command that submitted them; Ray tasks end with "
+                         f"their driver (--executor {executor.engine})")
 
-    planned = set(plan.planned)
-    scores = read_quality(plan.run_dir)
-    jobs = [j for j in plan_quality(plan.scenario, plan.points)  # a resume scores only what it lacks
-            if any(scores.get((j.model.label, p), {}).get("status") != "ok" for p in j.precisions)]
-    with view.progress(len(plan.points)) as update, RecordWriter(plan.run_dir) as writer:
-        for torn in writer.torn:
-            view.warn(f"a torn last line (a writer killed mid-line) was set aside in {torn}; the file goes on "
-                      "from the line before it")
-        def on_event(kind: str, point_id: str, detail: Any) -> None:
-            text = {"load_start": f"{point_id} (loading the model)", "point_start": f"{point_id} (warm-up)",
-                    "call": f"{point_id} call {detail}", "point_end": f"{point_id} {detail}"}.get(kind, point_id)
-            update(text, kind == "point_end" and point_id in planned)  # a search's steps are not planned points
 
-        def on_quality(result: dict[str, Any]) -> None:
-            writer.append_quality(result)
-            scores[(result["model"], result["precision"])] = result
-            update(f"quality {result['model']}/{result['precision']}: {result['status']}", False)
+def _measure(plan: RunPlan, device: str, view: RunView, executor: ExecutorSpec, detach: bool) -> Any:
+    """The executor the scenario or the command chose: this machine's supervisor, or a cluster's tasks."""
+    if executor.engine == "local":
+        return measure_plan(plan, device, view)
+    from llmbench.execute.remote import measure_remote
 
-        def on_record(record: RunRecord) -> None:  # joined here, so every record carries its score
-            record.quality = _quality_fields(scores.get((record.point.model, record.point.precision)))
-            writer.append(record)
-
-        hooks = SupervisorHooks(on_record, on_event, lambda env: _check_env(plan, env), on_quality)
-        return Supervisor(device, plan.run_dir / "logs", hooks, slots=plan.slots).run(plan.points, jobs)
+    return measure_remote(plan, view, executor, detach)
 
 
 def _write_failed(exc: RunWriteError, run_dir: Path) -> str:
@@ -189,19 +197,3 @@ def _write_failed(exc: RunWriteError, run_dir: Path) -> str:
         text += (f" The point just measured could not be written; its record follows. To keep it, append it as one "
                  f"line to {exc.path} once there is room:\n{exc.line}")
     return text + f"\nThen run the rest with: llmbench run SCENARIO --resume {run_dir}"
-
-
-def _check_env(plan: RunPlan, env: dict[str, Any]) -> str | None:
-    """The first worker's environment: written to env.json in a new run, compared with it in a resume."""
-    if plan.stored_env is None:
-        write_json(plan.run_dir / "env.json", env)
-        plan.stored_env = env
-        return None
-    diffs = fingerprint_differences(plan.stored_env, env)
-    return "the environment differs from the run's env.json: " + "; ".join(diffs) if diffs else None
-
-
-def _quality_fields(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    if result is None:
-        return None
-    return {k: v for k, v in result.items() if k not in ("model", "precision", "started_at")}

@@ -20,6 +20,7 @@ CALL_EVENT_EVERY_S = 0.5  # progress events between calls, at most this often: t
 def worker_main(conn: Any, points: list[Any], device: str, env: dict[str, str], stderr_path: str,
                 slot: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent()
     _redirect_stderr(stderr_path)
     os.environ.update(env)  # before torch is imported: CUDA_VISIBLE_DEVICES must be set by then
     from llmbench.measure.engine import resolve_device
@@ -65,3 +66,16 @@ def quality_main(conn: Any, job: Any, device: str, env: dict[str, str], stderr_p
     for result in run_quality(job, resolve_device(device)):
         conn.send(("quality", result))
     conn.send(("done",))
+
+
+def die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent dies, so no worker outlives its supervisor as an orphan (a
+    cluster without cgroups, proctrack/linuxproc, does not clean up a job's orphans). Elsewhere: nothing."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
