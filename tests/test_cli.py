@@ -102,8 +102,11 @@ def test_run_bad_device_flag(write_scenario):
 
 @pytest.mark.slow
 def test_run_exit_1_when_a_point_fails(write_scenario, tmp_path):
-    text = "name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: [4000, 8]}\nmax_new_tokens: 2\nwarmup: 0\n" \
-           "iterations: 1\nmin_duration_s: 0\ndevice: cpu\n"
+    # generate() refuses a negative repetition penalty: that preset's point fails (a prompt past the model's
+    # positions no longer does: it is skipped before any call, with the reason)
+    text = ("name: f\nmodels: [tiny-gpt2]\nprompt: {input_tokens: 8}\nmax_new_tokens: 2\nwarmup: 0\n"
+            "decoding:\n  - {strategy: greedy, name: broken, generate_args: {repetition_penalty: -1.0}}\n  - greedy\n"
+            "iterations: 1\nmin_duration_s: 0\ndevice: cpu\n")
     result = runner.invoke(app, ["run", str(write_scenario(text)), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     (run_dir,) = (tmp_path / "o").iterdir()
