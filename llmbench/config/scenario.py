@@ -186,8 +186,7 @@ _RULE_TYPES: dict[str, Any] = {"model": list[str], "precision": list[str], "batc
                                "max_new_tokens": list[MaxNewTokens], "decoding": list[str], "compile": list[bool],
                                "load_level": list[Annotated[float, Field(gt=0)]], "cb_num_blocks": Sizes,
                                "cb_max_batch_tokens": Sizes, "cb_max_memory_percent": list[float],
-                               "cb_max_requests_per_batch": Sizes,
-                               "context_depth": Depths}
+                               "cb_max_requests_per_batch": Sizes, "context_depth": Depths}
 Rule = create_model("Rule", __base__=_Rule, **{  # one optional field per swept axis
     a.name: (Annotated[_RULE_TYPES.get(a.name) or list[Literal[a.choices]], BeforeValidator(_as_list)] | None, None)
     for a in AXES_TABLE if a.swept})

@@ -16,12 +16,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from llmbench.core.metrics import METRICS, SPECULATION, CallTiming, Metric
+from llmbench.core.origin_parts import ExecutorInfo, WorkerInfo  # noqa: F401 - import them from here
 from llmbench.core.parts import (  # noqa: F401 - the parts are the record's: import them from here
     Call,
     DevicePeaks,
     DeviceStats,
     ErrorInfo,
-    ExecutorInfo,
     Flags,
     Memory,
     MetricSummary,
@@ -34,7 +34,6 @@ from llmbench.core.parts import (  # noqa: F401 - the parts are the record's: im
     SearchStep,
     SelfCheck,
     Utilisation,
-    WorkerInfo,
 )
 from llmbench.core.serving import LoadLevel, RateSearchOutcome, Request  # noqa: F401 - the load part's types
 
