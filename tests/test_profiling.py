@@ -243,7 +243,7 @@ def test_llmbench_run_writes_the_trace_and_the_report_shows_it(write_scenario, t
     assert trace["traceEvents"] and p.phases["decode"]["top_ops"]
     assert records["tiny-llama/fp32/bs1/in16/out8/greedy"].point.nvtx is True  # a no-op on a CPU
     page = (run_dir / "report.html").read_text()
-    assert f"href='{p.trace_file}'" in page and "decode: top operators (host self time)" in page
+    assert f"href='./{p.trace_file}'" in page and "decode: top operators (host self time)" in page
 
 
 @pytest.mark.slow
