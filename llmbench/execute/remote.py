@@ -27,6 +27,7 @@ from llmbench.execute.fingerprint import fingerprint
 from llmbench.execute.plans import RunPlan, UsageError
 from llmbench.execute.store import RecordWriter, read_json, read_timelines, write_json
 from llmbench.execute.supervisor import Outcome
+from llmbench.execute.task import new_lines
 
 EXECUTOR_FILE = "executor.json"
 CANCEL_WAIT_S = 60.0  # after Ctrl-C: how long to wait for the engine to report the cancelled tasks' end
@@ -192,9 +193,9 @@ class _Copier:
             self.update(f"task {t.task} ({t.job_id}) {t.state}", False)
         if t.fingerprint is None and (part / "env.json").exists():
             self._env(t, read_json(part, "env.json"))
-        for line in _new_lines(part / "quality.jsonl", t.offsets):
+        for line in new_lines(part / "quality.jsonl", t.offsets):
             self.writer.append_quality(json.loads(line))
-        lines = _new_lines(part / "records.jsonl", t.offsets)
+        lines = new_lines(part / "records.jsonl", t.offsets)
         timelines = read_timelines(part) if lines else {}
         for line in lines:
             record = parse_record(json.loads(line))
@@ -250,18 +251,6 @@ class _Copier:
             self.writer.append(record)
             t.lost.append(pid)
             self.update(f"{pid} lost ({t.state})", True)
-
-
-def _new_lines(path: Path, offsets: dict[str, int]) -> list[str]:
-    """Complete lines appended to `path` since the last call; a line still being written waits."""
-    if not path.exists():
-        return []
-    with open(path, "rb") as f:
-        f.seek(offsets.get(path.name, 0))
-        data = f.read()
-    end = data.rfind(b"\n") + 1
-    offsets[path.name] = offsets.get(path.name, 0) + end
-    return [line.decode("utf-8") for line in data[:end].splitlines() if line.strip()]
 
 
 def _tail(path: Path, size: int = 4000) -> str:

@@ -78,7 +78,7 @@ def ray_task(task: dict[str, Any], env: dict[str, str], poll_s: float = 0.2) -> 
                         sent.add(name)
                         yield name, (part / name).read_text(encoding="utf-8")
                 for name in STREAMED:
-                    lines = _new_lines(part / name, offsets)
+                    lines = new_lines(part / name, offsets)
                     if lines:
                         yield name, lines
                 if code is not None:
@@ -94,8 +94,9 @@ def _write_task(part: Path, task: dict[str, Any]) -> None:
     (part / TASK_FILE).write_text(json.dumps(task), encoding="utf-8")
 
 
-def _new_lines(path: Path, offsets: dict[str, int]) -> list[str]:
-    """Complete lines appended to `path` since the last call (a line still being written waits)."""
+def new_lines(path: Path, offsets: dict[str, int]) -> list[str]:
+    """Complete lines appended to `path` since the last call (a line still being written waits): the task's
+    streaming and the driver's following of a part (execute/remote.py) both read a part's files with it."""
     if not path.exists():
         return []
     with open(path, "rb") as f:
