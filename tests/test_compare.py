@@ -220,6 +220,48 @@ def test_scenario_compare_block_sets_the_gates(tmp_path):
     assert compare_runs(DATA / "base", cand, ["ttft_ms:+30%"], 0.01)["gates"] == ["ttft_ms:+30%"]  # flags win
 
 
+def test_scenario_compare_block_sets_fail_on_blind_confirm_and_history_and_flags_override(tmp_path, monkeypatch):
+    """base against same: 4 blind point-metrics. The candidate's scenario.json decides fail_on_blind, history and
+    confirm where no flag does; --no-fail-on-blind / --history 0 / --confirm 0 override it."""
+    from llmbench.cli.gating import GateOptions, _settled
+
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    cand = tmp_path / "cand"
+    shutil.copytree(DATA / "same", cand)
+    scenario = json.loads((cand / "scenario.json").read_text())
+
+    def block(**keys: object) -> None:
+        (cand / "scenario.json").write_text(json.dumps({**scenario, "compare": keys}))
+
+    gate = lambda *flags: runner.invoke(app, ["compare", str(DATA / "base"), str(cand), *flags])  # noqa: E731
+    block(fail_on_blind=True)
+    assert gate().exit_code == 1 and gate("--no-fail-on-blind").exit_code == 0
+    block(fail_on_blind=False)
+    assert gate().exit_code == 0 and gate("--fail-on-blind").exit_code == 1
+    store = tmp_path / "store"
+    save_baseline(DATA / "base", "main", store)
+    save_baseline(DATA / "same", "main", store, force=True)
+    block(history=2)
+
+    def history(*flags: str) -> dict:
+        (tmp_path / "h.json").unlink(missing_ok=True)
+        runner.invoke(app, ["compare", "main", str(cand), "--store", str(store), "--json", str(tmp_path / "h.json"),
+                            *flags])
+        return json.loads((tmp_path / "h.json").read_text())
+
+    assert len(history()["history"]["runs"]) == 2 and "history" not in history("--history", "0")
+    block(confirm=2)
+    assert _settled(str(DATA / "base"), cand, GateOptions()).confirm == 2
+    assert _settled(str(DATA / "base"), cand, GateOptions(confirm=0)).confirm == 0  # the flag wins
+    block()
+    assert _settled(str(DATA / "base"), cand, GateOptions()) == GateOptions(confirm=0, fail_on_blind=False, history=0)
+    # a hand-edited scenario.json is refused, naming the file and the key
+    for key, value in (("confirm", -1), ("confirm", True), ("fail_on_blind", "yes"), ("history", 1.5)):
+        block(**{key: value})
+        res = gate()
+        assert res.exit_code == 2 and f"compare.{key}: expected" in res.output and "scenario.json" in res.output
+
+
 # --- baselines and interleaving ------------------------------------------------------------------
 
 def test_baseline_store_save_resolve_list(tmp_path, monkeypatch):
@@ -329,6 +371,13 @@ def test_run_against_a_saved_baseline(tmp_path, monkeypatch):
     bad = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "c"), "--against", "nope", "--store",
                               str(store)])
     assert bad.exit_code == 2 and "saved: main" in bad.output
+    # --history N on run --against: the saved history of main (one run so far) pooled, its trend shown
+    hist = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "d"), "--against", "main", "--store",
+                               str(store), "--history", "3", "--metric", "ttft_ms:+300%", "--metric",
+                               "decode_tokens_per_s:-75%", "--json", str(tmp_path / "h.json")])
+    assert hist.exit_code == 0, hist.output
+    assert len(json.loads((tmp_path / "h.json").read_text())["history"]["runs"]) == 1
+    assert "trend over the last 1 saved baselines" in hist.output
 
 
 @pytest.mark.slow

@@ -66,6 +66,16 @@ def test_unknown_field_names_line_and_suggests(write_scenario):
     assert "unknown field" in p.message and "iterations" in p.hint
 
 
+def test_compare_block_confirm_fail_on_blind_history_errors_have_their_line(write_scenario):
+    text = ("name: m\nmodels: [tiny-llama]\ncompare:\n  confirm: -1\n  fail_on_blind: maybe\n  history: two\n"
+            "  confirm_rounds: 2\n")
+    found = {(p.line, p.path) for p in problems_of(write_scenario, text)}
+    assert found == {(4, "compare.confirm"), (5, "compare.fail_on_blind"), (6, "compare.history"),
+                     (7, "compare.confirm_rounds")}
+    ok = load_scenario(write_scenario("name: m\nmodels: [tiny-llama]\ncompare:\n  confirm: 1\n  fail_on_blind: true\n"))
+    assert (ok.compare.confirm, ok.compare.fail_on_blind, ok.compare.history) == (1, True, 0)
+
+
 def test_wrong_type_and_range_point_at_the_item(write_scenario):
     text = "name: m\nmodels: [tiny-llama]\nbatch_size:\n  - 1\n  - -4\n  - four\n"
     found = {(p.line, p.path) for p in problems_of(write_scenario, text)}

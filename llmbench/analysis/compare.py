@@ -213,13 +213,7 @@ def _flags(b: RunRecord, c: RunRecord) -> list[str]:
 def gates_for(cand_dir: Path, base_dir: Path, specs: list[str] | None,
               alpha: float | None) -> tuple[list[Gate], float]:
     """--metric flags, else the candidate's scenario `compare:` block, else the baseline's, else defaults."""
-    block: dict[str, Any] = {}
-    for d in (cand_dir, base_dir):
-        block = read_json_if(d, "scenario.json").get("compare") or {}
-        if not isinstance(block, dict):
-            raise CompareError(f"{d / 'scenario.json'}: compare: expected a mapping (got {block!r})")
-        if block:
-            break
+    block, _ = compare_block(cand_dir, base_dir)
     try:
         gates = parse_gates(specs or block.get("metrics") or list(DEFAULT_GATES))
     except (ValueError, TypeError) as exc:
@@ -228,6 +222,17 @@ def gates_for(cand_dir: Path, base_dir: Path, specs: list[str] | None,
     if not isinstance(alpha, int | float) or isinstance(alpha, bool) or not 0 < alpha < 1:
         raise CompareError(f"scenario.json: compare.alpha: expected a number between 0 and 1 (got {alpha!r})")
     return gates, alpha
+
+
+def compare_block(cand_dir: Path, base_dir: Path | None) -> tuple[dict[str, Any], Path | None]:
+    """The `compare:` block of the candidate's scenario.json, else the baseline's, and the file it came from."""
+    for d in [d for d in (cand_dir, base_dir) if d is not None]:
+        block = read_json_if(d, "scenario.json").get("compare") or {}
+        if not isinstance(block, dict):
+            raise CompareError(f"{d / 'scenario.json'}: compare: expected a mapping (got {block!r})")
+        if block:
+            return block, d / "scenario.json"
+    return {}, None
 
 
 def compare_runs(base_dir: str | Path, cand_dir: str | Path, specs: list[str] | None = None,

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Optional  # noqa: UP035 - typer needs Optional on Python 3.10 annotations
 
@@ -31,18 +31,21 @@ BMF = typer.Option(None, "--bmf", help="Write the candidate's medians with their
 GITHUB_BENCHMARK = typer.Option(None, "--github-benchmark", help="Write the candidate's medians as "
                                 "github-action-benchmark custom JSON into this folder: bigger-is-better.json and "
                                 "smaller-is-better.json (tools customBiggerIsBetter / customSmallerIsBetter).")
-HISTORY = typer.Option(0, "--history", min=0, help="Gate against the last N saved baselines of that name with the "
-                       "candidate's fingerprint, pooled, and show each metric's trend over them.")
-FAIL_ON_BLIND = typer.Option(False, "--fail-on-blind", help="Exit 1 also when a point-metric is blind: the runs' "
-                             "noise floor is above its threshold, so a change of that size could not be seen.")
-CONFIRM = typer.Option(0, "--confirm", min=0, help="When a point would fail, measure the candidate's suspect points "
-                       "K more rounds (round robin among them), pool them with its calls and judge again.")
+HISTORY = typer.Option(None, "--history", min=0, help="Gate against the last N saved baselines of that name with the "
+                       "candidate's fingerprint, pooled, and show each metric's trend over them (default: the "
+                       "scenario's compare.history, else 0: the baseline alone).")
+FAIL_ON_BLIND = typer.Option(None, "--fail-on-blind/--no-fail-on-blind", help="Exit 1 also when a point-metric is "
+                             "blind: the runs' noise floor is above its threshold, so a change of that size could "
+                             "not be seen (default: the scenario's compare.fail_on_blind, else no).")
+CONFIRM = typer.Option(None, "--confirm", min=0, help="When a point would fail, measure the candidate's suspect points "
+                       "K more rounds (round robin among them), pool them with its calls and judge again (default: "
+                       "the scenario's compare.confirm, else 0).")
 
 
 @dataclass(frozen=True)
 class GateOptions:
     """How to gate: the thresholds (--metric; empty: the scenario's, else the defaults), the test's alpha, what to
-    allow, where saved baselines are, and the files to write."""
+    allow, where saved baselines are, and the files to write. None: the runs' scenario `compare:` block decides."""
 
     metrics: tuple[str, ...] = ()
     alpha: float | None = None
@@ -52,9 +55,9 @@ class GateOptions:
     markdown: Path | None = None
     junit: Path | None = None
     json_out: Path | None = None
-    fail_on_blind: bool = False  # a blind point-metric fails too
-    confirm: int = 0  # rounds to measure the suspect points again before failing (llmbench/execute/confirm.py)
-    history: int = 0  # pool the last N saved baselines of the name (llmbench/analysis/history.py)
+    fail_on_blind: bool | None = None  # a blind point-metric fails too
+    confirm: int | None = None  # rounds to measure the suspect points again before failing (execute/confirm.py)
+    history: int | None = None  # pool the last N saved baselines of the name (llmbench/analysis/history.py)
     bmf: Path | None = None  # Bencher Metric Format file (llmbench/report/exports.py)
     github_benchmark: Path | None = None  # folder for github-action-benchmark's two custom JSON files
 
@@ -67,6 +70,7 @@ def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
     from llmbench.report.compare_output import print_comparison, write_outputs
 
     try:
+        options = _settled(baseline, candidate, options)
         with tempfile.TemporaryDirectory(prefix="llmbench-history-") as tmp:
             base, history = _baseline(baseline, candidate, options, Path(tmp))
             judge = lambda cand: compare_runs(base, cand, list(options.metrics) or None,  # noqa: E731
@@ -89,6 +93,31 @@ def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
                  *write_exports(result, options.bmf, options.github_benchmark)]:
         err.print(f"wrote {path}", soft_wrap=True)
     return result["exit_code"]
+
+
+def _settled(baseline: str, candidate: Path, options: GateOptions) -> GateOptions:
+    """The options with confirm, fail_on_blind and history that no flag gave taken from the runs' scenario
+    `compare:` block (the candidate's, else the baseline's), else off."""
+    from llmbench.analysis.baselines import BaselineError, resolve_baseline
+    from llmbench.analysis.compare import CompareError, compare_block
+    from llmbench.config.gates import CompareSpec
+
+    try:
+        base: Path | None = resolve_baseline(baseline, options.store)
+    except BaselineError:
+        base = None  # _baseline says why, or --history finds it in the store
+    block, where = compare_block(candidate, base)
+    settled: dict[str, Any] = {}
+    for key in ("confirm", "fail_on_blind", "history"):
+        default = CompareSpec.model_fields[key].default
+        value = getattr(options, key)
+        if value is None:
+            value = block.get(key, default)
+            if type(value) is not type(default) or value < 0:  # bool is an int: checked by type, not isinstance
+                want = "true or false" if isinstance(default, bool) else "a whole number, 0 or more"
+                raise CompareError(f"{where}: compare.{key}: expected {want} (got {value!r})")
+        settled[key] = value
+    return replace(options, **settled)
 
 
 def _baseline(baseline: str, candidate: Path, options: GateOptions, tmp: Path) -> tuple[Path, list[Path]]:
@@ -161,9 +190,9 @@ def compare(
     markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
     junit: Optional[Path] = JUNIT,  # noqa: UP045
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
-    fail_on_blind: bool = FAIL_ON_BLIND,
-    confirm: int = CONFIRM,
-    history: int = HISTORY,
+    fail_on_blind: Optional[bool] = FAIL_ON_BLIND,  # noqa: UP045
+    confirm: Optional[int] = CONFIRM,  # noqa: UP045
+    history: Optional[int] = HISTORY,  # noqa: UP045
     bmf: Optional[Path] = BMF,  # noqa: UP045
     github_benchmark: Optional[Path] = GITHUB_BENCHMARK,  # noqa: UP045
 ) -> None:

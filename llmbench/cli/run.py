@@ -18,6 +18,7 @@ from llmbench.cli.gating import (
     ALPHA,
     CONFIRM,
     FAIL_ON_BLIND,
+    HISTORY,
     JSON_OUT,
     JUNIT,
     MARKDOWN,
@@ -81,8 +82,9 @@ def run(
     markdown: Optional[Path] = MARKDOWN,  # noqa: UP045
     junit: Optional[Path] = JUNIT,  # noqa: UP045
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
-    fail_on_blind: bool = FAIL_ON_BLIND,
-    confirm: int = CONFIRM,
+    fail_on_blind: Optional[bool] = FAIL_ON_BLIND,  # noqa: UP045
+    confirm: Optional[int] = CONFIRM,  # noqa: UP045
+    history: Optional[int] = HISTORY,  # noqa: UP045
     allow_large: bool = ALLOW_LARGE,
 ) -> None:
     """Run a scenario: measure every point and write a run directory under --out."""
@@ -92,9 +94,8 @@ def run(
     scenario = _overridden(load_or_exit(path, allow_large), device, nvtx, order)
     gating = GateOptions(metrics=tuple(metric), alpha=alpha, allow_mismatch=allow_mismatch, store=store,
                          markdown=markdown, junit=junit, json_out=json_out, fail_on_blind=fail_on_blind,
-                         confirm=confirm)
-    if against is not None and metric:
-        _check_gates(metric)  # a bad gate must not cost a whole run first
+                         confirm=confirm, history=history)
+    _check_gates(metric if against is not None else [])  # a bad gate must not cost a whole run first
     options = RunOptions(resume=resume, shard=_shard(shard, resume), parallel_gpus=parallel_gpus,
                          executor=_executor(scenario, executor, executor_option, ray_address), detach=detach)
     if rounds > 1 and (resume is not None or options.shard is not None):

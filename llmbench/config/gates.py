@@ -1,8 +1,8 @@
 """What a regression gate checks: the threshold syntax `metric:-5%` / `metric:+10%` shared by `llmbench compare
 --metric`, a scenario's `compare:` block and the defaults. The metrics a gate may name, and which way is better
 for each, are the metric registry's (llmbench/core/metrics.py): per-call metrics are judged on the raw per-call
-samples, per-point ones (one value per point, no samples) by the threshold alone. Pure data, no I/O: the scenario
-validates gates at load time with it.
+samples, per-point ones (one value per point, no samples) by the threshold alone; and a scenario's `compare:` block
+(CompareSpec). Pure data, no I/O: the scenario validates gates at load time with it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from llmbench.core.metrics import METRICS as REGISTRY
 
@@ -73,3 +76,26 @@ def parse_gates(texts: list[str] | tuple[str, ...]) -> list[Gate]:
     """Several specs; a metric given twice keeps its last threshold."""
     gates = {g.metric: g for g in (parse_gate(t) for t in texts)}
     return list(gates.values())
+
+
+def _gate_spec(text: str) -> str:
+    parse_gate(text)  # a ValueError becomes this item's error, with its line
+    return text
+
+
+class CompareSpec(BaseModel):
+    """How `llmbench compare` and `run --against` gate this scenario's runs; a CLI flag overrides each key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metrics: list[Annotated[str, AfterValidator(_gate_spec)]] = Field(
+        default=list(DEFAULT_GATES), min_length=1, description="Gates as METRIC:+N% (lower is better) or "
+        "METRIC:-N% (higher is better): a point regresses when the change is significant and beyond N%.")
+    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=0.5, description="Significance level of the "
+                         "Mann-Whitney test on the raw per-call samples.")
+    confirm: int = Field(default=0, ge=0, description="Rounds to measure a failing comparison's suspect "
+                         "points again before failing (--confirm); 0: fail at once.")
+    fail_on_blind: bool = Field(default=False, description="A blind point-metric (noise floor above its "
+                                "threshold) fails the gate too (--fail-on-blind).")
+    history: int = Field(default=0, ge=0, description="Gate against the last N saved baselines of the name, "
+                         "pooled (--history); 0: the latest one alone.")

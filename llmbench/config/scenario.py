@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Dis
 
 from llmbench.config.decoding import DecodingPreset, Greedy
 from llmbench.config.executor import ExecutorSpec
-from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, parse_gate
+from llmbench.config.gates import DEFAULT_ALPHA, DEFAULT_GATES, CompareSpec
 from llmbench.config.load import Load
 from llmbench.core.axes import APIS, ATTN_IMPLEMENTATIONS, AXES_TABLE, CACHE_IMPLEMENTATIONS, PREFIX_CACHES
 from llmbench.core.precisions import PRECISIONS
@@ -132,23 +132,6 @@ class Quality(BaseModel):
 
 def _as_quality(value: Any) -> Any:
     return {} if value is True else (None if value is False else value)
-
-
-def _gate_spec(text: str) -> str:
-    parse_gate(text)  # a ValueError becomes this item's error, with its line
-    return text
-
-
-class CompareSpec(BaseModel):
-    """How `llmbench compare` and `run --against` gate this scenario's runs (llmbench/config/gates.py)."""
-
-    model_config = _Frozen
-
-    metrics: list[Annotated[str, AfterValidator(_gate_spec)]] = Field(
-        default=list(DEFAULT_GATES), min_length=1, description="Gates as METRIC:+N% (lower is better) or "
-        "METRIC:-N% (higher is better): a point regresses when the change is significant and beyond N%.")
-    alpha: float = Field(default=DEFAULT_ALPHA, gt=0, lt=0.5, description="Significance level of the "
-                         "Mann-Whitney test on the raw per-call samples.")
 
 
 def _as_profile(value: Any) -> Any:
