@@ -14,7 +14,7 @@ a blocked run, and the load average seen. Resumable: `measure` skips runs alread
 again), so it can be stopped and started in chunks; `judge` needs no more than the runs made so far.
 
     python benchmarks/gate_honesty.py measure [--repetitions 20] [--load 0] [--work /tmp/gate-honesty]
-    python benchmarks/gate_honesty.py judge [--confirm 1 --confirm-limit 5] [--work /tmp/gate-honesty]
+    python benchmarks/gate_honesty.py judge [--confirm 1 [--confirm-limit 5]] [--work /tmp/gate-honesty]
 
 --load P starts P background processes that each keep a core busy half the time (a shared CI runner's neighbours);
 the machine's own load is recorded with every run either way (work/runs.jsonl).
@@ -130,7 +130,7 @@ def judge(work: Path, confirm: int, limit: int) -> None:
         confirmed = {}
         for k in ("aa", "ab"):
             confirmed[k] = []
-            for i, (b, c) in enumerate(pairs[k][:limit]):
+            for i, (b, c) in enumerate(pairs[k] if k == "aa" else pairs[k][:limit]):  # an A/A confirms only a failure
                 copy = out / f"{k}{i}-candidate"
                 shutil.copytree(c, copy)
                 confirmed[k].append(compare(b, copy, out / f"{k}{i}-confirm.json", ["--confirm", str(confirm)],
@@ -217,7 +217,8 @@ def main() -> None:
     ap.add_argument("--blocked", type=int, default=8, help="blocked-order runs b0..bB (measure)")
     ap.add_argument("--load", type=int, default=0, help="background neighbour processes (measure)")
     ap.add_argument("--confirm", type=int, default=0, help="also judge with compare --confirm K (judge)")
-    ap.add_argument("--confirm-limit", type=int, default=20, help="comparisons of each kind judged with --confirm")
+    ap.add_argument("--confirm-limit", type=int, default=20, help="slowdown comparisons judged with --confirm (every "
+                    "A/A one is: only a failing one measures again)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/gate-honesty"))
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
