@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.config.load_checks import check_load
+from llmbench.config.partial import FieldFailed
 from llmbench.config.prompts import read_prompt_file
 from llmbench.config.scenario import Scenario
 from llmbench.config.sourcemap import close_match
@@ -24,21 +25,37 @@ Finding = tuple[tuple[Any, ...], str, str]
 
 
 def check_scenario(scenario: Scenario, base_dir: Path, allow_large: bool = False) -> list[Finding]:
-    size = sweep_size(scenario)
-    if size.points > MAX_POINTS and not allow_large:  # refused before anything expands the sweep
+    """Every cross-field finding. On a PartialScenario standing in (config/partial.py: the fields that failed the
+    schema left out) each check runs until it reads a failed field; what it found before that stands."""
+    try:
+        size = sweep_size(scenario)
+    except FieldFailed:  # an axis failed the schema: the size is known once it is fixed
+        size = None
+    if size is not None and size.points > MAX_POINTS and not allow_large:  # refused before anything expands it
         return [((), f"the sweep has {size.describe()}, past the limit of {MAX_POINTS:,}",
                  "shorten an axis list (batch_size, input_tokens, max_new_tokens, ...), or pass --allow-large if you "
                  "mean it")]
     findings: list[Finding] = []
     for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds,
                   _batch_search, _model_ids):
-        findings += list(check(scenario, base_dir))
-    findings += list(check_load(scenario))
-    if not findings:
-        findings += list(_not_empty(scenario))
-    if not findings and size.points <= MAX_POINTS:  # a large sweep's profile patterns are matched as it runs
-        findings += list(_profile_points(scenario))
+        findings += _until_failed(check(scenario, base_dir))
+    findings += _until_failed(check_load(scenario))
+    if not findings and size is not None:
+        findings += _until_failed(_not_empty(scenario))
+    if not findings and size is not None and size.points <= MAX_POINTS:  # a large sweep's patterns are matched later
+        findings += _until_failed(_profile_points(scenario))
     return findings
+
+
+def _until_failed(found: Iterator[Finding]) -> list[Finding]:
+    """A check's findings, up to its first read of a field that failed the schema (config/partial.py)."""
+    kept: list[Finding] = []
+    try:
+        for finding in found:
+            kept.append(finding)
+    except FieldFailed:
+        pass
+    return kept
 
 
 def _unique_labels(s: Scenario, _: Path) -> Iterator[Finding]:

@@ -1,0 +1,53 @@
+"""Hostile and careless input, the gaps left after tests/test_hostile.py (issue 15): every mistake of a scenario
+at once, comparison outputs written atomically, pooled rounds locked, a hub that cannot be reached found before the
+run, and merge's sweep limit. docs/hostile-input.md says what llmbench guarantees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmbench.cli import app
+from llmbench.config.loading import load_scenario
+
+runner = CliRunner()
+DATA = Path(__file__).parent / "data"
+COMPARE = DATA / "compare"
+
+
+def invoke(*args: object, env: dict[str, str] | None = None):
+    result = runner.invoke(app, [str(a) for a in args], env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+# --- every mistake of a file at once -----------------------------------------------------------------------------
+
+def test_schema_and_cross_field_mistakes_are_reported_together(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nmodels: [tiny-lama, ./no/such/folder]\nbatch_size: [0]\niterations: 0\n"
+                    "max_iterations: 5\nexclude: [{model: tiny-lamma}]\n")
+    for command in ("validate", "plan"):
+        result = invoke(command, path)
+        text = result.output.replace("\n    hint: ", " hint: ")
+        assert result.exit_code == 2 and "5 problems" in text, text
+        assert "s.yaml:3: batch_size[0]: Input should be greater than 0" in text  # the schema's
+        assert "s.yaml:4: iterations: Input should be greater than 0" in text
+        assert "s.yaml:2: models[0].id: 'tiny-lama' is not a built-in model hint: did you mean 'tiny-llama'?" in text
+        assert "s.yaml:2: models[1].id: no model folder './no/such/folder'" in text  # the cross-field checks'
+        assert "s.yaml:6: exclude[0].model[0]: unknown model 'tiny-lamma'" in text
+        # iterations failed the schema, so nothing compares its default with max_iterations
+        assert "exceeds max_iterations" not in text
+
+
+def test_a_check_never_reads_a_field_that_failed(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: 'bad name'\nmodels: {id: x, typo: 1}\nbatch_size: [2, 2]\niterations: 0\n")
+    with pytest.raises(Exception) as caught:
+        load_scenario(path)
+    found = [(p.line, p.path) for p in caught.value.problems]
+    # the schema's three, and the repeated batch size (batch_size passed the schema); nothing about the placeholder
+    # model or name that stand in for the failed ones
+    assert found == [(1, "name"), (2, "models[0].typo"), (3, "batch_size[1]"), (4, "iterations")], found
