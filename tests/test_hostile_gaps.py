@@ -4,9 +4,11 @@ run, and merge's sweep limit. docs/hostile-input.md says what llmbench guarantee
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from test_hostile import fill, tmpfs
 from typer.testing import CliRunner
 
 from llmbench.cli import app
@@ -51,3 +53,37 @@ def test_a_check_never_reads_a_field_that_failed(tmp_path):
     # the schema's three, and the repeated batch size (batch_size passed the schema); nothing about the placeholder
     # model or name that stand in for the failed ones
     assert found == [(1, "name"), (2, "models[0].typo"), (3, "batch_size[1]"), (4, "iterations")], found
+
+
+# --- comparison outputs written atomically ----------------------------------------------------------------------
+
+OUTPUTS = ("--markdown", "cmp.md", "--junit", "cmp.xml", "--json", "cmp.json", "--bmf", "bmf.json")
+
+
+def test_compare_outputs_replace_the_old_file_whole(tmp_path):
+    """Each output is a new file renamed over the old one: a reader holding the old file (here a hard link) keeps
+    it whole, and no temp file is left beside it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    names = [*OUTPUTS[1::2], "gh/bigger-is-better.json", "gh/smaller-is-better.json"]
+    (out / "gh").mkdir()
+    for name in names:
+        (out / name).write_text("old")
+        os.link(out / name, tmp_path / name.replace("/", "_"))
+    args = [a if a.startswith("--") else out / a for a in OUTPUTS]
+    result = invoke("compare", COMPARE / "base", COMPARE / "same", *args, "--github-benchmark", out / "gh")
+    assert result.exit_code == 0, result.output
+    for name in names:
+        assert (tmp_path / name.replace("/", "_")).read_text() == "old"  # the old inode, untouched
+        assert (out / name).read_text() != "old"
+    assert sorted(p.name for p in out.rglob("*")) == sorted(Path(n).name for n in [*names, "gh"])
+
+
+def test_a_compare_output_that_cannot_be_written_exits_2_and_keeps_the_old_file(tmp_path):
+    with tmpfs(tmp_path / "disk") as disk:
+        (disk / "cmp.md").write_text("old")
+        fill(disk)
+        result = invoke("compare", COMPARE / "base", COMPARE / "same", "--markdown", disk / "cmp.md")
+        assert result.exit_code == 2 and "No space left on device" in result.output, result.output
+        assert (disk / "cmp.md").read_text() == "old"
+        assert sorted(p.name for p in disk.iterdir()) == ["cmp.md", "filler"]
