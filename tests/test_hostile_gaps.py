@@ -5,6 +5,9 @@ run, and merge's sweep limit. docs/hostile-input.md says what llmbench guarantee
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from typer.testing import CliRunner
 
 from llmbench.cli import app
 from llmbench.config.loading import load_scenario
+from llmbench.execute.locks import lock_run_dir
 
 runner = CliRunner()
 DATA = Path(__file__).parent / "data"
@@ -87,3 +91,36 @@ def test_a_compare_output_that_cannot_be_written_exits_2_and_keeps_the_old_file(
         assert result.exit_code == 2 and "No space left on device" in result.output, result.output
         assert (disk / "cmp.md").read_text() == "old"
         assert sorted(p.name for p in disk.iterdir()) == ["cmp.md", "filler"]
+
+
+# --- pooled rounds hold the run-directory lock ------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_pooled_rounds_hold_the_lock_of_the_pooled_folder(tmp_path, write_scenario):
+    scenario = write_scenario("name: pool\nmodels: [tiny-llama]\nprompt: {input_tokens: 8}\nmax_new_tokens: 2\n"
+                              "warmup: 0\niterations: 2\nmin_duration_s: 0\ndevice: cpu\ncpu_threads: 1\n")
+    out = tmp_path / "out"
+    rounds = subprocess.Popen([sys.executable, "-m", "llmbench", "run", str(scenario), "--rounds", "3", "--out",
+                               str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        pooled = _wait_for_lock(out, rounds)
+        result = invoke("run", scenario, "--resume", pooled)  # this process: a second one in the pooled folder
+        assert result.exit_code == 2
+        assert f"is in use by pid {rounds.pid}" in result.output and "--rounds 3" in result.output, result.output
+        output, _ = rounds.communicate(timeout=600)
+    finally:
+        rounds.kill()
+    assert rounds.returncode == 0, output[-3000:]
+    with lock_run_dir(pooled):  # released when the rounds ended
+        assert (pooled / "pooled.json").exists() and (pooled / "records.jsonl").exists()
+
+
+def _wait_for_lock(out: Path, process: subprocess.Popen, timeout_s: float = 300) -> Path:
+    """The pooled folder once its lock file names `process` (the rounds are then under way)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        for lock in out.glob("*_pool/.lock") if out.exists() else []:
+            if f'"pid": {process.pid}' in lock.read_text():
+                return lock.parent
+        time.sleep(0.1)
+    raise AssertionError(f"no lock of pid {process.pid} on a pooled folder under {out} (exit {process.poll()})")

@@ -214,9 +214,16 @@ def _check_gates(metric: list[str]) -> None:
 
 
 def _pooled_rounds(once: Any, rounds: int, out_root: Path, name: str) -> tuple[int, Path | None]:
+    from llmbench.execute.locks import RunDirBusy
     from llmbench.execute.rounds import measure_rounds
+    from llmbench.execute.run import WRITE_FAILED
+    from llmbench.execute.writes import RunWriteError
 
-    code, pooled = measure_rounds(once, rounds, out_root, name)
+    try:
+        code, pooled = measure_rounds(once, rounds, out_root, name)
+    except (RunDirBusy, RunWriteError) as exc:  # a read-only --out, a full disk, another process in the folder
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+        return (2 if isinstance(exc, RunDirBusy) else WRITE_FAILED), None
     if pooled is not None:
         try:  # the pooled records are on disk: a failed report must not fail the run
             from llmbench.report.render import render_report
