@@ -4,9 +4,12 @@ run, and merge's sweep limit. docs/hostile-input.md says what llmbench guarantee
 
 from __future__ import annotations
 
+import http.server
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from typer.testing import CliRunner
 
 from llmbench.cli import app
 from llmbench.config.loading import load_scenario
+from llmbench.execute.availability import unavailable_models
 from llmbench.execute.locks import lock_run_dir
 
 runner = CliRunner()
@@ -124,3 +128,50 @@ def _wait_for_lock(out: Path, process: subprocess.Popen, timeout_s: float = 300)
                 return lock.parent
         time.sleep(0.1)
     raise AssertionError(f"no lock of pid {process.pid} on a pooled folder under {out} (exit {process.poll()})")
+
+
+# --- a hub that cannot be reached ---------------------------------------------------------------------------------
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_uncached_hub_model_with_the_hub_unreachable_fails_before_the_run(tmp_path, monkeypatch):
+    port = _closed_port()
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nmodels: [nobody/not-cached-model]\ndevice: cpu\n")
+    result = invoke("run", path, "--out", tmp_path / "out")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, text
+    assert "'nobody/not-cached-model' is not in the local Hugging Face cache and the hub cannot be reached" in text
+    assert f"http://127.0.0.1:{port}" in text and "hf download nobody/not-cached-model" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_that_answers_is_left_to_the_download(tmp_path, monkeypatch):
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # noqa: N802 - http.server's name
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        path = tmp_path / "s.yaml"
+        path.write_text("name: s\nmodels: [nobody/not-cached-model, tiny-llama]\n")
+        assert unavailable_models(load_scenario(path)) == []  # reachable: the worker downloads (or says why not)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        assert "the hub is offline (HF_HUB_OFFLINE=1)" in unavailable_models(load_scenario(path))[0]
+    finally:
+        server.shutdown()
