@@ -5,7 +5,9 @@ run, and merge's sweep limit. docs/hostile-input.md says what llmbench guarantee
 from __future__ import annotations
 
 import http.server
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from llmbench.cli import app
 from llmbench.config.loading import load_scenario
 from llmbench.execute.availability import unavailable_models
 from llmbench.execute.locks import lock_run_dir
+from llmbench.execute.store import read_records
 
 runner = CliRunner()
 DATA = Path(__file__).parent / "data"
@@ -175,3 +178,32 @@ def test_a_hub_that_answers_is_left_to_the_download(tmp_path, monkeypatch):
         assert "the hub is offline (HF_HUB_OFFLINE=1)" in unavailable_models(load_scenario(path))[0]
     finally:
         server.shutdown()
+
+
+# --- merge's sweep limit ------------------------------------------------------------------------------------------
+
+def _with_sweep(tmp_path: Path, **axes: list) -> Path:
+    run = Path(shutil.copytree(DATA / "run_small", tmp_path / "run"))
+    scenario = json.loads((run / "scenario.json").read_text())
+    scenario.update(axes)
+    (run / "scenario.json").write_text(json.dumps(scenario))
+    return run
+
+
+def test_merge_refuses_a_huge_stored_sweep_before_expanding_it(tmp_path):
+    run = _with_sweep(tmp_path, precision=["fp32"], batch_size=list(range(1, 1001)), max_new_tokens=list(range(1, 201)))
+    result = invoke("merge", run, "-o", tmp_path / "merged")
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, text
+    assert f"{run / 'scenario.json'}: the sweep has up to 200,000 points" in text and "--allow-large" in text
+    assert not (tmp_path / "merged").exists()
+
+
+def test_merge_allow_large_merges_past_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr("llmbench.execute.merge.MAX_POINTS", 1)  # run_small's few points are past a limit of 1
+    run = Path(shutil.copytree(DATA / "run_small", tmp_path / "run"))
+    assert invoke("merge", run, "-o", tmp_path / "refused").exit_code == 2
+    result = invoke("merge", run, "-o", tmp_path / "merged", "--allow-large")
+    assert result.exit_code == 1 and "merged 7 points" in result.output, result.output  # 1: the trimmed run's gaps
+    ids = lambda d: sorted(r.point_id for r in read_records(d)[0])  # noqa: E731
+    assert ids(tmp_path / "merged") == ids(run) and len(ids(run)) > 1
