@@ -156,6 +156,20 @@ def test_an_uncached_hub_model_with_the_hub_unreachable_fails_before_the_run(tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_a_hub_that_never_answers_counts_as_unreachable(tmp_path, monkeypatch):
+    with socket.socket() as silent:  # takes connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}/")
+        path = tmp_path / "s.yaml"
+        path.write_text("name: s\nmodels: [nobody/not-cached-model]\n")
+        [problem] = unavailable_models(load_scenario(path))  # after the probe's bound (3 s), not the retries
+    assert f"the hub cannot be reached (http://127.0.0.1:{port}: " in problem, problem
+
+
 def test_a_hub_that_answers_is_left_to_the_download(tmp_path, monkeypatch):
     class NotFound(http.server.BaseHTTPRequestHandler):
         def do_HEAD(self):  # noqa: N802 - http.server's name
