@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 
 from llmbench.cli import app
 from llmbench.config.loading import load_scenario
-from llmbench.execute.availability import unavailable_models
 from llmbench.execute.locks import lock_run_dir
 from llmbench.execute.store import read_records
 
@@ -134,6 +133,22 @@ def _wait_for_lock(out: Path, process: subprocess.Popen, timeout_s: float = 300)
 
 
 # --- a hub that cannot be reached ---------------------------------------------------------------------------------
+# In a new process each, as a user's llmbench runs: huggingface_hub reads HF_HUB_OFFLINE and HF_ENDPOINT when it is
+# imported, and this test process imported it offline (conftest.py).
+
+def _online(endpoint: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    return {**env, "HF_ENDPOINT": endpoint, "COLUMNS": "400"}
+
+
+def _unavailable(path: Path, env: dict[str, str]) -> list[str]:
+    code = ("import json, sys; from llmbench.config.loading import load_scenario; from llmbench.execute.availability "
+            "import unavailable_models; print(json.dumps(unavailable_models(load_scenario(sys.argv[1]))))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
 
 def _closed_port() -> int:
     with socket.socket() as s:
@@ -141,36 +156,32 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_an_uncached_hub_model_with_the_hub_unreachable_fails_before_the_run(tmp_path, monkeypatch):
-    port = _closed_port()
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+def test_an_uncached_hub_model_with_the_hub_unreachable_fails_before_the_run(tmp_path):
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
     path = tmp_path / "s.yaml"
     path.write_text("name: s\nmodels: [nobody/not-cached-model]\ndevice: cpu\n")
-    result = invoke("run", path, "--out", tmp_path / "out")
-    text = " ".join(result.output.split())
-    assert result.exit_code == 2, text
-    assert "'nobody/not-cached-model' is not in the local Hugging Face cache and the hub cannot be reached" in text
-    assert f"http://127.0.0.1:{port}" in text and "hf download nobody/not-cached-model" in text
+    done = subprocess.run([sys.executable, "-m", "llmbench", "run", str(path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=_online(endpoint), timeout=300)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, text
+    assert "'nobody/not-cached-model' is not in the local Hugging Face cache and the hub cannot be reached " \
+        f"({endpoint}: [Errno 111] Connection refused)" in text
+    assert "hf download nobody/not-cached-model" in text and "Traceback" not in text
     assert not (tmp_path / "out").exists()
 
 
-def test_a_hub_that_never_answers_counts_as_unreachable(tmp_path, monkeypatch):
+def test_a_hub_that_never_answers_counts_as_unreachable(tmp_path):
     with socket.socket() as silent:  # takes connections (the kernel's backlog) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        port = silent.getsockname()[1]
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}/")
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
         path = tmp_path / "s.yaml"
         path.write_text("name: s\nmodels: [nobody/not-cached-model]\n")
-        [problem] = unavailable_models(load_scenario(path))  # after the probe's bound (3 s), not the retries
-    assert f"the hub cannot be reached (http://127.0.0.1:{port}: " in problem, problem
+        [problem] = _unavailable(path, _online(endpoint + "/"))  # after the probe's bound (3 s), not the retries
+    assert f"the hub cannot be reached ({endpoint}: timed out)" in problem, problem
 
 
-def test_a_hub_that_answers_is_left_to_the_download(tmp_path, monkeypatch):
+def test_a_hub_that_answers_is_left_to_the_download(tmp_path):
     class NotFound(http.server.BaseHTTPRequestHandler):
         def do_HEAD(self):  # noqa: N802 - http.server's name
             self.send_response(404)
@@ -182,14 +193,13 @@ def test_a_hub_that_answers_is_left_to_the_download(tmp_path, monkeypatch):
     server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+        env = _online(f"http://127.0.0.1:{server.server_port}")
         path = tmp_path / "s.yaml"
         path.write_text("name: s\nmodels: [nobody/not-cached-model, tiny-llama]\n")
-        assert unavailable_models(load_scenario(path)) == []  # reachable: the worker downloads (or says why not)
-        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-        assert "the hub is offline (HF_HUB_OFFLINE=1)" in unavailable_models(load_scenario(path))[0]
+        assert _unavailable(path, env) == []  # it answers (404): the worker downloads, or says why it cannot
+        [problem] = _unavailable(path, {**env, "HF_HUB_OFFLINE": "1"})
+        assert "'nobody/not-cached-model' is not in the local Hugging Face cache and the hub is offline " \
+            "(HF_HUB_OFFLINE=1)" in problem
     finally:
         server.shutdown()
 
