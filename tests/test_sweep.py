@@ -141,6 +141,8 @@ def test_a_plan_counted_as_it_streams_equals_the_expanded_plan(write_scenario, d
     size, total = sweep_size(s), sum(len(g.points) for g in groups)  # exclude rules counted exactly, before expanding
     assert size.points == total if size.exact else size.points >= total
     assert size.exact == (not include)
+    ids = [p.id for g in groups for p in g.points]
+    assert len(set(ids)) == len(ids)  # without include rules nothing checks for repeats: none may arise
     assert [g.id for g in summary] == [g.id for g in groups]
     for g, full in zip(summary, groups, strict=True):
         assert (g.points, g.first, g.last) == (len(full.points), full.points[0].id, full.points[-1].id)

@@ -200,16 +200,24 @@ def expand_sweep(s: Scenario) -> list[RunPoint]:
 def iter_points(s: Scenario) -> Iterator[RunPoint]:
     """The points one at a time, each id once (the first wins), in expansion order: the product less `exclude`,
     then `include`; the static points, then the load points. expand_sweep sorts them into group order; a plan of a
-    million points counts them (llmbench/config/plan_summary.py) without holding them."""
-    make, suffix = _PointMaker(s), _Suffixes()
-    seen: set[str] = set()
-    static = _combos(s, axis_values(s), LOAD_ONLY) if s.static_points else iter(())
-    load = _combos(s, _load_axis_values(s), STATIC_ONLY) if s.load is not None else iter(())
-    for c, pid in itertools.chain(((c, point_id(c, s.prompt, suffix(c))) for c in static),
-                                  ((c, load_point_id(c, s.load, suffix(c))) for c in load)):
-        if pid not in seen:
-            seen.add(pid)
+    million points counts them (llmbench/config/plan_summary.py) without holding them. Without include rules the
+    static product needs no check for repeats (validation refuses a repeated value and an id names every value),
+    which keeps a million ids out of memory."""
+    make, suffix, seen = _PointMaker(s), _Suffixes(), set()
+    if s.static_points:
+        for c in _combos(s, axis_values(s), LOAD_ONLY):
+            pid = point_id(c, s.prompt, suffix(c))
+            if s.include:
+                if pid in seen:
+                    continue
+                seen.add(pid)
             yield make(pid, c)
+    if s.load is not None:
+        for c in _combos(s, _load_axis_values(s), STATIC_ONLY):
+            pid = load_point_id(c, s.load, suffix(c))
+            if pid not in seen:
+                seen.add(pid)
+                yield make(pid, c)
 
 
 def group_points(points: list[RunPoint]) -> list[Group]:
@@ -222,7 +230,8 @@ def group_points(points: list[RunPoint]) -> list[Group]:
 
 def _combos(s: Scenario, full: dict[str, list[Any]], foreign: tuple[str, ...]) -> Iterator[dict[str, Any]]:
     """The product of `full`, less `exclude`, plus the `include` rules that name none of the `foreign` axes."""
-    yield from (c for c in iter_product(full) if not any(matches(c, r) for r in s.exclude))
+    product = iter_product(full)
+    yield from (c for c in product if not any(matches(c, r) for r in s.exclude)) if s.exclude else product
     for rule in s.include:
         if not set(rule.axes()) & set(foreign):
             yield from iter_product({**full, **rule.axes()})
