@@ -219,7 +219,7 @@ def test_merge_refuses_a_huge_stored_sweep_before_expanding_it(tmp_path):
     result = invoke("merge", run, "-o", tmp_path / "merged")
     text = " ".join(result.output.split())
     assert result.exit_code == 2, text
-    assert f"{run / 'scenario.json'}: the sweep has up to 200,000 points" in text and "--allow-large" in text
+    assert f"{run / 'scenario.json'}: the sweep has 200,000 points" in text and "--allow-large" in text
     assert not (tmp_path / "merged").exists()
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from llmbench.cli.loading import ALLOW_LARGE
-from llmbench.report.console import err, out, print_tables
+from llmbench.report.console import err, out
 
 
 def merge(run_dirs: list[Path] = typer.Argument(..., help="Run directories of one scenario (e.g. its shards)."),
@@ -110,4 +110,6 @@ def capacity(
                   "measure it first (llmbench run)", soft_wrap=True)
         raise typer.Exit(2)
     tables = capacity_report(records, sizes, context, SLO(slo_ttft_ms, slo_tpot_ms, percentile), target_tokens_per_s)
+    from llmbench.report.console_tables import print_tables
+
     print_tables(tables)

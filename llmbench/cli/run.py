@@ -27,15 +27,7 @@ from llmbench.cli.gating import (
     gate,
 )
 from llmbench.cli.loading import ALLOW_LARGE, default_scenario, load_or_exit
-from llmbench.report.console import (
-    ConsoleRunView,
-    err,
-    out,
-    plural,
-    print_profiles,
-    print_ranking,
-    print_summary,
-)
+from llmbench.report.console import ConsoleRunView, err, out, plural
 
 EXECUTOR = typer.Option(None, "--executor", help="Where the model groups run: local (this machine), slurm (one job "
                         "array) or ray; default: the scenario's executor block, else local.")
@@ -120,6 +112,8 @@ def run_once(scenario: Any, path: Path, out_root: Path, options: Any) -> tuple[i
 
 def finish(result: Any) -> None:
     """After the measuring: the summary table, failed quality scores, report.html and what to do next."""
+    from llmbench.report.console_tables import print_profiles, print_ranking, print_summary
+
     if result.refused:
         err.print(f"[red]{result.run_dir}: {escape(result.refused)}[/]", soft_wrap=True)
         return
@@ -245,8 +239,8 @@ def profile(
     nvtx: bool = typer.Option(False, "--nvtx", help="NVTX ranges in every call too (CUDA only)."),
 ) -> None:
     """Measure only the chosen points of a scenario, then profile each once more: traces, tables and the report."""
+    from llmbench.config.checks import unmatched_profile_patterns
     from llmbench.config.scenario import Scenario
-    from llmbench.config.sweep import unmatched_profile_patterns
     from llmbench.execute.run import RunOptions
 
     scenario = load_or_exit(scenario_file)

@@ -16,7 +16,7 @@ from llmbench.config.partial import FieldFailed
 from llmbench.config.prompts import read_prompt_file
 from llmbench.config.scenario import Scenario
 from llmbench.config.sourcemap import close_match
-from llmbench.config.sweep import axis_values, expand_sweep, iter_product, matches, unmatched_profile_patterns
+from llmbench.config.sweep import axis_values, iter_points, iter_product, matches, profilematches
 from llmbench.config.sweep_size import MAX_POINTS, sweep_size
 from llmbench.core.builtin_models import builtin_names
 from llmbench.core.precisions import PRECISIONS
@@ -183,6 +183,20 @@ def _not_empty(s: Scenario) -> Iterator[Finding]:
 def _profile_points(s: Scenario) -> Iterator[Finding]:
     for i in unmatched_profile_patterns(s):
         pattern = s.profile.points[i]  # type: ignore[union-attr]
-        guess = close_match(pattern, [p.id for p in expand_sweep(s)])
+        guess = close_match(pattern, [p.id for p in iter_points(s)])
         yield ("profile", "points", i), f"{pattern!r} matches no point of the sweep", (
             f"did you mean {guess!r}?" if guess else "`llmbench plan` lists the point ids; * matches any characters")
+
+
+def unmatched_profile_patterns(s: Scenario) -> list[int]:
+    """Indices of profile.points entries that match no point of the sweep (a typo profiles nothing); the points
+    stream past and the search stops once every entry has matched."""
+    if s.profile is None:
+        return []
+    left = dict(enumerate(s.profile.points))
+    for p in iter_points(s):
+        for i in [i for i, pattern in left.items() if profilematches([pattern], p.id)]:
+            del left[i]
+        if not left:
+            break
+    return list(left)
