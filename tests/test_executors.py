@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ from llmbench.config.loading import load_scenario
 from llmbench.config.sourcemap import ScenarioError
 from llmbench.config.sweep import expand_sweep
 from llmbench.execute.fingerprint import fingerprint_differences
-from llmbench.execute.remote import plan_tasks
+from llmbench.execute.locks import lock_run_dir
+from llmbench.execute.remote import Task, plan_tasks, write_attempts
 from llmbench.execute.slurm_jobs import parse_sacct, parse_scontrol
+from llmbench.execute.task import PART_PREFIX, remove_orphan_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
@@ -121,6 +124,30 @@ def test_usage_errors_exit_2_before_anything_runs(tmp_path, args, message):
 def test_status_of_a_run_no_executor_ran(tmp_path):
     result = CliRunner().invoke(app, ["status", str(tmp_path)])
     assert result.exit_code == 2 and "no executor.json" in result.output
+
+
+def test_status_only_reads_a_run_directory_another_process_holds(tmp_path):
+    # the submitting `llmbench run` still follows its tasks: status must neither copy records nor write the report
+    task = Task(1, "parts/attempt-1/task-1", ["a", "b"], job_id="7_0", state="RUNNING", recorded=["a"])
+    write_attempts(tmp_path, [{"attempt": 1, "engine": "slurm", "options": {"poll_s": 1}, "submitted_at": "",
+                               "job_id": "7", "tasks": [task]}])
+    with lock_run_dir(tmp_path, "llmbench run s.yaml --executor slurm"):
+        shown = CliRunner().invoke(app, ["status", str(tmp_path)])
+        waited = CliRunner().invoke(app, ["status", str(tmp_path), "--wait"])
+    assert shown.exit_code == 0 and "llmbench run s.yaml --executor slurm" in shown.output, shown.output
+    assert "task 1  7_0  RUNNING" in shown.output and "1/2 recorded" in shown.output
+    assert waited.exit_code == 2 and "nothing collected" in waited.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "executor.json"]
+
+
+def test_the_folders_of_killed_ray_workers_are_removed_by_the_next_task(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = tmp_path / f"{PART_PREFIX}{gone.stdout.strip()}-ab_1", tmp_path / f"{PART_PREFIX}{os.getpid()}-cd"
+    others = [tmp_path / f"{PART_PREFIX}q8v6763x", tmp_path / "unrelated-1-2"]  # an older name, not ours
+    for folder in (dead, alive, *others):
+        (folder / "logs").mkdir(parents=True)
+    assert remove_orphan_parts(tmp_path) == [dead]
+    assert sorted(tmp_path.iterdir()) == sorted([alive, *others])
 
 
 # ----------------------------------------------------------------------------------------- the real engines
@@ -244,10 +271,6 @@ def test_a_cancelled_array_task_becomes_records_and_resume_reruns_exactly_them(s
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="known failure in .ci/run on the 2-core VM (2026-12-01, 2 of 2 runs): the kill becomes LOST "
-                  "records as it should, but the resumed Ray task dies too (WorkerCrashedError) and the local Slurm "
-                  "controller stops answering afterwards; passed in its author's environment at 00:49 UTC. Issue 19 "
-                  "stays open for it")
 def test_a_killed_ray_worker_becomes_records_and_resume_reruns_exactly_them(ray_env, tmp_path):
     driver, run_dir = _start_mini(ray_env, tmp_path, "ray")
     deadline = time.monotonic() + 60
@@ -258,6 +281,8 @@ def test_a_killed_ray_worker_becomes_records_and_resume_reruns_exactly_them(ray_
         time.sleep(0.2)
     os.kill(task["pid"], signal.SIGKILL)
     _lost_then_resumed(ray_env, tmp_path, driver, run_dir, "ray", "LOST")
+    # the killed worker's node-local folder is removed by the next task on the node (the resume's)
+    assert not list(Path(tempfile.gettempdir()).glob(f"{PART_PREFIX}{task['pid']}-*"))
 
 
 @pytest.mark.slow
