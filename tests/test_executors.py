@@ -29,7 +29,7 @@ from llmbench.config.sourcemap import ScenarioError
 from llmbench.config.sweep import expand_sweep
 from llmbench.execute.fingerprint import fingerprint_differences
 from llmbench.execute.locks import lock_run_dir
-from llmbench.execute.remote import Task, plan_tasks, write_attempts
+from llmbench.execute.remote import Task, next_attempt, plan_tasks, write_attempts
 from llmbench.execute.slurm_jobs import parse_sacct, parse_scontrol
 from llmbench.execute.task import PART_PREFIX, remove_orphan_parts
 
@@ -87,6 +87,14 @@ def test_tasks_hold_whole_model_groups():
     assert tasks[1].part == "parts/attempt-1/task-2"
     (one,) = plan_tasks(points, 2, 3)
     assert len(one.point_ids) == 12 and one.part == "parts/attempt-3/task-1"
+
+
+def test_an_attempt_never_writes_into_the_parts_of_one_that_did_not_get_submitted(tmp_path):
+    assert next_attempt(tmp_path, []) == 1
+    (tmp_path / "parts" / "attempt-1" / "task-1").mkdir(parents=True)  # sbatch interrupted, or ray.init failed
+    assert next_attempt(tmp_path, []) == 2
+    (tmp_path / "parts" / "attempt-3").mkdir()
+    assert next_attempt(tmp_path, [{"attempt": 2}]) == 4
 
 
 def test_sacct_and_scontrol_output_as_slurm_prints_it():
