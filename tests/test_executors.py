@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -291,6 +292,38 @@ def test_a_killed_ray_worker_becomes_records_and_resume_reruns_exactly_them(ray_
     _lost_then_resumed(ray_env, tmp_path, driver, run_dir, "ray", "LOST")
     # the killed worker's node-local folder is removed by the next task on the node (the resume's)
     assert not list(Path(tempfile.gettempdir()).glob(f"{PART_PREFIX}{task['pid']}-*"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_sbatch_cancels_the_array_it_queued(slurm_env, tmp_path):
+    # the real sbatch queues the array, then the answer is slow (a busy controller): Ctrl-C lands in between
+    (tmp_path / "bin").mkdir()
+    sbatch = tmp_path / "bin" / "sbatch"
+    sbatch.write_text(f'#!/bin/sh\nout=$("{shutil.which("sbatch")}" "$@") || exit 1\necho "$out" > '
+                      f'{tmp_path}/queued\nexec sleep 60\n')
+    sbatch.chmod(0o755)
+    (tmp_path / "mini.yaml").write_text(MINI)
+    driver = subprocess.Popen([sys.executable, "-m", "llmbench", "run", str(tmp_path / "mini.yaml"), "--out",
+                               str(tmp_path / "runs"), "--executor", "slurm", *SMALL_TASKS],
+                              env={**slurm_env, "PATH": f"{sbatch.parent}:{slurm_env['PATH']}"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "queued").exists():
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()[0]
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the driver and its sbatch
+    output = driver.communicate(timeout=120)[0]
+    assert driver.returncode != 0, output[-3000:]
+    job = (tmp_path / "queued").read_text().split()[-1]
+    states: set[str] = set()
+    while time.monotonic() < deadline:
+        rows = subprocess.run(["sacct", "-j", job, "-X", "-n", "-P", "-o", "State"], env=slurm_env, text=True,
+                              capture_output=True, timeout=60).stdout.splitlines()
+        states = {r.split()[0] for r in rows}
+        if states and states <= {"CANCELLED"}:
+            break
+        time.sleep(1)
+    assert states == {"CANCELLED"}, (states, output[-3000:])
 
 
 @pytest.mark.slow
