@@ -296,7 +296,9 @@ def test_a_killed_ray_worker_becomes_records_and_resume_reruns_exactly_them(ray_
 
 @pytest.mark.slow
 def test_ctrl_c_during_sbatch_cancels_the_array_it_queued(slurm_env, tmp_path):
-    # the real sbatch queues the array, then the answer is slow (a busy controller): Ctrl-C lands in between
+    # the real sbatch queues the array, then the answer is slow (a busy controller): Ctrl-C lands in between.
+    # The array waits (--begin, as on a busy cluster): a task that started at once would fail by itself, since
+    # submitit moves its pickles only after sbatch answered
     (tmp_path / "bin").mkdir()
     sbatch = tmp_path / "bin" / "sbatch"
     sbatch.write_text(f'#!/bin/sh\nout=$("{shutil.which("sbatch")}" "$@") || exit 1\necho "$out" > '
@@ -304,7 +306,8 @@ def test_ctrl_c_during_sbatch_cancels_the_array_it_queued(slurm_env, tmp_path):
     sbatch.chmod(0o755)
     (tmp_path / "mini.yaml").write_text(MINI)
     driver = subprocess.Popen([sys.executable, "-m", "llmbench", "run", str(tmp_path / "mini.yaml"), "--out",
-                               str(tmp_path / "runs"), "--executor", "slurm", *SMALL_TASKS],
+                               str(tmp_path / "runs"), "--executor", "slurm", *SMALL_TASKS,
+                               "--executor-option", "slurm.additional={begin: now+600}"],
                               env={**slurm_env, "PATH": f"{sbatch.parent}:{slurm_env['PATH']}"},
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -316,13 +319,16 @@ def test_ctrl_c_during_sbatch_cancels_the_array_it_queued(slurm_env, tmp_path):
     assert driver.returncode != 0, output[-3000:]
     job = (tmp_path / "queued").read_text().split()[-1]
     states: set[str] = set()
-    while time.monotonic() < deadline:
-        rows = subprocess.run(["sacct", "-j", job, "-X", "-n", "-P", "-o", "State"], env=slurm_env, text=True,
-                              capture_output=True, timeout=60).stdout.splitlines()
-        states = {r.split()[0] for r in rows}
-        if states and states <= {"CANCELLED"}:
-            break
-        time.sleep(1)
+    try:
+        while time.monotonic() < deadline:
+            rows = subprocess.run(["sacct", "-j", job, "-X", "-n", "-P", "-o", "State"], env=slurm_env, text=True,
+                                  capture_output=True, timeout=60).stdout.splitlines()
+            states = {r.split()[0] for r in rows}
+            if states and states <= {"CANCELLED"}:
+                break
+            time.sleep(1)
+    finally:
+        subprocess.run(["scancel", job], env=slurm_env, timeout=60, check=False)  # nothing left queued
     assert states == {"CANCELLED"}, (states, output[-3000:])
 
 
