@@ -130,6 +130,20 @@ def test_usage_errors_exit_2_before_anything_runs(tmp_path, args, message):
     assert message in result.output and not any(tmp_path.iterdir())
 
 
+def test_a_ray_address_where_nothing_listens_is_refused_within_seconds(tmp_path):
+    """ray.init waits minutes on such an address; the driver tries a TCP connection first (5 s at most)."""
+    pytest.importorskip("ray", reason="pip install 'llmbench[ray]'")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again at once: nothing listens there
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["run", str(QUICKSTART), "--out", str(tmp_path / "runs"), "--executor", "ray",
+                                      "--ray-address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 2, result.output
+    assert f"nothing answers at '127.0.0.1:{port}'" in result.output and "ray start --head" in result.output
+    assert time.monotonic() - start < 60 and not list((tmp_path / "runs").glob("*/records.jsonl"))
+
+
 def test_status_of_a_run_no_executor_ran(tmp_path):
     result = CliRunner().invoke(app, ["status", str(tmp_path)])
     assert result.exit_code == 2 and "no executor.json" in result.output
