@@ -25,16 +25,17 @@ def scenario(n_batch: int, n_new: int) -> str:
             f"max_new_tokens: {list(range(1, n_new + 1))}\ndevice: cpu\n")
 
 
-def timed(args: list[str]) -> tuple[float, float, int]:
-    """(wall s, peak RSS MiB of the child, exit code): the peak is the largest of all children so far, so every
-    command runs in a fresh `python -c` wrapper that reports its own child's peak."""
+def timed(args: list[str]) -> tuple[float, float, int, float]:
+    """(wall s, peak RSS MiB of the child, exit code, CPU s of the child): the peak is the largest of all children
+    so far, so every command runs in a fresh `python -c` wrapper that reports its own child's figures. CPU time
+    (user + system) is what the wall time would be on an idle core: on a shared machine it moves far less."""
     wrapper = ("import resource,subprocess,sys,time;t=time.perf_counter();"
                "r=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL);"
-               "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024, "
-               "r.returncode)")
+               "u=resource.getrusage(resource.RUSAGE_CHILDREN);"
+               "print(time.perf_counter()-t, u.ru_maxrss/1024, r.returncode, u.ru_utime+u.ru_stime)")
     out = subprocess.run([sys.executable, "-c", wrapper, *args], capture_output=True, text=True, check=True).stdout
-    wall, rss, code = out.split()
-    return float(wall), float(rss), int(code)
+    wall, rss, code, cpu = out.split()
+    return float(wall), float(rss), int(code), float(cpu)
 
 
 def main() -> None:
@@ -46,7 +47,8 @@ def main() -> None:
           f"{subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}; {os.cpu_count()} CPUs")
     llmbench = [sys.executable, "-m", "llmbench"]
     base = timed([sys.executable, "-c", "import llmbench.cli"])
-    print(f"python -c 'import llmbench.cli': {base[0]:.2f} s, {base[1]:.0f} MiB (the floor of every command)")
+    print(f"python -c 'import llmbench.cli': {base[0]:.2f} s (CPU {base[3]:.2f} s), {base[1]:.0f} MiB (the floor of "
+          "every command)")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             n_batch, n_new = map(int, size.split("x"))
@@ -60,7 +62,8 @@ def main() -> None:
                 runs = [timed([*llmbench, *command]) for _ in range(args.repeat)]
                 best = min(runs)
                 print(f"{points:>9,} points  llmbench {' '.join(command[:-1]):<22} best of {args.repeat}: "
-                      f"{best[0]:6.2f} s  peak RSS {max(r[1] for r in runs):6.0f} MiB  exit {best[2]}")
+                      f"{best[0]:6.2f} s (CPU {min(r[3] for r in runs):6.2f} s)  peak RSS "
+                      f"{max(r[1] for r in runs):6.0f} MiB  exit {best[2]}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # A local Ray cluster for tests and CI: `ray start --head` on 127.0.0.1 with its own temp dir, and a
 # stop that ends exactly the processes of that cluster (`ray stop` would end every Ray on the machine).
 #
-#   scripts/ray_local.sh start    start the head (waits until it accepts a driver), print RAY_ADDRESS
+#   scripts/ray_local.sh start    start the head (waits until it accepts a driver), print RAY_ADDRESS; refuses a
+#                                 temp dir whose cluster runs and a GCS port another program holds
 #   scripts/ray_local.sh stop     end this cluster's processes (SIGTERM, then SIGKILL), remove the temp dir
 #   scripts/ray_local.sh status   `ray status` against it
 #   scripts/ray_local.sh env      the line a client shell evals: export RAY_ADDRESS=...
@@ -12,7 +13,9 @@
 # 6390), LLMBENCH_RAY_CPUS (default: nproc), LLMBENCH_RAY_GPUS (default: Ray's own count),
 # LLMBENCH_RAY_OBJECT_STORE_MB (default 512: Ray's default is 30% of RAM in /dev/shm),
 # LLMBENCH_RAY_PYTHON (the python whose ray to use, default: python3 on PATH), LLMBENCH_RAY_KEEP=1
-# (stop keeps the temp dir, for its logs).
+# (stop keeps the temp dir, for its logs). One start, one stop per temp dir: a second user of the same dir would
+# share the cluster, and the first stop (another CI run's exit trap) would end it under the other's tasks.
+# .ci/run gives each run its own dir and port.
 set -euo pipefail
 
 TEMP=${LLMBENCH_RAY_DIR:-/tmp/llmbench-ray}
@@ -49,17 +52,22 @@ cluster_pids() {  # processes with an option =TEMP/... (gcs_server, raylet, moni
 
 cmd_start() {
     if [[ -n $(cluster_pids) ]]; then
-        log "already running (temp dir $TEMP)"
-    else
-        local args=(--head --node-ip-address 127.0.0.1 --port "$PORT" --num-cpus "${LLMBENCH_RAY_CPUS:-$(nproc)}"
-            --include-dashboard=false --disable-usage-stats --temp-dir "$TEMP"
-            --object-store-memory $((${LLMBENCH_RAY_OBJECT_STORE_MB:-512} * 1024 * 1024)))
-        [[ -n ${LLMBENCH_RAY_GPUS:-} ]] && args+=(--num-gpus "$LLMBENCH_RAY_GPUS")
-        mkdir -p "$TEMP"
-        [[ -s $RAY_AUTH_TOKEN_PATH ]] || (umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$RAY_AUTH_TOKEN_PATH")
-        "$PY" -m ray.scripts.scripts start "${args[@]}" >"$TEMP/start.log" 2>&1 \
-            || { log "ray start failed:"; tail -n 20 "$TEMP/start.log" >&2; exit 1; }
+        log "already running in $TEMP: stop it first (scripts/ray_local.sh stop), or give this cluster its own" \
+            "LLMBENCH_RAY_DIR and LLMBENCH_RAY_PORT"
+        exit 1
     fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        log "port $PORT is in use by another program: choose another LLMBENCH_RAY_PORT"
+        exit 1
+    fi
+    local args=(--head --node-ip-address 127.0.0.1 --port "$PORT" --num-cpus "${LLMBENCH_RAY_CPUS:-$(nproc)}"
+        --include-dashboard=false --disable-usage-stats --temp-dir "$TEMP"
+        --object-store-memory $((${LLMBENCH_RAY_OBJECT_STORE_MB:-512} * 1024 * 1024)))
+    [[ -n ${LLMBENCH_RAY_GPUS:-} ]] && args+=(--num-gpus "$LLMBENCH_RAY_GPUS")
+    mkdir -p "$TEMP"
+    [[ -s $RAY_AUTH_TOKEN_PATH ]] || (umask 077; od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$RAY_AUTH_TOKEN_PATH")
+    "$PY" -m ray.scripts.scripts start "${args[@]}" >"$TEMP/start.log" 2>&1 \
+        || { log "ray start failed:"; tail -n 20 "$TEMP/start.log" >&2; exit 1; }
     # ray start returns once the GCS and raylet are up; a driver can connect from then on
     log "up: $ADDRESS, temp dir $TEMP"
     cmd_env

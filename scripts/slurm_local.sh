@@ -2,7 +2,8 @@
 # A single-node Slurm for tests and CI: munged + (MariaDB + slurmdbd) + slurmctld + slurmd on this
 # machine, loopback only, everything (config, key, sockets, database, spool, logs) in one state dir.
 #
-#   scripts/slurm_local.sh start    install the Debian packages if missing, configure, start, wait until idle
+#   scripts/slurm_local.sh start    install the Debian packages if missing, configure, start, wait until idle;
+#                                   refuses a state dir whose daemons run and ports another program holds
 #   scripts/slurm_local.sh stop     cancel jobs, stop the daemons, remove the state dir
 #   scripts/slurm_local.sh status   the daemons' pids and sinfo (exit 1 if one is down)
 #   scripts/slurm_local.sh env      the line a client shell evals: export SLURM_CONF=...
@@ -18,6 +19,9 @@
 #                              in the job-completion log ($STATE/log/jobcomp.txt)
 #   LLMBENCH_SLURM_MIN_JOB_AGE seconds a finished job stays in squeue/scontrol (default 120)
 #   LLMBENCH_SLURM_KEEP=1      stop keeps the state dir (its logs)
+# One start, one stop per state dir: a second user of the same dir would share the cluster, and the first
+# stop (another CI run's exit trap) would end it under the other's jobs. .ci/run gives each run its own dir
+# and ports.
 set -euo pipefail
 
 STATE=${LLMBENCH_SLURM_DIR:-/tmp/llmbench-slurm}
@@ -32,7 +36,11 @@ NODE=$(hostname -s)
 export SLURM_CONF=$CONF
 
 log() { echo "slurm_local: $*" >&2; }
-pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+pid_alive() {  # the pid in pidfile $1 runs, and is the daemon the file is named after (not a reused pid)
+    local pid
+    [[ -s $1 ]] && pid=$(cat "$1") && kill -0 "$pid" 2>/dev/null \
+        && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$(basename "$1" .pid)" ]]
+}
 
 install_packages() {
     local pkgs=(slurm-wlm munge) cmds=(slurmctld slurmd munged sbatch sacct) missing="" c
@@ -202,9 +210,28 @@ check_traversable() {  # munged refuses a socket below a folder that others cann
     return 0
 }
 
+daemon_pidfiles() {  # name:pidfile of every daemon this state dir may run
+    echo "munged:$STATE/munge/munged.pid" "mariadbd:$STATE/db/mariadbd.pid" "slurmdbd:$STATE/run/slurmdbd.pid" \
+        "slurmctld:$STATE/run/slurmctld.pid" "slurmd:$STATE/run/slurmd.pid"
+}
+
+check_unused() {  # this state dir runs nothing yet, and nothing listens on its ports
+    local d running="" p last=$((PORT + 1))
+    for d in $(daemon_pidfiles); do pid_alive "${d#*:}" && running+=" ${d%%:*} (pid $(cat "${d#*:}"))"; done
+    [[ -z $running ]] || { log "already running in $STATE:$running. Stop it first (scripts/slurm_local.sh stop), or" \
+        "give this cluster its own LLMBENCH_SLURM_DIR and LLMBENCH_SLURM_PORT"; exit 1; }
+    [[ $ACCOUNTING == 1 ]] && last=$SQL_PORT
+    for ((p = PORT; p <= last; p++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            log "port $p (of $PORT-$last) is in use by another program: choose another LLMBENCH_SLURM_PORT"; exit 1
+        fi
+    done
+}
+
 cmd_start() {
     [[ $(id -u) == 0 ]] || { log "needs root (the daemons run as root)"; exit 1; }
     check_traversable
+    check_unused
     install_packages
     mkdir -p "$STATE"/{etc,munge,ctld,spool,run,log,db}
     chmod 755 "$STATE" "$STATE/munge"
@@ -220,7 +247,7 @@ cmd_start() {
 
 stop_pidfile() {  # SIGTERM, up to 10 s, then SIGKILL
     local pid
-    [[ -s $1 ]] || return 0
+    pid_alive "$1" || return 0
     pid=$(cat "$1")
     kill "$pid" 2>/dev/null || return 0
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from llmbench.analysis.compare import CompareError, compare_runs
 from llmbench.cli import app
 from llmbench.report.compare_output import render_junit
-from llmbench.report.console import column_widths, plural
+from llmbench.report.console import plural
+from llmbench.report.console_tables import column_widths
 
 RUN_SMALL = Path(__file__).parent / "data" / "run_small"
 
@@ -49,7 +50,7 @@ def test_column_widths_never_go_under_the_longest_word():
 
 
 def test_profile_prints_its_breakdown_and_top_operators_per_phase(capsys: pytest.CaptureFixture[str]):
-    from llmbench.report.console import print_profiles
+    from llmbench.report.console_tables import print_profiles
     from tests.test_profile_report import profile, run_with
 
     failed = {"status": "error", "error": {"type": "RuntimeError", "message": "boom"}}

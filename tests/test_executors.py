@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,10 @@ from llmbench.config.loading import load_scenario
 from llmbench.config.sourcemap import ScenarioError
 from llmbench.config.sweep import expand_sweep
 from llmbench.execute.fingerprint import fingerprint_differences
-from llmbench.execute.remote import plan_tasks
+from llmbench.execute.locks import lock_run_dir
+from llmbench.execute.remote import Task, next_attempt, plan_tasks, write_attempts
 from llmbench.execute.slurm_jobs import parse_sacct, parse_scontrol
+from llmbench.execute.task import PART_PREFIX, remove_orphan_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "scenarios" / "quickstart.yaml"
@@ -86,6 +90,14 @@ def test_tasks_hold_whole_model_groups():
     assert len(one.point_ids) == 12 and one.part == "parts/attempt-3/task-1"
 
 
+def test_an_attempt_never_writes_into_the_parts_of_one_that_did_not_get_submitted(tmp_path):
+    assert next_attempt(tmp_path, []) == 1
+    (tmp_path / "parts" / "attempt-1" / "task-1").mkdir(parents=True)  # sbatch interrupted, or ray.init failed
+    assert next_attempt(tmp_path, []) == 2
+    (tmp_path / "parts" / "attempt-3").mkdir()
+    assert next_attempt(tmp_path, [{"attempt": 2}]) == 4
+
+
 def test_sacct_and_scontrol_output_as_slurm_prints_it():
     # sacct -X -n -P -o JobID,State,ExitCode,Reason,NodeList, as Slurm 22.05 printed it in phase 1
     rows = parse_sacct("14_0|COMPLETED|0:0|None|vm\n14_1|CANCELLED by 0|0:0|None|vm\n14_[2-3]|PENDING|0:0|"
@@ -118,9 +130,47 @@ def test_usage_errors_exit_2_before_anything_runs(tmp_path, args, message):
     assert message in result.output and not any(tmp_path.iterdir())
 
 
+def test_a_ray_address_where_nothing_listens_is_refused_within_seconds(tmp_path):
+    """ray.init waits minutes on such an address; the driver tries a TCP connection first (5 s at most)."""
+    pytest.importorskip("ray", reason="pip install 'llmbench[ray]'")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again at once: nothing listens there
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["run", str(QUICKSTART), "--out", str(tmp_path / "runs"), "--executor", "ray",
+                                      "--ray-address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 2, result.output
+    assert f"nothing answers at '127.0.0.1:{port}'" in result.output and "ray start --head" in result.output
+    assert time.monotonic() - start < 60 and not list((tmp_path / "runs").glob("*/records.jsonl"))
+
+
 def test_status_of_a_run_no_executor_ran(tmp_path):
     result = CliRunner().invoke(app, ["status", str(tmp_path)])
     assert result.exit_code == 2 and "no executor.json" in result.output
+
+
+def test_status_only_reads_a_run_directory_another_process_holds(tmp_path):
+    # the submitting `llmbench run` still follows its tasks: status must neither copy records nor write the report
+    task = Task(1, "parts/attempt-1/task-1", ["a", "b"], job_id="7_0", state="RUNNING", recorded=["a"])
+    write_attempts(tmp_path, [{"attempt": 1, "engine": "slurm", "options": {"poll_s": 1}, "submitted_at": "",
+                               "job_id": "7", "tasks": [task]}])
+    with lock_run_dir(tmp_path, "llmbench run s.yaml --executor slurm"):
+        shown = CliRunner().invoke(app, ["status", str(tmp_path)])
+        waited = CliRunner().invoke(app, ["status", str(tmp_path), "--wait"])
+    assert shown.exit_code == 0 and "llmbench run s.yaml --executor slurm" in shown.output, shown.output
+    assert "task 1  7_0  RUNNING" in shown.output and "1/2 recorded" in shown.output
+    assert waited.exit_code == 2 and "nothing collected" in waited.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "executor.json"]
+
+
+def test_the_folders_of_killed_ray_workers_are_removed_by_the_next_task(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = tmp_path / f"{PART_PREFIX}{gone.stdout.strip()}-ab_1", tmp_path / f"{PART_PREFIX}{os.getpid()}-cd"
+    others = [tmp_path / f"{PART_PREFIX}q8v6763x", tmp_path / "unrelated-1-2"]  # an older name, not ours
+    for folder in (dead, alive, *others):
+        (folder / "logs").mkdir(parents=True)
+    assert remove_orphan_parts(tmp_path) == [dead]
+    assert sorted(tmp_path.iterdir()) == sorted([alive, *others])
 
 
 # ----------------------------------------------------------------------------------------- the real engines
@@ -244,10 +294,6 @@ def test_a_cancelled_array_task_becomes_records_and_resume_reruns_exactly_them(s
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="known failure in .ci/run on the 2-core VM (2026-12-01, 2 of 2 runs): the kill becomes LOST "
-                  "records as it should, but the resumed Ray task dies too (WorkerCrashedError) and the local Slurm "
-                  "controller stops answering afterwards; passed in its author's environment at 00:49 UTC. Issue 19 "
-                  "stays open for it")
 def test_a_killed_ray_worker_becomes_records_and_resume_reruns_exactly_them(ray_env, tmp_path):
     driver, run_dir = _start_mini(ray_env, tmp_path, "ray")
     deadline = time.monotonic() + 60
@@ -258,6 +304,46 @@ def test_a_killed_ray_worker_becomes_records_and_resume_reruns_exactly_them(ray_
         time.sleep(0.2)
     os.kill(task["pid"], signal.SIGKILL)
     _lost_then_resumed(ray_env, tmp_path, driver, run_dir, "ray", "LOST")
+    # the killed worker's node-local folder is removed by the next task on the node (the resume's)
+    assert not list(Path(tempfile.gettempdir()).glob(f"{PART_PREFIX}{task['pid']}-*"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_sbatch_cancels_the_array_it_queued(slurm_env, tmp_path):
+    # the real sbatch queues the array, then the answer is slow (a busy controller): Ctrl-C lands in between.
+    # The array waits (--begin, as on a busy cluster): a task that started at once would fail by itself, since
+    # submitit moves its pickles only after sbatch answered
+    (tmp_path / "bin").mkdir()
+    sbatch = tmp_path / "bin" / "sbatch"
+    sbatch.write_text(f'#!/bin/sh\nout=$("{shutil.which("sbatch")}" "$@") || exit 1\necho "$out" > '
+                      f'{tmp_path}/queued\nexec sleep 60\n')
+    sbatch.chmod(0o755)
+    (tmp_path / "mini.yaml").write_text(MINI)
+    driver = subprocess.Popen([sys.executable, "-m", "llmbench", "run", str(tmp_path / "mini.yaml"), "--out",
+                               str(tmp_path / "runs"), "--executor", "slurm", *SMALL_TASKS,
+                               "--executor-option", "slurm.additional={begin: now+600}"],
+                              env={**slurm_env, "PATH": f"{sbatch.parent}:{slurm_env['PATH']}"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "queued").exists():
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()[0]
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the driver and its sbatch
+    output = driver.communicate(timeout=120)[0]
+    assert driver.returncode != 0, output[-3000:]
+    job = (tmp_path / "queued").read_text().split()[-1]
+    states: set[str] = set()
+    try:
+        while time.monotonic() < deadline:
+            rows = subprocess.run(["sacct", "-j", job, "-X", "-n", "-P", "-o", "State"], env=slurm_env, text=True,
+                                  capture_output=True, timeout=60).stdout.splitlines()
+            states = {r.split()[0] for r in rows}
+            if states and states <= {"CANCELLED"}:
+                break
+            time.sleep(1)
+    finally:
+        subprocess.run(["scancel", job], env=slurm_env, timeout=60, check=False)  # nothing left queued
+    assert states == {"CANCELLED"}, (states, output[-3000:])
 
 
 @pytest.mark.slow

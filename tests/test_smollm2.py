@@ -61,7 +61,8 @@ def test_quantization_error_is_ordered_on_a_real_model(folder: Path, tmp_path: P
     """KL(int4) > KL(int8) > 0 against fp32, on the shipped text: what a random-weight model cannot show."""
     pytest.importorskip("bitsandbytes")
     from llmbench.config.loading import load_scenario
-    from llmbench.config.sweep import expand_sweep, plan_quality
+    from llmbench.config.quality_jobs import plan_quality
+    from llmbench.config.sweep import expand_sweep
     from llmbench.measure.engine import resolve_device
     from llmbench.measure.scoring import run_quality
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from llmbench.config.loading import load_scenario
+from llmbench.config.sourcemap import ScenarioError
 from llmbench.config.sweep import expand_sweep, group_points
 
 BASE = """
@@ -81,3 +86,64 @@ def test_prompt_file_points_are_named_after_the_file(write_scenario, tmp_path):
     text = "name: s\nmodels: [tiny-llama]\nprompt: {kind: file, path: chat.txt}\nmax_new_tokens: 4\n"
     (p,) = expand_sweep(load_scenario(write_scenario(text)))
     assert p.id == "tiny-llama/fp32/bs1/in-chat/out4/greedy" and p.input_tokens is None
+
+
+# --- large sweeps: points built without the generated __init__, plans counted as they stream -------------------
+
+AXIS_VALUES = {"model": ["tiny-llama", "tiny-gpt2"], "precision": ["fp32", "bf16", "int4-torchao"],
+               "batch_size": [1, 2, 4, 8], "max_new_tokens": [8, 2040], "attn_implementation": ["default", "eager"]}
+DECODINGS = "[greedy, {strategy: beam, num_beams: 2}, {strategy: prompt_lookup, prompt_lookup_num_tokens: 3}]"
+SCENARIO_KEY = {"model": "models"}  # the scenario's key of an axis, where it is not the axis's name
+
+
+def sweep_text(axes: dict[str, list], exclude: list[dict], include: list[dict]) -> str:
+    """A scenario over these axes and rules (tiny-gpt2 has 2048 positions, so out2040 is skipped for it; beam and
+    prompt lookup limit the batch; int4-torchao cannot run on a CPU: every kind of skip)."""
+    rules = "".join(f"{kind}:\n" + "".join(f"  - {rule}\n" for rule in rules)
+                    for kind, rules in (("exclude", exclude), ("include", include)) if rules)
+    return (f"name: s\ndevice: cpu\nprompt: {{input_tokens: 16}}\ndecoding: {DECODINGS}\n"
+            + "".join(f"{SCENARIO_KEY.get(axis, axis)}: {values}\n" for axis, values in axes.items()) + rules)
+
+
+def test_points_made_without_init_equal_points_made_with_it(write_scenario):
+    from llmbench.config.sweep import FIELDS, RunPoint
+
+    text = sweep_text(AXIS_VALUES, [{"batch_size": [8], "precision": ["bf16"]}], [{"batch_size": [16]}])
+    text += "profile: {points: ['*/bs2/*']}\n"
+    points = expand_sweep(load_scenario(write_scenario(text)))
+    assert any(p.profile is not None for p in points) and any(p.profile is None for p in points)
+    for p in points:
+        assert RunPoint(**{f: getattr(p, f) for f in FIELDS}) == p
+    with pytest.raises(TypeError, match="expected the fields"):
+        RunPoint.of({"id": "x"})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_plan_counted_as_it_streams_equals_the_expanded_plan(write_scenario, data):
+    """summarise_plan (what `plan` prints past 1,000 points) against group_points(expand_sweep(...)) with the same
+    skip rules, on random axes, exclude and include rules: the same loads in the same order, counts, skips, ids."""
+    from llmbench.config.feasibility import skip_reason
+    from llmbench.config.plan_summary import summarise_plan
+    from llmbench.config.sweep_size import sweep_size
+
+    axes = {a: data.draw(st.lists(st.sampled_from(v), min_size=1, max_size=len(v), unique=True), label=a)
+            for a, v in AXIS_VALUES.items()}
+    pairs = [(a, [v]) for a, vs in AXIS_VALUES.items() for v in vs]
+    rule = st.lists(st.sampled_from(pairs), min_size=1, max_size=2).map(dict)
+    exclude, include = data.draw(st.lists(rule, max_size=2)), data.draw(st.lists(rule, max_size=2))
+    try:
+        s = load_scenario(write_scenario(sweep_text(axes, exclude, include)))
+    except ScenarioError:  # a rule naming a value the sweep lacks, or excluding everything
+        return
+    summary = summarise_plan(s)
+    groups = group_points(expand_sweep(s))
+    size, total = sweep_size(s), sum(len(g.points) for g in groups)  # exclude rules counted exactly, before expanding
+    assert size.points == total if size.exact else size.points >= total
+    assert size.exact == (not include)
+    ids = [p.id for g in groups for p in g.points]
+    assert len(set(ids)) == len(ids)  # without include rules nothing checks for repeats: none may arise
+    assert [g.id for g in summary] == [g.id for g in groups]
+    for g, full in zip(summary, groups, strict=True):
+        assert (g.points, g.first, g.last) == (len(full.points), full.points[0].id, full.points[-1].id)
+        assert g.skipped == sum(skip_reason(p, "cpu") is not None for p in full.points)

@@ -63,11 +63,14 @@ class GateOptions:
 
 
 def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
-    """Compare, print, write the outputs; 0 no regression, 1 regression or a missing point, 2 refused."""
+    """Compare, print, write the outputs; 0 no regression, 1 regression or a missing point, 2 refused (or an output
+    file that could not be written)."""
     from llmbench.analysis.baselines import BaselineError
     from llmbench.analysis.compare import CompareError, compare_runs
     from llmbench.analysis.results import ResultsError
-    from llmbench.report.compare_output import print_comparison, write_outputs
+    from llmbench.execute.locks import RunDirBusy
+    from llmbench.execute.writes import RunWriteError
+    from llmbench.report.compare_output import print_comparison
 
     try:
         options = _settled(baseline, candidate, options)
@@ -83,16 +86,30 @@ def gate(baseline: str, candidate: Path, options: GateOptions) -> int:
             if options.confirm and _suspects(result):
                 result = {**_confirmed(result, judge, candidate, options.confirm),
                           **({"history": result["history"]} if history else {})}
-    except (BaselineError, CompareError, ResultsError, OSError, ValueError) as exc:
-        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+    except (BaselineError, CompareError, ResultsError, OSError, ValueError, RunDirBusy, RunWriteError) as exc:
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)  # the last two: --confirm's or --history's pooling
         return 2
     print_comparison(result, out)
+    return result["exit_code"] if _write_files(result, options) else 2
+
+
+def _write_files(result: dict, options: GateOptions) -> bool:
+    """The files asked for, each written whole; False, with the reason printed, when one cannot be written (a CI
+    job must not pass on a comparison whose JUnit or JSON it never got)."""
+    from llmbench.execute.writes import RunWriteError
+    from llmbench.report.compare_output import write_outputs
     from llmbench.report.exports import write_exports
 
-    for path in [*write_outputs(result, options.markdown, options.junit, options.json_out),
-                 *write_exports(result, options.bmf, options.github_benchmark)]:
+    try:
+        written = [*write_outputs(result, options.markdown, options.junit, options.json_out),
+                   *write_exports(result, options.bmf, options.github_benchmark)]
+    except (RunWriteError, OSError) as exc:  # OSError: $GITHUB_STEP_SUMMARY, which is appended to
+        err.print(f"[red]{escape(str(exc))}[/]; the comparison above stands, but not every file asked for was "
+                  "written (exit 2)", soft_wrap=True)
+        return False
+    for path in written:
         err.print(f"wrote {path}", soft_wrap=True)
-    return result["exit_code"]
+    return True
 
 
 def _settled(baseline: str, candidate: Path, options: GateOptions) -> GateOptions:
@@ -258,13 +275,15 @@ def interleave(
     json_out: Optional[Path] = JSON_OUT,  # noqa: UP045
 ) -> None:
     """Run a scenario alternately in two environments on this machine, pool each side, and gate."""
+    from llmbench.execute.locks import RunDirBusy
     from llmbench.execute.rounds import run_interleaved
+    from llmbench.execute.writes import RunWriteError
 
     load_or_exit(scenario_file)  # a bad scenario fails here, once, not in every round
     try:
         pooled = run_interleaved(scenario_file, {"baseline": baseline_python, "candidate": candidate_python},
                                  rounds, out_root, say=lambda s: err.print(s, soft_wrap=True, highlight=False))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, RunDirBusy, RunWriteError) as exc:
         err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
     options = GateOptions(metrics=tuple(metric), alpha=alpha, markdown=markdown, junit=junit, json_out=json_out)

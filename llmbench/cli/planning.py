@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from llmbench.cli.loading import ALLOW_LARGE, load_or_exit
-from llmbench.report.console import out, print_plan
+from llmbench.report.console import PLAN_LISTED, out, print_plan, print_plan_summary
 
 
 def validate(files: list[Path] = typer.Argument(..., help="Scenario YAML files."),
@@ -42,6 +42,13 @@ def plan(file: Path = typer.Argument(..., help="Scenario YAML file."),
     scenario = load_or_exit(file, allow_large)
     if not as_json:
         out.print(escape(f"{scenario.name}: {sweep_size(scenario).describe()}"), soft_wrap=True)
+    if not (as_json or show_all) and sweep_size(scenario).points > PLAN_LISTED:
+        from llmbench.config.plan_summary import summarise_plan
+
+        summary = summarise_plan(scenario)  # counted as the points stream past: none of them kept
+        if sum(g.points for g in summary) > PLAN_LISTED:  # else exclude rules left few enough to list
+            print_plan_summary(scenario, summary)
+            return
     groups = group_points(expand_sweep(scenario))
     if as_json:
         from llmbench.config.feasibility import requested_device_type, skip_reason
@@ -54,7 +61,7 @@ def plan(file: Path = typer.Argument(..., help="Scenario YAML file."),
                                        for p in g.points]} for g in groups]}
         print(json.dumps(data, indent=2))
     else:
-        print_plan(scenario.name, groups, every_point=show_all)
+        print_plan(scenario, groups)
 
 
 def schema() -> None:

@@ -11,13 +11,14 @@ from typing import Optional  # noqa: UP035 - typer needs Optional on Python 3.10
 import typer
 from rich.markup import escape
 
-from llmbench.report.console import err, out, print_tables
+from llmbench.cli.loading import ALLOW_LARGE
+from llmbench.report.console import err, out
 
 
 def merge(run_dirs: list[Path] = typer.Argument(..., help="Run directories of one scenario (e.g. its shards)."),
           out_dir: Path = typer.Option(..., "-o", "--out", help="The merged run directory to write."),
-          allow_mismatch: bool = typer.Option(False, help="Merge even if the environments' fingerprints differ.")
-          ) -> None:
+          allow_mismatch: bool = typer.Option(False, help="Merge even if the environments' fingerprints differ."),
+          allow_large: bool = ALLOW_LARGE) -> None:
     """Merge run directories of the same scenario into one; exit 2 if scenarios or environments differ."""
     from llmbench.execute.locks import RunDirBusy
     from llmbench.execute.merge import MergeError, merge_runs
@@ -25,7 +26,7 @@ def merge(run_dirs: list[Path] = typer.Argument(..., help="Run directories of on
     from llmbench.execute.writes import RunWriteError
 
     try:
-        summary = merge_runs(run_dirs, out_dir, allow_mismatch)
+        summary = merge_runs(run_dirs, out_dir, allow_mismatch, allow_large)
     except (MergeError, RunDirError, RunDirBusy, RunWriteError) as exc:
         err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -109,4 +110,6 @@ def capacity(
                   "measure it first (llmbench run)", soft_wrap=True)
         raise typer.Exit(2)
     tables = capacity_report(records, sizes, context, SLO(slo_ttft_ms, slo_tpot_ms, percentile), target_tokens_per_s)
+    from llmbench.report.console_tables import print_tables
+
     print_tables(tables)

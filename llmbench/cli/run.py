@@ -28,15 +28,7 @@ from llmbench.cli.gating import (
     gate,
 )
 from llmbench.cli.loading import ALLOW_LARGE, default_scenario, load_or_exit
-from llmbench.report.console import (
-    ConsoleRunView,
-    err,
-    out,
-    plural,
-    print_profiles,
-    print_ranking,
-    print_summary,
-)
+from llmbench.report.console import ConsoleRunView, err, out, plural
 
 EXECUTOR = typer.Option(None, "--executor", help="Where the model groups run: local (this machine), slurm (one job "
                         "array) or ray; default: the scenario's executor block, else local.")
@@ -121,6 +113,8 @@ def run_once(scenario: Any, path: Path, out_root: Path, options: Any) -> tuple[i
 
 def finish(result: Any) -> None:
     """After the measuring: the summary table, failed quality scores, report.html and what to do next."""
+    from llmbench.report.console_tables import print_profiles, print_ranking, print_summary
+
     if result.refused:
         err.print(f"[red]{result.run_dir}: {escape(result.refused)}[/]", soft_wrap=True)
         return
@@ -215,9 +209,16 @@ def _check_gates(metric: list[str]) -> None:
 
 
 def _pooled_rounds(once: Any, rounds: int, out_root: Path, name: str) -> tuple[int, Path | None]:
+    from llmbench.execute.locks import RunDirBusy
     from llmbench.execute.rounds import measure_rounds
+    from llmbench.execute.run import WRITE_FAILED
+    from llmbench.execute.writes import RunWriteError
 
-    code, pooled = measure_rounds(once, rounds, out_root, name)
+    try:
+        code, pooled = measure_rounds(once, rounds, out_root, name)
+    except (RunDirBusy, RunWriteError) as exc:  # a read-only --out, a full disk, another process in the folder
+        err.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
+        return (2 if isinstance(exc, RunDirBusy) else WRITE_FAILED), None
     if pooled is not None:
         try:  # the pooled records are on disk: a failed report must not fail the run
             from llmbench.report.render import render_report
@@ -239,8 +240,8 @@ def profile(
     nvtx: bool = typer.Option(False, "--nvtx", help="NVTX ranges in every call too (CUDA only)."),
 ) -> None:
     """Measure only the chosen points of a scenario, then profile each once more: traces, tables and the report."""
+    from llmbench.config.checks import unmatched_profile_patterns
     from llmbench.config.scenario import Scenario
-    from llmbench.config.sweep import unmatched_profile_patterns
     from llmbench.execute.run import RunOptions
 
     scenario = load_or_exit(scenario_file)

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.config.load_checks import check_load
+from llmbench.config.partial import FieldFailed
 from llmbench.config.prompts import read_prompt_file
 from llmbench.config.scenario import Scenario
 from llmbench.config.sourcemap import close_match
-from llmbench.config.sweep import axis_values, expand_sweep, iter_product, matches, unmatched_profile_patterns
+from llmbench.config.sweep import axis_values, iter_points, iter_product, matches, profilematches
 from llmbench.config.sweep_size import MAX_POINTS, sweep_size
 from llmbench.core.builtin_models import builtin_names
 from llmbench.core.precisions import PRECISIONS
@@ -24,21 +25,37 @@ Finding = tuple[tuple[Any, ...], str, str]
 
 
 def check_scenario(scenario: Scenario, base_dir: Path, allow_large: bool = False) -> list[Finding]:
-    size = sweep_size(scenario)
-    if size.points > MAX_POINTS and not allow_large:  # refused before anything expands the sweep
+    """Every cross-field finding. On a PartialScenario standing in (config/partial.py: the fields that failed the
+    schema left out) each check runs until it reads a failed field; what it found before that stands."""
+    try:
+        size = sweep_size(scenario)
+    except FieldFailed:  # an axis failed the schema: the size is known once it is fixed
+        size = None
+    if size is not None and size.points > MAX_POINTS and not allow_large:  # refused before anything expands it
         return [((), f"the sweep has {size.describe()}, past the limit of {MAX_POINTS:,}",
                  "shorten an axis list (batch_size, input_tokens, max_new_tokens, ...), or pass --allow-large if you "
                  "mean it")]
     findings: list[Finding] = []
     for check in (_unique_labels, _unique_axis_values, _rules_refer_to_known, _prompt_source, _placement, _bounds,
                   _batch_search, _model_ids):
-        findings += list(check(scenario, base_dir))
-    findings += list(check_load(scenario))
-    if not findings:
-        findings += list(_not_empty(scenario))
-    if not findings and size.points <= MAX_POINTS:  # a large sweep's profile patterns are matched as it runs
-        findings += list(_profile_points(scenario))
+        findings += _until_failed(check(scenario, base_dir))
+    findings += _until_failed(check_load(scenario))
+    if not findings and size is not None:
+        findings += _until_failed(_not_empty(scenario))
+    if not findings and size is not None and size.points <= MAX_POINTS:  # a large sweep's patterns are matched later
+        findings += _until_failed(_profile_points(scenario))
     return findings
+
+
+def _until_failed(found: Iterator[Finding]) -> list[Finding]:
+    """A check's findings, up to its first read of a field that failed the schema (config/partial.py)."""
+    kept: list[Finding] = []
+    try:
+        for finding in found:
+            kept.append(finding)
+    except FieldFailed:
+        pass
+    return kept
 
 
 def _unique_labels(s: Scenario, _: Path) -> Iterator[Finding]:
@@ -166,6 +183,20 @@ def _not_empty(s: Scenario) -> Iterator[Finding]:
 def _profile_points(s: Scenario) -> Iterator[Finding]:
     for i in unmatched_profile_patterns(s):
         pattern = s.profile.points[i]  # type: ignore[union-attr]
-        guess = close_match(pattern, [p.id for p in expand_sweep(s)])
+        guess = close_match(pattern, [p.id for p in iter_points(s)])
         yield ("profile", "points", i), f"{pattern!r} matches no point of the sweep", (
             f"did you mean {guess!r}?" if guess else "`llmbench plan` lists the point ids; * matches any characters")
+
+
+def unmatched_profile_patterns(s: Scenario) -> list[int]:
+    """Indices of profile.points entries that match no point of the sweep (a typo profiles nothing); the points
+    stream past and the search stops once every entry has matched."""
+    if s.profile is None:
+        return []
+    left = dict(enumerate(s.profile.points))
+    for p in iter_points(s):
+        for i in [i for i, pattern in left.items() if profilematches([pattern], p.id)]:
+            del left[i]
+        if not left:
+            break
+    return list(left)

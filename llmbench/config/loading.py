@@ -5,12 +5,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
 from llmbench.config.checks import check_scenario
 from llmbench.config.decoding import STRATEGIES
+from llmbench.config.partial import partial_scenario
 from llmbench.config.scenario import BATCH_TAGS, Scenario
 from llmbench.config.sourcemap import Problem, ScenarioError, YamlSource, close_match, format_path
 from llmbench.core.precisions import PRECISIONS
@@ -41,18 +42,23 @@ def parse_scenario(source: YamlSource, base_dir: Path, allow_large: bool = False
     try:
         scenario = Scenario.model_validate(source.data)
     except ValidationError as exc:
-        problems += [_problem(source, err) for err in exc.errors()]
+        errors = exc.errors()
+        problems += [_problem(source, err) for err in errors]
+        partial = partial_scenario(source.data, errors)  # the fields that passed: their cross-field mistakes too
+        if partial is not None:
+            problems += _located(source, check_scenario(cast(Scenario, partial), base_dir, allow_large))
         raise ScenarioError(sorted(problems, key=lambda p: p.line or 0)) from None
-    problems += [
-        Problem(source.file, source.line_of(loc), format_path(loc), msg, hint)
-        for loc, msg, hint in check_scenario(scenario, base_dir, allow_large)
-    ]
+    problems += _located(source, check_scenario(scenario, base_dir, allow_large))
     if problems:
         raise ScenarioError(problems)
     if scenario.prompt.path is not None:  # resolve once, so the run does not depend on the cwd
         prompt = scenario.prompt.model_copy(update={"path": str((base_dir / scenario.prompt.path).resolve())})
         scenario = scenario.model_copy(update={"prompt": prompt})
     return scenario
+
+
+def _located(source: YamlSource, findings: list[Any]) -> list[Problem]:
+    return [Problem(source.file, source.line_of(loc), format_path(loc), msg, hint) for loc, msg, hint in findings]
 
 
 def _problem(source: YamlSource, err: Any) -> Problem:

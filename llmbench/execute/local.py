@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmbench.config.sweep import plan_quality
+from llmbench.config.quality_jobs import plan_quality
 from llmbench.core.record import RunRecord
 from llmbench.execute.fingerprint import fingerprint_differences
 from llmbench.execute.plans import RunPlan

@@ -15,6 +15,7 @@ from llmbench.config.executor import measured_form
 from llmbench.config.loading import current_form
 from llmbench.config.scenario import Scenario
 from llmbench.config.sweep import expand_sweep
+from llmbench.config.sweep_size import MAX_POINTS, sweep_size
 from llmbench.core.record import RunRecord
 from llmbench.execute.artifacts import copy_artifacts
 from llmbench.execute.fingerprint import dict_differences, fingerprint_differences
@@ -35,12 +36,15 @@ class MergeError(ValueError):
     pass
 
 
-def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False) -> dict[str, Any]:
-    """Write the merged run directory `out`; return a summary (points, missing ids, sources)."""
+def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False,
+               allow_large: bool = False) -> dict[str, Any]:
+    """Write the merged run directory `out`; return a summary (points, missing ids, sources). A stored sweep past
+    sweep_size.MAX_POINTS is refused before it is expanded, unless `allow_large`."""
     if not run_dirs:
         raise MergeError("name at least one run directory")
     first = run_dirs[0]
     scenario = current_form(_read(first, "scenario.json"))
+    planned = _planned_ids(scenario, first / "scenario.json", allow_large)  # a missing shard shows as missing points
     env = _read(first, "env.json")
     for other in run_dirs[1:]:
         changes = dict_differences(measured_form(scenario), measured_form(current_form(_read(other, "scenario.json"))))
@@ -51,7 +55,6 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False) ->
             raise MergeError(f"{other} ran on another environment than {first} (--allow-mismatch to merge "
                              "anyway):\n  " + "\n  ".join(diffs))
     chosen: dict[str, tuple[RunRecord, Path]] = {}  # point id -> its record and the directory it comes from
-    planned = _planned_ids(scenario)  # the whole sweep: a missing shard shows up as missing points
     problems: list[str] = []  # lines left out and parts of records left out, located: the user hears of each
     for d in run_dirs:
         records, bad = read_records(d)  # RunDirError on a record newer than this llmbench: merge refuses it
@@ -65,11 +68,17 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False) ->
     return {**summary, "problems": problems + summary["problems"]}
 
 
-def _planned_ids(scenario_json: dict[str, Any]) -> list[str]:
+def _planned_ids(scenario_json: dict[str, Any], path: Path, allow_large: bool) -> list[str]:
+    """The ids of the whole sweep, counted from its axis lengths before it is expanded (as validate and plan do)."""
     try:
-        return [p.id for p in expand_sweep(Scenario.model_validate(scenario_json))]
+        scenario = Scenario.model_validate(scenario_json)
     except ValueError as exc:  # pydantic's ValidationError: a scenario.json edited or from another llmbench
-        raise MergeError(f"scenario.json is not a scenario this llmbench can read: {_first_line(exc)}") from None
+        raise MergeError(f"{path}: not a scenario this llmbench can read: {_first_line(exc)}") from None
+    size = sweep_size(scenario)
+    if size.points > MAX_POINTS and not allow_large:
+        raise MergeError(f"{path}: the sweep has {size.describe()}, past the limit of {MAX_POINTS:,}; merge lists "
+                         "every planned point, so pass --allow-large if you mean it")
+    return [p.id for p in expand_sweep(scenario)]
 
 
 def _first_line(exc: Exception) -> str:

@@ -12,6 +12,7 @@ a session of its own). Ray tasks end with their driver: there is no --detach on 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,11 @@ class RayTasks:
             self.close()
             raise UsageError("--executor ray needs ray: pip install 'llmbench[ray]'") from None
         self.ray = ray
+        unreachable = _unreachable(address)
+        if unreachable:
+            self.close()
+            raise UsageError(f"--executor ray: nothing answers at {address!r} ({unreachable}); start the cluster "
+                             "(ray start --head) or give its address (--ray-address, RAY_ADDRESS)")
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False if address is None else None,
                      _temp_dir=self.temp)
@@ -121,6 +127,22 @@ class RayTasks:
             import shutil
 
             shutil.rmtree(self.temp, ignore_errors=True)
+
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _unreachable(address: str | None) -> str | None:
+    """Why nothing listens at a host:port (or ray://host:port) address, within CONNECT_TIMEOUT_S, else None:
+    ray.init waits minutes on an address where nothing answers. None for a local Ray, `auto` and `local`."""
+    if address is None or address in ("auto", "local") or ":" not in address:
+        return None
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
 
 
 def _local_ray_dir() -> str:

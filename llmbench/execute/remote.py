@@ -106,14 +106,15 @@ def measure_remote(plan: RunPlan, view: Any, spec: ExecutorSpec, detach: bool) -
     """Submit the plan's points as tasks, follow them into the run directory (unless detach), return the outcome."""
     run_dir = plan.run_dir
     attempts = read_attempts(run_dir)
-    tasks = plan_tasks(plan.points, spec.groups_per_task, len(attempts) + 1)
+    number = next_attempt(run_dir, attempts)
+    tasks = plan_tasks(plan.points, spec.groups_per_task, number)
     for t in tasks:
         (run_dir / t.part).mkdir(parents=True)
         write_json(run_dir / t.part / "task.json", {"task": t.task, "point_ids": t.point_ids,
                                                     "scenario": plan.scenario.model_dump(mode="json")})
     engine = make_engine(spec)
     try:
-        attempt = {"attempt": len(attempts) + 1, "engine": spec.engine, "options": spec.model_dump(mode="json"),
+        attempt = {"attempt": number, "engine": spec.engine, "options": spec.model_dump(mode="json"),
                    "submitted_at": _now(), "job_id": engine.submit(run_dir, tasks), "tasks": tasks}
         attempts.append(attempt)
         write_attempts(run_dir, attempts)
@@ -126,6 +127,13 @@ def measure_remote(plan: RunPlan, view: Any, spec: ExecutorSpec, detach: bool) -
         return follow(run_dir, attempts, engine, view, spec.poll_s)
     finally:
         engine.close()
+
+
+def next_attempt(run_dir: Path, attempts: list[dict[str, Any]]) -> int:
+    """After executor.json's attempts and any parts folder an attempt left without getting there (ray.init or
+    sbatch failed or was interrupted after its parts were written): a new attempt never writes into an old one's."""
+    left = [int(p.name.split("-")[1]) for p in (run_dir / "parts").glob("attempt-*") if p.name[8:].isdigit()]
+    return max([a["attempt"] for a in attempts] + left + [0]) + 1
 
 
 def follow(run_dir: Path, attempts: list[dict[str, Any]], engine: Engine, view: Any, poll_s: float,

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmbench.core.record import RunRecord, summarize_calls
+from llmbench.execute.locks import lock_run_dir
 from llmbench.execute.store import RECORDS, RecordWriter, create_run_dir, load_records, read_json, write_json
+from llmbench.execute.writes import RunWriteError
 
 SIDES = ("baseline", "candidate")
 COPIED = ("env.json", "run.json", "scenario.json", "scenario.yaml")
@@ -44,8 +46,17 @@ def pool_runs(run_dirs: list[Path], out_dir: Path) -> Path:
     """One run directory whose record per point holds the measured calls of every round where it was ok
     (summaries recomputed from them); peaks are the largest of the rounds. env/scenario from the first.
     Each call keeps the round it was made in, numbered on across the runs: a blocked run's calls are one round,
-    a round-robin run's calls their rounds after those of the runs before (compare tests on rounds)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    a round-robin run's calls their rounds after those of the runs before (compare tests on rounds).
+    Holds out_dir's lock while it writes (RunDirBusy when another process holds it)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunWriteError(out_dir, exc) from None
+    with lock_run_dir(out_dir):
+        return _pool(run_dirs, out_dir)
+
+
+def _pool(run_dirs: list[Path], out_dir: Path) -> Path:
     if (out_dir / RECORDS).exists():
         raise ValueError(f"{out_dir} already holds records")
     pooled: dict[str, RunRecord] = {}
@@ -92,17 +103,19 @@ def _absorb(into: RunRecord, r: RunRecord, k: int) -> None:
 def measure_rounds(execute: Callable[[Path], tuple[int, Path | None]], rounds: int, out_root: Path,
                    name: str) -> tuple[int, Path | None]:
     """`execute(root)` runs the scenario once into a new run directory under root: (exit code, its run
-    directory). Rounds go to <time>_<name>-rounds/round-K/, the pooled run to <time>_<name>/. The exit code
-    is the worst round's (2 stops at once)."""
+    directory). Rounds go to <time>_<name>-rounds/round-K/, the pooled run to <time>_<name>/, whose lock this
+    holds from its creation to the last pooled record (as run holds its run directory's). The exit code is the
+    worst round's (2 stops at once)."""
     pooled = create_run_dir(out_root, name)
-    made, worst = [], 0
-    for k in range(1, rounds + 1):
-        code, run_dir = execute(Path(f"{pooled}-rounds") / f"round-{k}")
-        worst = max(worst, code)
-        if code == 2 or run_dir is None:
-            return 2, None
-        made.append(run_dir)
-    return worst, pool_runs(made, pooled)
+    with lock_run_dir(pooled):
+        made, worst = [], 0
+        for k in range(1, rounds + 1):
+            code, run_dir = execute(Path(f"{pooled}-rounds") / f"round-{k}")
+            worst = max(worst, code)
+            if code == 2 or run_dir is None:
+                return 2, None
+            made.append(run_dir)
+        return worst, _pool(made, pooled)
 
 
 def run_interleaved(scenario: Path, pythons: dict[str, str], rounds: int, out_root: Path,

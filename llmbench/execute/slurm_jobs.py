@@ -6,7 +6,9 @@ array on Ctrl-C. The task's part sits on the filesystem the nodes share with the
 
 from __future__ import annotations
 
+import getpass
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,8 @@ class SlurmJobs:
 
         opts = self.spec.slurm
         executor = submitit.SlurmExecutor(folder=run_dir / "executor" / "submitit" / "%j")
-        params: dict[str, Any] = {"job_name": "llmbench", "time": opts.time_min, "cpus_per_task": opts.cpus_per_task,
+        name = f"llmbench-{uuid.uuid4().hex[:8]}"  # Ctrl-C during sbatch: the array, if queued, is found by its name
+        params: dict[str, Any] = {"job_name": name, "time": opts.time_min, "cpus_per_task": opts.cpus_per_task,
                                   "mem": f"{int(opts.mem_gb * 1024)}MB", "array_parallelism": opts.array_parallelism,
                                   "additional_parameters": dict(opts.additional)}
         params.update({k: v for k, v in {"partition": opts.partition, "account": opts.account, "qos": opts.qos,
@@ -43,6 +46,10 @@ class SlurmJobs:
         executor.update_parameters(**params)
         try:
             jobs = executor.map_array(slurm_task, [str(run_dir / t.part) for t in tasks])
+        except KeyboardInterrupt:  # sbatch may have queued the array before the interrupt: no job left behind
+            subprocess.run(["scancel", "--name", name, "--user", getpass.getuser()], capture_output=True, timeout=60,
+                           check=False)
+            raise
         except Exception as exc:  # noqa: BLE001 - sbatch's refusal (bad partition, account...) in its own words
             raise UsageError(f"sbatch refused the array: {str(exc).strip()[-800:]}") from None
         for t, job in zip(tasks, jobs, strict=True):

@@ -9,12 +9,14 @@ failure) runs again into the same part and measures only the points not yet ok t
 
 `slurm_task` is submitit's function (the part on the shared filesystem); `ray_task` is a Ray generator task that
 runs the part in a node-local folder and yields each new line of its files, which the driver writes into the part,
-so Ray needs no shared filesystem.
+so Ray needs no shared filesystem. A killed Ray worker cannot remove its folder: the folder's name holds the
+worker's pid, and the next Ray task on that node removes the folders of workers that are gone.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 TASK_FILE = "task.json"
+PART_PREFIX = "llmbench-part-"  # a Ray task's node-local folder: PREFIX + the worker's pid + "-" + random
 WHOLE = ("run.json", "scenario.json", "env.json")
 STREAMED = ("quality.jsonl", "timelines.jsonl", "records.jsonl")  # in this order: a record after its timeline
 
@@ -61,7 +64,8 @@ def ray_task(task: dict[str, Any], env: dict[str, str], poll_s: float = 0.2) -> 
     """Ray generator task: yields ("start", where), (run.json, scenario.json or env.json, its text), (file name,
     [new lines])..., ("exit", info)."""
     yield "start", where()
-    with tempfile.TemporaryDirectory(prefix="llmbench-part-") as tmp:
+    remove_orphan_parts(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"{PART_PREFIX}{os.getpid()}-") as tmp:
         part = Path(tmp)
         _write_task(part, task)
         with open(part / "task.log", "wb") as log:
@@ -86,6 +90,28 @@ def ray_task(task: dict[str, Any], env: dict[str, str], poll_s: float = 0.2) -> 
                 time.sleep(poll_s)
         yield "task.log", [_tail(part / "task.log")]
     yield "exit", {"returncode": code, **where()}
+
+
+def remove_orphan_parts(tmp: Path) -> list[Path]:
+    """Remove the node-local folders of earlier Ray tasks whose worker died (SIGKILL, the OOM killer): a pid that no
+    longer runs. A reused pid only keeps a folder until a later task; the folders removed."""
+    removed = []
+    for folder in tmp.glob(PART_PREFIX + "*-*"):
+        pid = folder.name[len(PART_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _write_task(part: Path, task: dict[str, Any]) -> None:

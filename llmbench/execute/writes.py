@@ -1,7 +1,8 @@
-"""Writing into a run directory so that nothing measured is lost: JSON files replaced atomically (temp file,
-fsync, rename), JSONL lines appended whole (a torn last line is first set aside in a named file, and a failed
-append is cut back off), and every write error (a full, read-only or failing disk) raised as RunWriteError, which
-the run stops on, naming the file and the system's reason, with the line it could not write.
+"""Writing into a run directory so that nothing measured is lost: JSON files (and every output file a command
+writes: reports, a comparison's files) replaced atomically (temp file, fsync, rename), JSONL lines appended whole
+(a torn last line is first set aside in a named file, and a failed append is cut back off), and every write error
+(a full, read-only or failing disk) raised as RunWriteError, which the run stops on, naming the file and the
+system's reason, with the line it could not write.
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ def write_atomic(path: Path, content: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise RunWriteError(path, exc) from None
     fsync_dir(path.parent)
+
+
+def write_output(path: Path, text: str) -> Path:
+    """A command's output file (a report, a comparison's markdown, JUnit or JSON): its folder made if need be, then
+    written whole with write_atomic. Every failure is a RunWriteError naming the path and the system's reason."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunWriteError(path.parent, exc) from None
+    write_atomic(path, text.encode("utf-8"))
+    return path
 
 
 def fsync_dir(path: Path) -> None:

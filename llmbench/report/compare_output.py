@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from llmbench.execute.writes import write_output
 from llmbench.report.markdown import md
 
 # failing rows first, then what a reader should look at, then the quiet rest
@@ -183,13 +184,12 @@ def render_json(result: dict[str, Any]) -> str:
 
 def write_outputs(result: dict[str, Any], markdown: Path | None = None, junit: Path | None = None,
                   json_path: Path | None = None, step_summary: bool = True) -> list[Path]:
-    """The files asked for, and the markdown appended to $GITHUB_STEP_SUMMARY when that is set."""
+    """The files asked for, each replaced atomically, and the markdown appended to $GITHUB_STEP_SUMMARY when that is
+    set. A file that cannot be written raises RunWriteError."""
     written = []
     for path, render in ((markdown, render_markdown), (junit, render_junit), (json_path, render_json)):
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(result), encoding="utf-8")
-            written.append(path)
+            written.append(write_output(path, render(result)))  # whole or not at all: CI reads it after a kill too
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary and summary:
         with open(summary, "a", encoding="utf-8") as f:

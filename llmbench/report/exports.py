@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.core.metrics import METRICS
+from llmbench.execute.writes import write_output
 
 GITHUB_BENCHMARK_FILES = {True: "bigger-is-better.json", False: "smaller-is-better.json"}
 
@@ -53,15 +54,12 @@ def render_github_benchmark(result: dict[str, Any], bigger_is_better: bool) -> s
 
 
 def write_exports(result: dict[str, Any], bmf: Path | None, github_benchmark: Path | None) -> list[Path]:
-    """--bmf FILE and --github-benchmark DIR (its two files); returns what was written."""
+    """--bmf FILE and --github-benchmark DIR (its two files), each replaced atomically; returns what was written.
+    A file that cannot be written raises RunWriteError."""
     written = []
     if bmf is not None:
-        bmf.parent.mkdir(parents=True, exist_ok=True)
-        bmf.write_text(render_bmf(result), encoding="utf-8")
-        written.append(bmf)
+        written.append(write_output(bmf, render_bmf(result)))
     if github_benchmark is not None:
-        github_benchmark.mkdir(parents=True, exist_ok=True)
         for bigger, name in GITHUB_BENCHMARK_FILES.items():
-            (github_benchmark / name).write_text(render_github_benchmark(result, bigger), encoding="utf-8")
-            written.append(github_benchmark / name)
+            written.append(write_output(github_benchmark / name, render_github_benchmark(result, bigger)))
     return written

@@ -15,7 +15,7 @@ from typing import Any
 
 from llmbench.analysis.results import flatten_record, load_records, warn_line
 from llmbench.execute.store import TIMELINES, read_json_if, read_quality
-from llmbench.execute.writes import RunWriteError, write_atomic
+from llmbench.execute.writes import write_output
 from llmbench.report.figures import Run, timeline_ids
 from llmbench.report.html import MAX_TABLE_ROWS, render_html
 from llmbench.report.markdown import render_markdown
@@ -33,13 +33,9 @@ def render_report(run_dirs: list[Path], out: Path, fmt: str = "html") -> Path:
     render = {"html": lambda rs: render_html(rs, out.parent, beside.name), "md": render_markdown,
               "csv": render_csv}[fmt]
     text = render(runs)  # whole before anything is written: a failed report leaves the old file, never 0 bytes
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunWriteError(out.parent, exc) from None
-    write_atomic(out, text.encode("utf-8"))
+    write_output(out, text)
     if fmt == "html" and len({r.point_id for run in runs for r in run.records}) > MAX_TABLE_ROWS:
-        write_atomic(beside, render_csv(runs).encode("utf-8"))  # the rows the page leaves out
+        write_output(beside, render_csv(runs))  # the rows the page leaves out
     return out
 
 
