@@ -231,3 +231,19 @@ def test_merge_allow_large_merges_past_the_limit(tmp_path, monkeypatch):
     assert result.exit_code == 1 and "merged 7 points" in result.output, result.output  # 1: the trimmed run's gaps
     ids = lambda d: sorted(r.point_id for r in read_records(d)[0])  # noqa: E731
     assert ids(tmp_path / "merged") == ids(run) and len(ids(run)) > 1
+
+
+def test_merge_refuses_a_run_directory_another_process_is_writing(tmp_path):
+    """merge reads its inputs whole: one that a run still holds is refused, naming the holder, and nothing is
+    written into it (the check takes a shared lock and drops it; it never writes the input's .lock)."""
+    run = tmp_path / "run"
+    shutil.copytree(COMPARE / "base", run)
+    with lock_run_dir(run, "llmbench run s.yaml --resume run"):
+        lock_text = (run / ".lock").read_text()
+        result = invoke("merge", str(run), "-o", str(tmp_path / "merged"))
+        assert result.exit_code == 2, result.output
+        assert "is in use by pid" in result.output and "llmbench run s.yaml --resume run" in result.output
+        assert "merge reads it whole" in result.output and not (tmp_path / "merged").exists()
+        assert (run / ".lock").read_text() == lock_text
+    assert invoke("merge", str(run), "-o", str(tmp_path / "merged")).exit_code in (0, 1)
+    assert (tmp_path / "merged" / "records.jsonl").exists()

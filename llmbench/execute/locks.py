@@ -50,6 +50,22 @@ def lock_run_dir(run_dir: Path, command: str | None = None) -> Iterator[None]:
         os.close(fd)  # closing drops the lock
 
 
+def ensure_idle(run_dir: Path, why: str) -> None:
+    """Raise RunDirBusy if another process holds `run_dir`'s lock (a run still writing it), without writing there:
+    a reader (merge) must not read half a run, nor touch a folder that is not its own. A shared lock tried and
+    dropped at once; a run that starts after this check is not seen."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK, os.O_RDONLY)
+    except OSError:  # no lock file: nothing ever held it
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RunDirBusy(f"{run_dir} is in use by {_holder(Path(run_dir) / LOCK)}; {why}") from None
+    finally:
+        os.close(fd)
+
+
 def _holder(path: Path) -> str:
     try:
         h = json.loads(path.read_text(encoding="utf-8"))

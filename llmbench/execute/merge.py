@@ -19,7 +19,7 @@ from llmbench.config.sweep_size import MAX_POINTS, sweep_size
 from llmbench.core.record import RunRecord
 from llmbench.execute.artifacts import copy_artifacts
 from llmbench.execute.fingerprint import dict_differences, fingerprint_differences
-from llmbench.execute.locks import lock_run_dir
+from llmbench.execute.locks import ensure_idle, lock_run_dir
 from llmbench.execute.store import (
     RECORDS,
     RecordWriter,
@@ -42,6 +42,8 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mismatch: bool = False,
     sweep_size.MAX_POINTS is refused before it is expanded, unless `allow_large`."""
     if not run_dirs:
         raise MergeError("name at least one run directory")
+    for d in run_dirs:  # a run still measuring would be merged half-way
+        ensure_idle(d, "merge reads it whole: wait for it to finish (or stop it) and merge then")
     first = run_dirs[0]
     scenario = current_form(_read(first, "scenario.json"))
     planned = _planned_ids(scenario, first / "scenario.json", allow_large)  # a missing shard shows as missing points
