@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # a hub lookup would only waste time in retries here
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# A shell without job control starts a background command (`.ci/run &`, `nohup ... &`) with SIGINT ignored, and a
+# process inherits that across exec: then the tests' Ctrl-C to a child (test_serve_process, test_executors) reaches
+# nobody. Python's own handler here makes every child start with SIGINT at its default again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
