@@ -40,9 +40,10 @@ def plan(file: Path = typer.Argument(..., help="Scenario YAML file."),
     from llmbench.config.sweep_size import sweep_size
 
     scenario = load_or_exit(file, allow_large)
+    size = sweep_size(scenario)
     if not as_json:
-        out.print(escape(f"{scenario.name}: {sweep_size(scenario).describe()}"), soft_wrap=True)
-    if not (as_json or show_all) and sweep_size(scenario).points > PLAN_LISTED:
+        out.print(escape(f"{scenario.name}: {size.describe()}"), soft_wrap=True)
+    if not (as_json or show_all) and size.points > PLAN_LISTED:
         from llmbench.config.plan_summary import summarise_plan
 
         summary = summarise_plan(scenario)  # counted as the points stream past: none of them kept

@@ -151,8 +151,7 @@ class _Suffixes:
     """options_suffix of ID_OPTIONS once per distinct combination of the options' values (a sweep has few)."""
 
     def __init__(self) -> None:
-        self.key = operator.itemgetter(*(a.name for a in ID_OPTIONS))
-        self.known: dict[tuple[Any, ...], str] = {}
+        self.key, self.known = operator.itemgetter(*(a.name for a in ID_OPTIONS)), {}
 
     def __call__(self, c: dict[str, Any]) -> str:
         known = self.known.get(key := self.key(c))
@@ -201,20 +200,20 @@ def iter_points(s: Scenario) -> Iterator[RunPoint]:
     counts a million (config/plan_summary.py) without holding them. A static product without include rules needs
     no check for repeats (validation refuses a repeated value, and an id names every value)."""
     make, suffix, seen = _PointMaker(s), _Suffixes(), set()
+    kinds = []  # (combinations, their ids, whether repeats can occur)
     if s.static_points:
-        for c in _combos(s, axis_values(s), LOAD_ONLY):
-            pid = point_id(c, s.prompt, suffix(c))
-            if s.include:
+        kinds.append((_combos(s, axis_values(s), LOAD_ONLY), lambda c: point_id(c, s.prompt, suffix(c)), s.include))
+    if s.load is not None:
+        kinds.append((_combos(s, _load_axis_values(s), STATIC_ONLY), lambda c: load_point_id(c, s.load, suffix(c)),
+                      True))
+    for combos, ident, repeats in kinds:
+        for c in combos:
+            pid = ident(c)
+            if repeats:
                 if pid in seen:
                     continue
                 seen.add(pid)
             yield make(pid, c)
-    if s.load is not None:
-        for c in _combos(s, _load_axis_values(s), STATIC_ONLY):
-            pid = load_point_id(c, s.load, suffix(c))
-            if pid not in seen:
-                seen.add(pid)
-                yield make(pid, c)
 
 
 def group_points(points: list[RunPoint]) -> list[Group]:
